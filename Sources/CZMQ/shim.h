@@ -1,0 +1,2 @@
+// libzmq (Debian: libzmq3-dev).
+#include <zmq.h>
