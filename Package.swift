@@ -32,7 +32,7 @@ let modules: [Target] = [
 let tests: [Target] = [
     .target(name: "TestSupport", dependencies: ["Engine", "Training"], path: "Tests/TestSupport"),
     .testTarget(name: "EngineTests", dependencies: ["Engine", "CBLAS", "TestSupport"]),
-    .testTarget(name: "TrainingTests", dependencies: ["Training", "Engine", "TestSupport"]),
+    .testTarget(name: "TrainingTests", dependencies: ["Training", "Engine", "CBLAS", "CZlib", "TestSupport"]),
     .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Training", "Engine", "CZMQ", "TestSupport"]),
 ]
 

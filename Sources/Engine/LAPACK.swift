@@ -19,6 +19,8 @@ public enum SingularValues {
         var copy = Array(UnsafeBufferPointer(start: matrix, count: rows * cols))
         var values = [Float](repeating: 0, count: min(rows, cols))
         var superb = [Float](repeating: 0, count: max(min(rows, cols) - 1, 1))
+        // jobz/jobu 'N': U and Vᵀ are never touched, but LAPACKE still checks their leading
+        // dimensions in row-major mode.
         var dummyU: Float = 0
         var dummyVT: Float = 0
         let info: Int32 = copy.withUnsafeMutableBufferPointer { a in
@@ -26,13 +28,13 @@ public enum SingularValues {
                 if divideAndConquer {
                     return LAPACKE_sgesdd(
                         LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "N")), Int32(rows), Int32(cols),
-                        a.baseAddress, Int32(cols), s.baseAddress, &dummyU, 1, &dummyVT, 1)
+                        a.baseAddress, Int32(cols), s.baseAddress, &dummyU, Int32(max(rows, 1)), &dummyVT, Int32(max(cols, 1)))
                 }
                 return superb.withUnsafeMutableBufferPointer { work in
                     LAPACKE_sgesvd(
                         LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "N")),
                         Int32(rows), Int32(cols), a.baseAddress, Int32(cols), s.baseAddress,
-                        &dummyU, 1, &dummyVT, 1, work.baseAddress)
+                        &dummyU, Int32(max(rows, 1)), &dummyVT, Int32(max(cols, 1)), work.baseAddress)
                 }
             }
         }

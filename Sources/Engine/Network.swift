@@ -145,4 +145,11 @@ public struct WeightMatrix: Sendable, Equatable {
     public var rows: Int
     public var cols: Int
     public var count: Int { rows * cols }
+
+    public init(name: String, offset: Int, rows: Int, cols: Int) {
+        self.name = name
+        self.offset = offset
+        self.rows = rows
+        self.cols = cols
+    }
 }

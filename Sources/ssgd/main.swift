@@ -1,2 +1,3 @@
-import Engine
-print("ssgd")
+import ArgumentParser
+
+SSGD.main()

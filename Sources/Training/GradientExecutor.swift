@@ -1,0 +1,133 @@
+import Engine
+
+// The seam between the trainer and where gradients are computed (DESIGN §2). The trainer
+// owns parameters, optimiser and regularisers; an executor turns (parameters, step task) into
+// the step's reduced gradient SUM and statistics. `LocalExecutor` computes in this process;
+// the cluster executor farms units out to worker processes. Both reduce in the unit tree.
+
+public struct StepTask: Sendable {
+    public var step: Int
+    public var epoch: Int
+    /// The global batch's sample indices (batchSize of them), unit u owning
+    /// [u·unitSize, (u+1)·unitSize).
+    public var indices: [Int32]
+}
+
+public struct StepStatistics: Sendable {
+    public var lossSum: Double = 0
+    public var correct = 0
+    public var samples = 0
+    /// Mean over units (in unit order) of each BN channel's batch mean, then batch variance.
+    public var normalizationStatistics: [Float] = []
+    /// Wall time of the slowest worker's compute, of moving data, of the reduction.
+    public var computeSeconds = 0.0
+    public var transferSeconds = 0.0
+    public var reduceSeconds = 0.0
+    public var liveWorkers = 1
+
+    public init() {}
+
+    /// Fold per-unit outcomes (in unit order) into step totals.
+    public mutating func accumulate(_ outcomes: UnitOutcomes) {
+        for u in 0..<outcomes.lossSums.count {
+            lossSum += outcomes.lossSums[u]
+            correct += outcomes.correct[u]
+            samples += outcomes.samples[u]
+        }
+    }
+
+    /// Average per-unit BN statistics (units × width, unit order) into `normalizationStatistics`.
+    public mutating func averageNormalization(_ perUnit: [Float], units: Int, width: Int) {
+        guard width > 0, units > 0 else { return }
+        var mean = [Float](repeating: 0, count: width)
+        for u in 0..<units {
+            for i in 0..<width { mean[i] += perUnit[u * width + i] }
+        }
+        let inverse = 1 / Float(units)
+        normalizationStatistics = mean.map { $0 * inverse }
+    }
+}
+
+public struct EvaluationResult: Sendable, Equatable {
+    public var lossSum: Double
+    public var correct: Int
+    public var samples: Int
+    public var loss: Double { samples > 0 ? lossSum / Double(samples) : 0 }
+    public var accuracy: Double { samples > 0 ? Double(correct) / Double(samples) : 0 }
+
+    public init(lossSum: Double, correct: Int, samples: Int) {
+        self.lossSum = lossSum
+        self.correct = correct
+        self.samples = samples
+    }
+
+    /// Sum per-chunk results in chunk order.
+    public init(chunkLossSums: [Double], chunkCorrect: [Int], samples: Int) {
+        self.init(lossSum: chunkLossSums.reduce(0, +), correct: chunkCorrect.reduce(0, +), samples: samples)
+    }
+}
+
+public protocol GradientExecutor: AnyObject {
+    /// The tree-reduced sum over the step's units of ∇θ(summed loss), written to `gradientSum`.
+    func computeStep(_ task: StepTask, parameters: FloatBuffer, gradientSum: FloatBuffer) throws -> StepStatistics
+    /// Loss and accuracy on samples 0..<sampleCount of a split, in inference mode.
+    func evaluate(split: Split, sampleCount: Int, parameters: FloatBuffer, state: FloatBuffer) throws -> EvaluationResult
+    /// Processes computing gradients (1 in process).
+    var liveWorkers: Int { get }
+    func shutdown()
+}
+
+/// Computes everything in this process on one network.
+public final class LocalExecutor: GradientExecutor {
+    public let runner: ShardRunner
+    private let units: Int
+    private let unitSize: Int
+
+    public init(runner: ShardRunner, unitsPerStep: Int) {
+        self.runner = runner
+        self.units = unitsPerStep
+        self.unitSize = runner.unitSize
+    }
+
+    public var liveWorkers: Int { 1 }
+    public func shutdown() {}
+
+    public func computeStep(_ task: StepTask, parameters: FloatBuffer, gradientSum: FloatBuffer) throws -> StepStatistics {
+        let network = runner.network
+        if parameters !== network.parameters { network.parameters.copy(from: parameters) }
+        let started = MonotonicClock.now()
+        var sums = [UnitBlock: UnsafeMutablePointer<Float>]()
+        var blockBuffers = [FloatBuffer]()
+        let outcomes = try task.indices.withUnsafeBufferPointer { indices in
+            try runner.train(step: task.step, epoch: task.epoch, firstUnit: 0, unitCount: units, indices: indices) { block, sum in
+                if units == block.count && block.first == 0 {
+                    gradientSum.pointer.update(from: sum, count: gradientSum.count)
+                } else {
+                    let copy = FloatBuffer(count: gradientSum.count)
+                    copy.pointer.update(from: sum, count: gradientSum.count)
+                    blockBuffers.append(copy)
+                    sums[block] = copy.pointer
+                }
+            }
+        }
+        let computed = MonotonicClock.now()
+        if !sums.isEmpty {
+            try UnitTree.combine(units: units, sums: sums, length: gradientSum.count, into: gradientSum.pointer)
+        }
+        var statistics = StepStatistics()
+        statistics.accumulate(outcomes)
+        statistics.averageNormalization(outcomes.normalizationStatistics, units: units, width: 2 * network.normalizationChannels)
+        statistics.computeSeconds = computed - started
+        statistics.reduceSeconds = MonotonicClock.now() - computed
+        withExtendedLifetime(blockBuffers) {}
+        return statistics
+    }
+
+    public func evaluate(split: Split, sampleCount: Int, parameters: FloatBuffer, state: FloatBuffer) throws -> EvaluationResult {
+        let network = runner.network
+        if parameters !== network.parameters { network.parameters.copy(from: parameters) }
+        if state !== network.state { network.state.copy(from: state) }
+        let (losses, correct) = runner.evaluate(split: split, start: 0, end: sampleCount)
+        return EvaluationResult(chunkLossSums: losses, chunkCorrect: correct, samples: sampleCount)
+    }
+}

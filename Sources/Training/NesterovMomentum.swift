@@ -1,0 +1,27 @@
+import Engine
+
+// Nesterov momentum in PyTorch's form (torch.optim.SGD, nesterov=True, dampening 0):
+//   b ← μ·b + g;   θ ← θ − lr·(g + μ·b)
+// with b = 0 before the first step (so b = g after it, as PyTorch initialises it).
+
+public final class NesterovMomentum {
+    public let momentum: Float
+    /// The momentum buffer b, same layout as the parameter arena.
+    public let velocity: FloatBuffer
+
+    public init(parameterCount: Int, momentum: Double) {
+        self.momentum = Float(momentum)
+        velocity = FloatBuffer(count: parameterCount)
+    }
+
+    public func step(parameters: FloatBuffer, gradient: FloatBuffer, learningRate: Double) {
+        let lr = Float(learningRate)
+        let mu = momentum
+        let theta = parameters.pointer, g = gradient.pointer, b = velocity.pointer
+        for i in 0..<parameters.count {
+            let updated = mu * b[i] + g[i]
+            b[i] = updated
+            theta[i] -= lr * (g[i] + mu * updated)
+        }
+    }
+}

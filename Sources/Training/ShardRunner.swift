@@ -1,0 +1,166 @@
+import Engine
+
+// The compute at the bottom of every executor: runs a contiguous range of a step's work units
+// on one network replica and produces the gradient sum of each aligned block of the unit tree
+// (UnitTree), plus per-unit loss, accuracy and batch-norm statistics. The in-process executor
+// and the remote worker both call it, so a step computes the same bytes in every mode.
+
+public struct TrainMethod: Sendable {
+    public var adversarial: Bool
+    public var alpha: Float
+    public var epsilon: Float
+
+    public init(config: TrainingConfig) {
+        adversarial = config.method == .adversarial
+        alpha = Float(config.adversarialAlpha)
+        epsilon = Float(config.adversarialEpsilon)
+    }
+}
+
+/// Per-unit outcomes of a shard, in unit order.
+public struct UnitOutcomes: Sendable {
+    public var lossSums: [Double] = []
+    public var correct: [Int] = []
+    public var samples: [Int] = []
+    /// unitCount × (2 · normalizationChannels): each unit's BN batch means then variances.
+    public var normalizationStatistics: [Float] = []
+
+    public init() {}
+}
+
+public final class ShardRunner {
+    public let network: Network
+    public let data: DatasetPair
+    public let unitSize: Int
+    public let method: TrainMethod
+    public let augmenter: Augmenter
+    public let seed: UInt64
+
+    private let sampleSize: Int
+    private let input: FloatBuffer  // (unitSize, sampleSize)
+    private let perturbed: FloatBuffer  // (unitSize, sampleSize)
+    private let inputGradient: FloatBuffer  // (unitSize, sampleSize)
+    private var labels: [Int32]  // (unitSize)
+    private var levels: [FloatBuffer] = []  // tree partial sums, one per level, parameterCount each
+
+    public init(network: Network, data: DatasetPair, config: TrainingConfig) {
+        self.network = network
+        self.data = data
+        self.unitSize = config.ghostBatch
+        self.method = TrainMethod(config: config)
+        self.augmenter = Augmenter(kind: config.augment, padding: config.cropPadding, seed: config.seed)
+        self.seed = config.seed
+        sampleSize = data.shape.count
+        input = FloatBuffer(count: unitSize * sampleSize)
+        perturbed = FloatBuffer(count: method.adversarial ? unitSize * sampleSize : 0)
+        inputGradient = FloatBuffer(count: method.adversarial ? unitSize * sampleSize : 0)
+        labels = [Int32](repeating: 0, count: unitSize)
+        network.reserve(maxBatch: unitSize)
+    }
+
+    private func ensureLevels(_ count: Int) {
+        while levels.count < count { levels.append(FloatBuffer(count: network.parameterCount)) }
+    }
+
+    /// Train units [firstUnit, firstUnit + unitCount) of a step. `indices` holds the step's
+    /// sample indices for these units only (unitCount × unitSize). `emit` receives each
+    /// aligned block's gradient sum (valid during the call) in unit order.
+    public func train(
+        step: Int, epoch: Int, firstUnit: Int, unitCount: Int, indices: UnsafeBufferPointer<Int32>,
+        emit: (UnitBlock, UnsafeMutablePointer<Float>) throws -> Void
+    ) throws -> UnitOutcomes {
+        precondition(indices.count == unitCount * unitSize, "shard has \(indices.count) indices for \(unitCount) units of \(unitSize)")
+        var outcomes = UnitOutcomes()
+        outcomes.lossSums.reserveCapacity(unitCount)
+        let statsPerUnit = 2 * network.normalizationChannels
+        outcomes.normalizationStatistics.reserveCapacity(unitCount * statsPerUnit)
+        for block in UnitTree.blocks(first: firstUnit, count: unitCount) {
+            ensureLevels(UnitTree.depth(units: block.count) + 1)
+            try sumBlock(
+                block, level: 0, step: step, epoch: epoch, indices: indices, firstUnit: firstUnit,
+                outcomes: &outcomes)
+            try emit(block, levels[0].pointer)
+        }
+        return outcomes
+    }
+
+    private func sumBlock(
+        _ block: UnitBlock, level: Int, step: Int, epoch: Int, indices: UnsafeBufferPointer<Int32>,
+        firstUnit: Int, outcomes: inout UnitOutcomes
+    ) throws {
+        let destination = levels[level]
+        if block.count == 1 {
+            let local = block.first - firstUnit
+            let slice = UnsafeBufferPointer(rebasing: indices[(local * unitSize)..<((local + 1) * unitSize)])
+            runUnit(step: step, epoch: epoch, unit: block.first, indices: slice, outcomes: &outcomes)
+            destination.copy(from: network.gradients)
+            return
+        }
+        let half = block.count / 2
+        try sumBlock(UnitBlock(first: block.first, count: half), level: level, step: step, epoch: epoch, indices: indices, firstUnit: firstUnit, outcomes: &outcomes)
+        try sumBlock(UnitBlock(first: block.first + half, count: half), level: level + 1, step: step, epoch: epoch, indices: indices, firstUnit: firstUnit, outcomes: &outcomes)
+        UnitTree.addInPlace(destination.pointer, levels[level + 1].pointer, network.parameterCount)
+    }
+
+    /// One work unit: forward, loss, backward into `network.gradients` (zeroed first).
+    private func runUnit(
+        step: Int, epoch: Int, unit: Int, indices: UnsafeBufferPointer<Int32>, outcomes: inout UnitOutcomes
+    ) {
+        let n = indices.count
+        let train = data.train
+        for (j, index) in indices.enumerated() {
+            augmenter.copy(
+                train.sample(Int(index)), to: input.pointer + j * sampleSize, shape: train.shape,
+                epoch: epoch, index: index)
+            labels[j] = train.labels[Int(index)]
+        }
+        network.gradients.zero()
+        let context = ForwardContext(mode: .training, seed: seed, step: UInt64(step), unit: UInt64(unit))
+        let (lossSum, correct) = labels.withUnsafeBufferPointer { y -> (Double, Int) in
+            let logits = network.forward(input.pointer, batch: n, context: context)
+            let clean = network.loss.forward(logits: logits, labels: y.baseAddress!, batch: n)
+            outcomes.normalizationStatistics.append(contentsOf: network.batchStatistics.buffer)
+            guard method.adversarial else {
+                network.backward(logitGradient: network.loss.backward(scale: 1), batch: n)
+                return clean
+            }
+            // α·L(x): its input gradient g gives the direction of the perturbation.
+            network.backward(logitGradient: network.loss.backward(scale: method.alpha), batch: n, inputGradient: inputGradient.pointer)
+            AdversarialPerturbation.perturb(
+                input.pointer, gradient: inputGradient.pointer, into: perturbed.pointer, batch: n,
+                sampleSize: sampleSize, epsilon: method.epsilon)
+            // (1−α)·L(x + η)
+            let adversarialLogits = network.forward(perturbed.pointer, batch: n, context: context)
+            let adversarial = network.loss.forward(logits: adversarialLogits, labels: y.baseAddress!, batch: n)
+            network.backward(logitGradient: network.loss.backward(scale: 1 - method.alpha), batch: n)
+            let alpha = Double(method.alpha)
+            return (alpha * clean.lossSum + (1 - alpha) * adversarial.lossSum, clean.correct)
+        }
+        outcomes.lossSums.append(lossSum)
+        outcomes.correct.append(correct)
+        outcomes.samples.append(n)
+    }
+
+    /// Inference over samples [start, end) of a split in chunks of `unitSize`: per-chunk loss
+    /// sums and correct counts, in chunk order (chunk boundaries are fixed multiples of
+    /// `unitSize` from `start`, so any split of the range over workers gives the same chunks).
+    public func evaluate(split: Split, start: Int, end: Int) -> (lossSums: [Double], correct: [Int]) {
+        let dataset = data.dataset(split)
+        var lossSums = [Double]()
+        var corrects = [Int]()
+        var chunkStart = start
+        while chunkStart < end {
+            let n = min(unitSize, end - chunkStart)
+            input.pointer.update(from: dataset.sample(chunkStart), count: n * sampleSize)
+            for j in 0..<n { labels[j] = dataset.labels[chunkStart + j] }
+            let (loss, correct) = labels.withUnsafeBufferPointer { y in
+                let logits = network.forward(input.pointer, batch: n, context: .inference)
+                return network.loss.forward(logits: logits, labels: y.baseAddress!, batch: n)
+            }
+            lossSums.append(loss)
+            corrects.append(correct)
+            chunkStart += n
+        }
+        return (lossSums, corrects)
+    }
+}

@@ -1,0 +1,25 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// SIGINT/SIGTERM ask the training loop to stop after the current step, write a checkpoint and
+// say how to resume. A second signal exits at once.
+
+public enum StopRequest {
+    nonisolated(unsafe) private static var flag: sig_atomic_t = 0
+
+    public static var requested: Bool { flag != 0 }
+
+    public static func request() { flag = 1 }
+
+    public static func installHandlers() {
+        let handler: @convention(c) (Int32) -> Void = { signalNumber in
+            if StopRequest.flag != 0 { _exit(128 + signalNumber) }
+            StopRequest.flag = 1
+        }
+        signal(SIGINT, handler)
+        signal(SIGTERM, handler)
+    }
+}

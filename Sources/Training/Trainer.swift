@@ -1,0 +1,298 @@
+import Engine
+import Foundation
+
+// The training loop, the same in every mode (DESIGN §4): the trainer owns the parameters,
+// Nesterov momentum, regularisers and BN running statistics; the executor returns each step's
+// tree-reduced gradient sum. Per step: reduce → ÷B → + decay/spectral → Nesterov → BN stats.
+
+public final class Trainer {
+    public let config: TrainingConfig
+    public let data: DatasetPair
+    public let network: Network
+    public let executor: GradientExecutor
+    public let run: RunDirectory
+    public let schedule: StepSchedule
+    public let rates: LearningRateSchedule
+    public let optimizer: NesterovMomentum
+    public let spectral: SpectralNormRegularizer
+    public let decay: WeightDecay?
+    public let configHash: String
+    public let dataFingerprint: String
+    public private(set) var step = 0
+    /// Where progress lines go (stdout by default).
+    public var output: (String) -> Void = Console.line
+
+    private let gradient: FloatBuffer
+    private var permutation: (epoch: Int, order: [Int32])?
+    private var indices: [Int32]
+
+    public init(config: TrainingConfig, data: DatasetPair, network: Network, executor: GradientExecutor, run: RunDirectory) throws {
+        self.config = config
+        self.data = data
+        self.network = network
+        self.executor = executor
+        self.run = run
+        schedule = try StepSchedule(samples: data.train.count, batchSize: config.batchSize, epochs: config.epochs, seed: config.seed)
+        rates = LearningRateSchedule(initial: config.lr, totalSteps: schedule.totalSteps)
+        optimizer = NesterovMomentum(parameterCount: network.parameterCount, momentum: config.momentum)
+        let matrices = network.weightMatrices
+        spectral = SpectralNormRegularizer(
+            matrices: config.method == .spectral ? matrices : [], lambda: config.effectiveLambda, seed: config.seed)
+        decay = config.method == .decay ? WeightDecay(lambda: Float(config.effectiveLambda), matrices: matrices) : nil
+        configHash = config.trajectoryHash
+        dataFingerprint = data.fingerprint
+        gradient = FloatBuffer(count: network.parameterCount)
+        indices = [Int32](repeating: 0, count: config.batchSize)
+    }
+
+    /// Fresh parameters from the seed (He init) and initial BN state.
+    public func initializeFresh() {
+        network.initializeParameters(seed: config.seed)
+        network.resetState()
+        step = 0
+    }
+
+    public var state: TrainingState {
+        TrainingState(
+            step: step, epoch: schedule.epoch(ofStep: step), parameters: network.parameters,
+            momentum: optimizer.velocity, normalizationState: network.state, spectralVectors: spectral.vectors)
+    }
+
+    /// Continue from the newest checkpoint that verifies; corrupt ones are reported and skipped.
+    public func restoreLatestCheckpoint() throws {
+        var problems = [String]()
+        for path in Checkpoint.list(directory: run.checkpointsPath) {
+            do {
+                let saved = try Checkpoint.read(
+                    path: path, configHash: configHash, parameterCount: network.parameterCount,
+                    stateCount: network.state.count, spectralCount: spectral.vectors.count)
+                network.parameters.copy(from: saved.parameters)
+                optimizer.velocity.copy(from: saved.momentum)
+                network.state.copy(from: saved.normalizationState)
+                spectral.vectors.copy(from: saved.spectralVectors)
+                step = saved.step
+                for problem in problems { output("warning: \(problem); using \(path) instead") }
+                output("resumed from \(path) at step \(step)")
+                return
+            } catch let error as CheckpointError {
+                if case .mismatch = error { throw error }
+                problems.append(error.description)
+            }
+        }
+        for problem in problems { output("warning: \(problem)") }
+        throw CheckpointError.noneFound(directory: run.checkpointsPath)
+    }
+
+    public func writeCheckpoint() throws {
+        let path = (run.checkpointsPath as NSString).appendingPathComponent(Checkpoint.fileName(step: step))
+        try Checkpoint.write(state, configHash: configHash, seed: config.seed, to: path)
+        for old in Checkpoint.list(directory: run.checkpointsPath).dropFirst(config.keepCheckpoints) {
+            try? FileManager.default.removeItem(atPath: old)
+        }
+    }
+
+    /// The step at which this invocation stops.
+    public var endStep: Int {
+        config.maxSteps > 0 ? min(config.maxSteps, schedule.totalSteps) : schedule.totalSteps
+    }
+
+    /// One optimisation step.
+    public func trainStep() throws -> StepStatistics {
+        let epoch = schedule.epoch(ofStep: step)
+        if permutation?.epoch != epoch { permutation = (epoch, schedule.permutation(epoch: epoch)) }
+        let batch = schedule.batch(step: step, permutation: permutation!.order)
+        for (i, index) in batch.enumerated() { indices[i] = index }
+        let task = StepTask(step: step, epoch: epoch, indices: indices)
+        let statistics = try executor.computeStep(task, parameters: network.parameters, gradientSum: gradient)
+        let started = MonotonicClock.now()
+        guard statistics.lossSum.isFinite else { throw NumericalError.nonFiniteLoss(step: step, value: statistics.lossSum) }
+        try checkFinite(gradient)
+        scale(count: gradient.count, by: 1 / Float(config.batchSize), gradient.pointer)
+        decay?.apply(parameters: network.parameters, gradient: gradient)
+        if config.method == .spectral { spectral.apply(parameters: network.parameters, gradient: gradient) }
+        optimizer.step(parameters: network.parameters, gradient: gradient, learningRate: rates.rate(atStep: step))
+        updateRunningStatistics(statistics.normalizationStatistics)
+        step += 1
+        var result = statistics
+        result.reduceSeconds += MonotonicClock.now() - started
+        return result
+    }
+
+    private func checkFinite(_ buffer: FloatBuffer) throws {
+        let values = buffer.pointer
+        var sum: Float = 0
+        for i in 0..<buffer.count { sum += values[i] * 0 }
+        guard !sum.isFinite else { return }
+        for entry in network.parameterTable {
+            for i in 0..<entry.count where !values[entry.offset + i].isFinite {
+                throw NumericalError.nonFiniteGradient(step: step, parameter: entry.name, index: i, value: values[entry.offset + i])
+            }
+        }
+    }
+
+    /// running ← (1 − 0.1)·running + 0.1·(mean over the step's units of the unit statistic);
+    /// the k-th running_mean / running_var pair belongs to the k-th BN layer's channels.
+    private func updateRunningStatistics(_ statistics: [Float]) {
+        let channels = network.normalizationChannels
+        guard channels > 0, statistics.count == 2 * channels else { return }
+        let momentum: Float = 0.1
+        let means = network.stateTable.filter { $0.role == .runningMean }
+        let variances = network.stateTable.filter { $0.role == .runningVariance }
+        var channel = 0
+        for (mean, variance) in zip(means, variances) {
+            let runningMean = network.state.pointer + mean.offset
+            let runningVariance = network.state.pointer + variance.offset
+            for c in 0..<mean.count {
+                runningMean[c] = (1 - momentum) * runningMean[c] + momentum * statistics[channel + c]
+                runningVariance[c] = (1 - momentum) * runningVariance[c] + momentum * statistics[channels + channel + c]
+            }
+            channel += mean.count
+        }
+    }
+
+    /// Test and train loss/accuracy and σ of every weight matrix.
+    public func evaluate() throws -> (train: EvaluationResult, test: EvaluationResult, sigma: [String: Float]) {
+        let test = try executor.evaluate(split: .test, sampleCount: data.test.count, parameters: network.parameters, state: network.state)
+        let trainCount = config.trainEvalSamples > 0 ? min(config.trainEvalSamples, data.train.count) : data.train.count
+        let train = try executor.evaluate(split: .train, sampleCount: trainCount, parameters: network.parameters, state: network.state)
+        return (train, test, Trainer.spectralNorms(network: network, seed: config.seed))
+    }
+
+    /// σ of each weight matrix by 30 power iterations from a seeded start.
+    public static func spectralNorms(network: Network, seed: UInt64, iterations: Int = 30) -> [String: Float] {
+        let monitor = SpectralNormRegularizer(matrices: network.weightMatrices, lambda: 0, seed: seed ^ 0x4D4F_4E49)
+        for _ in 0..<iterations { monitor.iterate(parameters: network.parameters) }
+        var result = [String: Float]()
+        for (matrix, sigma) in zip(monitor.matrices, monitor.sigmas) { result[matrix.name] = sigma }
+        return result
+    }
+
+    public var parametersSHA256: String {
+        SHA256.hex(SHA256.hash(floats: network.parameters.pointer, count: network.parameterCount))
+    }
+
+    /// Train until the end (or max_steps, or a stop request), evaluating, checkpointing and
+    /// reporting on the way; writes summary.json.
+    @discardableResult
+    public func train() throws -> TrainingSummary {
+        let start = MonotonicClock.now()
+        let end = endStep
+        let stepsPerEpoch = schedule.stepsPerEpoch
+        output("training \(config.model.rawValue) (\(network.parameterCount) parameters) on \(data.train.name) with \(config.method.rawValue): "
+            + "\(schedule.totalSteps) steps of \(config.batchSize) (\(stepsPerEpoch) per epoch, \(config.epochs) epochs), "
+            + "\(executor.liveWorkers) worker(s), run directory \(run.path)")
+        var window = ProgressWindow()
+        var sinceEvaluation = ProgressWindow()
+        var lastPrint = MonotonicClock.now()
+        var imagesTrained = 0
+        var lastEvaluated: (train: EvaluationResult, test: EvaluationResult)?
+        var lastEvaluatedStep = -1
+        var stoppedByRequest = false
+        while step < end {
+            if StopRequest.requested {
+                stoppedByRequest = true
+                break
+            }
+            let statistics = try trainStep()
+            imagesTrained += statistics.samples
+            window.add(statistics)
+            sinceEvaluation.add(statistics)
+            if config.checkpointEverySteps > 0 && step % config.checkpointEverySteps == 0 && step < end {
+                try writeCheckpoint()
+            }
+            let epochDone = step % stepsPerEpoch == 0
+            let epoch = step / stepsPerEpoch
+            if epochDone && config.evalEveryEpochs > 0 && epoch % config.evalEveryEpochs == 0 && step < end {
+                lastEvaluated = try evaluateAndLog(sinceEvaluation, start: start)
+                lastEvaluatedStep = step
+                sinceEvaluation = ProgressWindow()
+            }
+            let now = MonotonicClock.now()
+            if now - lastPrint >= config.progressSeconds || step == end {
+                output(window.line(step: step, totalSteps: schedule.totalSteps, stepsPerEpoch: stepsPerEpoch,
+                                   lr: rates.rate(atStep: step - 1), seconds: now - lastPrint))
+                window = ProgressWindow()
+                lastPrint = now
+            }
+        }
+        if lastEvaluatedStep != step || lastEvaluated == nil {
+            lastEvaluated = try evaluateAndLog(sinceEvaluation, start: start)
+        }
+        try writeCheckpoint()
+        let wall = MonotonicClock.now() - start
+        guard let final = lastEvaluated else { preconditionFailure("evaluation always runs before the summary") }
+        let summary = TrainingSummary(
+            name: config.name, model: config.model.rawValue, method: config.method.rawValue, dataset: config.dataset.rawValue,
+            trainAccuracy: final.train.accuracy, testAccuracy: final.test.accuracy,
+            trainLoss: final.train.loss, testLoss: final.test.loss, steps: step, totalSteps: schedule.totalSteps,
+            epochs: Double(step) / Double(stepsPerEpoch), wallSeconds: wall,
+            imagesPerSecond: wall > 0 ? Double(imagesTrained) / wall : 0, parameterCount: network.parameterCount,
+            parametersSHA256: parametersSHA256, configHash: configHash, dataFingerprint: dataFingerprint,
+            workers: executor.liveWorkers, stoppedEarly: step < schedule.totalSteps)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let text = String(decoding: try encoder.encode(summary), as: UTF8.self)
+        try AtomicFileWriter.write(text + "\n", to: run.summaryPath)
+        output(String(format: "done: step %d/%d, test accuracy %.2f%%, train accuracy %.2f%%, test loss %.4f, %.1f s, %.0f images/s",
+                      step, schedule.totalSteps, 100 * final.test.accuracy, 100 * final.train.accuracy, final.test.loss, wall,
+                      summary.imagesPerSecond))
+        output("parameters sha256 \(summary.parametersSHA256)")
+        if stoppedByRequest {
+            output("stopped at step \(step) on request; continue with: ssgd train --resume \(run.path)")
+        } else if summary.stoppedEarly {
+            output("stopped at max_steps \(step) of \(schedule.totalSteps); continue with: ssgd train --resume \(run.path) --max-steps 0")
+        }
+        return summary
+    }
+
+    private func evaluateAndLog(_ window: ProgressWindow, start: Double) throws -> (train: EvaluationResult, test: EvaluationResult) {
+        let (train, test, sigma) = try evaluate()
+        let record = EvaluationRecord(
+            epoch: step / schedule.stepsPerEpoch, step: step, lr: rates.rate(atStep: max(step - 1, 0)),
+            trainLoss: train.loss, trainAccuracy: train.accuracy, testLoss: test.loss, testAccuracy: test.accuracy,
+            batchLoss: window.meanLoss, batchAccuracy: window.accuracy, sigma: sigma,
+            wallSeconds: MonotonicClock.now() - start)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try run.appendMetrics(String(decoding: try encoder.encode(record), as: UTF8.self))
+        let largest = sigma.values.max() ?? 0
+        output(String(format: "eval epoch %.2f step %d: test loss %.4f accuracy %.2f%% | train loss %.4f accuracy %.2f%% | max sigma %.3f",
+                      Double(step) / Double(schedule.stepsPerEpoch), step, test.loss, 100 * test.accuracy,
+                      train.loss, 100 * train.accuracy, largest))
+        return (train, test)
+    }
+}
+
+/// Step statistics gathered between two progress lines.
+struct ProgressWindow {
+    var steps = 0
+    var lossSum = 0.0
+    var correct = 0
+    var samples = 0
+    var compute = 0.0
+    var transfer = 0.0
+    var reduce = 0.0
+    var workers = 0
+
+    mutating func add(_ statistics: StepStatistics) {
+        steps += 1
+        lossSum += statistics.lossSum
+        correct += statistics.correct
+        samples += statistics.samples
+        compute += statistics.computeSeconds
+        transfer += statistics.transferSeconds
+        reduce += statistics.reduceSeconds
+        workers = statistics.liveWorkers
+    }
+
+    var meanLoss: Double { samples > 0 ? lossSum / Double(samples) : 0 }
+    var accuracy: Double { samples > 0 ? Double(correct) / Double(samples) : 0 }
+
+    func line(step: Int, totalSteps: Int, stepsPerEpoch: Int, lr: Double, seconds: Double) -> String {
+        let perStep = Double(max(steps, 1))
+        return String(format: "step %d/%d epoch %.2f loss %.4f acc %.2f%% lr %g %.0f img/s workers %d | step %.3fs = compute %.3fs + transfer %.3fs + reduce/update %.3fs",
+                      step, totalSteps, Double(step) / Double(stepsPerEpoch), meanLoss, 100 * accuracy, lr,
+                      seconds > 0 ? Double(samples) / seconds : 0, workers, seconds / perStep,
+                      compute / perStep, transfer / perStep, reduce / perStep)
+    }
+}

@@ -1,0 +1,126 @@
+// The resolved description of one training run. Parsed once from YAML (unknown keys are
+// rejected), checked by `validate()` before any work, and written back in canonical form to the
+// run directory. Every key is documented in docs/configuration.md.
+
+public enum ModelKind: String, Sendable, CaseIterable { case mlp, vgg16, nin, densenet }
+public enum DatasetKind: String, Sendable, CaseIterable {
+    case fashionMNIST = "fashion-mnist"
+    case synthetic, cifar10, cifar100, stl10
+}
+public enum Method: String, Sendable, CaseIterable { case vanilla, decay, adversarial, spectral }
+public enum Augmentation: String, Sendable, CaseIterable {
+    case none
+    case cropFlip = "crop_flip"
+}
+
+public struct TrainingConfig: Sendable, Equatable {
+    // Run identity
+    public var name = "run"
+    // Model
+    public var model = ModelKind.mlp
+    public var hidden = [1024, 1024]
+    public var depth = 40
+    public var growth = 12
+    public var dropout: Double = 0
+    // Data
+    public var dataset = DatasetKind.fashionMNIST
+    public var dataPath = "/usr/share/datasets/fashion-mnist"
+    public var augment = Augmentation.none
+    public var cropPadding = 4
+    public var syntheticTrainSamples = 4096
+    public var syntheticTestSamples = 1024
+    public var syntheticClasses = 10
+    public var syntheticShape = [1, 28, 28]
+    public var syntheticNoise: Double = 1.0
+    // Method
+    public var method = Method.vanilla
+    /// nil: the method's default (decay 1e-4, spectral 0.01).
+    public var lambda: Double?
+    public var adversarialAlpha: Double = 0.5
+    public var adversarialEpsilon: Double = 1.0
+    // Optimisation
+    public var batchSize = 4096
+    public var ghostBatch = 128
+    public var epochs = 10
+    public var lr: Double = 0.1
+    public var momentum: Double = 0.9
+    public var seed: UInt64 = 1
+    // Run control (not part of the config hash: they do not change the trajectory)
+    public var evalEveryEpochs = 1
+    public var trainEvalSamples = 0
+    public var checkpointEverySteps = 50
+    public var keepCheckpoints = 3
+    public var threads = 0
+    public var maxSteps = 0
+    public var progressSeconds: Double = 5
+
+    public init() {}
+
+    public var effectiveLambda: Double {
+        if let lambda { return lambda }
+        switch method {
+        case .decay: return 1e-4
+        case .spectral: return 0.01
+        case .vanilla, .adversarial: return 0
+        }
+    }
+
+    public var unitsPerStep: Int { batchSize / ghostBatch }
+}
+
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public var key: String?
+    public var message: String
+    public init(key: String?, _ message: String) {
+        self.key = key
+        self.message = message
+    }
+    public var description: String {
+        if let key { return "config key '\(key)': \(message)" }
+        return "config: \(message)"
+    }
+}
+
+extension TrainingConfig {
+    /// Checks that need no data: ranges, divisibility, method parameters.
+    public func validate() throws {
+        func require(_ condition: Bool, _ key: String, _ message: String) throws {
+            if !condition { throw ConfigError(key: key, message) }
+        }
+        try require(!name.isEmpty, "name", "must not be empty")
+        try require(batchSize > 0, "batch_size", "must be > 0, got \(batchSize)")
+        try require(ghostBatch > 0, "ghost_batch", "must be > 0, got \(ghostBatch)")
+        try require(
+            batchSize % ghostBatch == 0, "batch_size",
+            "must be a multiple of ghost_batch (\(ghostBatch)), got \(batchSize)")
+        try require(epochs > 0, "epochs", "must be > 0, got \(epochs)")
+        try require(lr > 0 && lr.isFinite, "lr", "must be a positive number, got \(lr)")
+        try require(momentum >= 0 && momentum < 1, "momentum", "must be in [0, 1), got \(momentum)")
+        if let lambda { try require(lambda >= 0 && lambda.isFinite, "lambda", "must be ≥ 0, got \(lambda)") }
+        try require(
+            adversarialAlpha >= 0 && adversarialAlpha <= 1, "adversarial_alpha",
+            "must be in [0, 1], got \(adversarialAlpha)")
+        try require(
+            adversarialEpsilon >= 0 && adversarialEpsilon.isFinite, "adversarial_epsilon",
+            "must be ≥ 0, got \(adversarialEpsilon)")
+        try require(dropout >= 0 && dropout < 1, "dropout", "must be in [0, 1), got \(dropout)")
+        try require(hidden.allSatisfy { $0 > 0 }, "hidden", "widths must be > 0, got \(hidden)")
+        try require(depth >= 7 && (depth - 4) % 3 == 0, "depth", "DenseNet depth must be 3n+4 (e.g. 22, 40), got \(depth)")
+        try require(growth > 0, "growth", "must be > 0, got \(growth)")
+        try require(cropPadding >= 0, "crop_padding", "must be ≥ 0, got \(cropPadding)")
+        try require(syntheticTrainSamples > 0, "synthetic_train_samples", "must be > 0")
+        try require(syntheticTestSamples > 0, "synthetic_test_samples", "must be > 0")
+        try require(syntheticClasses >= 2, "synthetic_classes", "must be ≥ 2")
+        try require(
+            syntheticShape.count == 1 || syntheticShape.count == 3, "synthetic_shape",
+            "must be [features] or [channels, height, width], got \(syntheticShape)")
+        try require(syntheticShape.allSatisfy { $0 > 0 }, "synthetic_shape", "sizes must be > 0")
+        try require(evalEveryEpochs >= 0, "eval_every_epochs", "must be ≥ 0 (0: only at the end)")
+        try require(trainEvalSamples >= 0, "train_eval_samples", "must be ≥ 0 (0: all)")
+        try require(checkpointEverySteps >= 0, "checkpoint_every_steps", "must be ≥ 0 (0: only at the end)")
+        try require(keepCheckpoints >= 1, "keep_checkpoints", "must be ≥ 1")
+        try require(threads >= 0, "threads", "must be ≥ 0 (0: all cores)")
+        try require(maxSteps >= 0, "max_steps", "must be ≥ 0 (0: no limit)")
+        try require(progressSeconds > 0, "progress_seconds", "must be > 0")
+    }
+}

@@ -1,0 +1,86 @@
+import Engine
+
+// The fixed reduction tree that makes a step's gradient independent of how many processes
+// computed it (DESIGN §4). A step's U work units are the leaves of a binary tree over unit
+// indices; every node is an aligned range [a, a + 2^k) and its sum is left + right, an empty
+// right child (past U) contributing nothing. A process given a contiguous range of units
+// splits it into maximal aligned blocks, sums each in tree order and returns one partial sum
+// per block; `combine` then rebuilds the root in the same tree. 1, 2, 3 or 7 processes — or a
+// shard re-issued after a failure — give the same bytes.
+
+public struct UnitBlock: Sendable, Equatable, Hashable {
+    public var first: Int
+    public var count: Int  // a power of two; `first` is a multiple of it
+    public init(first: Int, count: Int) {
+        self.first = first
+        self.count = count
+    }
+}
+
+public enum UnitTree {
+    /// Maximal aligned blocks covering units [first, first + count), in order.
+    public static func blocks(first: Int, count: Int) -> [UnitBlock] {
+        var result = [UnitBlock]()
+        var start = first
+        let end = first + count
+        while start < end {
+            var size = 1
+            while start % (size * 2) == 0 && start + size * 2 <= end { size *= 2 }
+            result.append(UnitBlock(first: start, count: size))
+            start += size
+        }
+        return result
+    }
+
+    /// Depth of the tree over `units` leaves (number of levels below the root).
+    public static func depth(units: Int) -> Int {
+        var depth = 0
+        while (1 << depth) < units { depth += 1 }
+        return depth
+    }
+
+    /// Combine block sums into the root sum of the tree over `units` leaves, writing it to
+    /// `output`. `sums` maps each block to its buffer; blocks must tile [0, units).
+    /// Buffers of `sums` may be overwritten (they serve as scratch).
+    public static func combine(
+        units: Int, sums: [UnitBlock: UnsafeMutablePointer<Float>], length: Int,
+        into output: UnsafeMutablePointer<Float>
+    ) throws {
+        let root = UnitBlock(first: 0, count: 1 << depth(units: units))
+        guard let result = try node(root, units: units, sums: sums, length: length) else {
+            throw ReductionError.missingUnits(root.first, units)
+        }
+        if result != output { output.update(from: result, count: length) }
+    }
+
+    private static func node(
+        _ block: UnitBlock, units: Int, sums: [UnitBlock: UnsafeMutablePointer<Float>], length: Int
+    ) throws -> UnsafeMutablePointer<Float>? {
+        if block.first >= units { return nil }
+        if let sum = sums[block] { return sum }
+        guard block.count > 1 else { throw ReductionError.missingUnits(block.first, block.first + 1) }
+        let half = block.count / 2
+        guard let left = try node(UnitBlock(first: block.first, count: half), units: units, sums: sums, length: length) else {
+            return nil
+        }
+        if let right = try node(UnitBlock(first: block.first + half, count: half), units: units, sums: sums, length: length) {
+            addInPlace(left, right, length)
+        }
+        return left
+    }
+
+    /// a += b elementwise (one rounding per element, the same on every machine of a kind).
+    @inline(__always)
+    public static func addInPlace(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) {
+        for i in 0..<count { a[i] += b[i] }
+    }
+}
+
+public enum ReductionError: Error, CustomStringConvertible {
+    case missingUnits(Int, Int)
+    public var description: String {
+        switch self {
+        case .missingUnits(let from, let to): return "reduction is missing the results of units \(from)..<\(to)"
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import Engine
+import Testing
+import TestSupport
+import Training
+
+@Suite struct UnitTreeTests {
+    @Test func blocksAreMaximalAndAligned() {
+        #expect(UnitTree.blocks(first: 0, count: 8) == [UnitBlock(first: 0, count: 8)])
+        #expect(UnitTree.blocks(first: 0, count: 6) == [UnitBlock(first: 0, count: 4), UnitBlock(first: 4, count: 2)])
+        #expect(UnitTree.blocks(first: 3, count: 6) == [
+            UnitBlock(first: 3, count: 1), UnitBlock(first: 4, count: 4), UnitBlock(first: 8, count: 1),
+        ])
+    }
+
+    /// Leaf values chosen so float addition order matters; the root must not depend on the split.
+    @Test func rootIsBitIdenticalForEverySplitIntoContiguousShards() throws {
+        let units = 11, length = 257
+        let leaves: [[Float]] = (0..<units).map { u in
+            let magnitude = Float(1 + 997 * (u % 3))
+            return GradientCheck.gaussian(count: length, seed: UInt64(u)).map { $0 * magnitude }
+        }
+        func blockSum(_ block: UnitBlock) -> [Float] {
+            if block.count == 1 { return leaves[block.first] }
+            let half = block.count / 2
+            var left = blockSum(UnitBlock(first: block.first, count: half))
+            let right = blockSum(UnitBlock(first: block.first + half, count: half))
+            for i in 0..<length { left[i] += right[i] }
+            return left
+        }
+        func root(splitting boundaries: [Int]) throws -> [Float] {
+            var buffers = [FloatBuffer]()
+            var sums = [UnitBlock: UnsafeMutablePointer<Float>]()
+            for (start, end) in zip(boundaries, boundaries.dropFirst()) {
+                for block in UnitTree.blocks(first: start, count: end - start) {
+                    let buffer = FloatBuffer(blockSum(block))
+                    buffers.append(buffer)
+                    sums[block] = buffer.pointer
+                }
+            }
+            let output = FloatBuffer(count: length)
+            try UnitTree.combine(units: units, sums: sums, length: length, into: output.pointer)
+            return withExtendedLifetime(buffers) { output.toArray() }
+        }
+        let whole = try root(splitting: [0, 11])
+        #expect(try root(splitting: [0, 5, 11]) == whole)
+        #expect(try root(splitting: [0, 3, 7, 11]) == whole)
+        #expect(try root(splitting: Array(0...11)) == whole)
+        // A running sum in arrival order differs in the last bits: the tree is what makes it stable.
+        var running = leaves[0]
+        for u in 1..<units { for i in 0..<length { running[i] += leaves[u][i] } }
+        #expect(running != whole)
+    }
+
+    @Test func missingShardIsAnError() {
+        let buffer = FloatBuffer(count: 4)
+        #expect(throws: ReductionError.self) {
+            try UnitTree.combine(units: 4, sums: [UnitBlock(first: 0, count: 2): buffer.pointer], length: 4, into: buffer.pointer)
+        }
+    }
+}
