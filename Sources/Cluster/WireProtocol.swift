@@ -21,7 +21,7 @@
 //                        u32 blasThreads, u32 processID, u16 nameLength, name (UTF-8, ≤ 256)
 //   welcome    2 frames: [u32 workerIndex, u32 heartbeatIntervalMs], [config UTF-8, ≤ 1 MiB]
 //   task       3 or 4:   [u8 taskKind, u8 split, u16 0, u64 epoch, u32 firstUnit, u32 unitCount,
-//                         u32 unitSize, u32 sampleCount],
+//                         u32 unitSize, u32 sampleCount (≤ unitCount·unitSize ≤ 2^24)],
 //                        [Int32 × sampleCount sample indices], [f32 × P parameters],
 //                        then [f32 × P direction] exactly when taskKind = hessianVectorProduct
 //   result     2 + b:    [u8 taskKind, u8 0, u16 0, u32 firstUnit, u32 unitCount (u),
@@ -54,6 +54,8 @@ public enum WireLimits {
     public static let maxTextBytes = 1 << 16
     public static let maxUnits: UInt32 = 1 << 20
     public static let maxUnitSize: UInt32 = 1 << 16
+    /// unitCount·unitSize of one task.
+    public static let maxSamplesPerTask = 1 << 24
     public static let maxGradientBlocks: UInt32 = 64
     public static let maxStatisticsPerUnit: UInt32 = 1 << 20
 }
@@ -569,6 +571,7 @@ extension TaskMessage {
             throw WireError.invalidValue(.task, field: "firstUnit", reason: "firstUnit + unitCount overflows UInt32")
         }
         let full = Int(unitCount) * Int(unitSize)
+        try WireProtocol.expectRange(.task, "unitCount·unitSize", full, 1...WireLimits.maxSamplesPerTask)
         let samples = sampleIndices.count
         switch kind {
         case .train, .hessianVectorProduct:

@@ -189,6 +189,13 @@ struct WireProtocolTests {
             kind: .train, epoch: 0, firstUnit: 0, unitCount: 2, unitSize: 3, split: .train,
             sampleIndices: [1, 2, 3, 4, 5], parameters: .empty)
         #expect(throws: WireError.self) { try WireProtocol.encode(WireEnvelope(jobID: .zero, message: .task(shortTrain))) }
+        let huge = TaskMessage(
+            kind: .train, epoch: 0, firstUnit: 0, unitCount: 1 << 20, unitSize: 1 << 16, split: .train,
+            sampleIndices: [], parameters: .empty)
+        #expect(
+            throws: WireError.valueOutOfRange(
+                .task, field: "unitCount·unitSize", value: 1 << 36, allowed: "1...\(WireLimits.maxSamplesPerTask)")
+        ) { try WireProtocol.encode(WireEnvelope(jobID: .zero, message: .task(huge))) }
         let strayDirection = TaskMessage(
             kind: .train, epoch: 0, firstUnit: 0, unitCount: 1, unitSize: 1, split: .train,
             sampleIndices: [1], parameters: WireSamples.floats(2), direction: WireSamples.floats(2))
