@@ -1,0 +1,371 @@
+// Payload types of the wire protocol (the encoding itself lives in WireProtocol.swift).
+// Plain values: every field a decoder produced has been validated.
+
+import Engine
+
+// MARK: - Shared pieces
+
+/// A 32-byte digest (job id = hash of config and data fingerprint; data fingerprint).
+public struct Digest32: Hashable, Sendable, CustomStringConvertible {
+    public let bytes: [UInt8]
+
+    /// nil unless `bytes` has exactly 32 elements.
+    public init?(bytes: [UInt8]) {
+        guard bytes.count == 32 else { return nil }
+        self.bytes = bytes
+    }
+
+    /// All zeros: "no job yet" (e.g. a worker's hello before it knows the config).
+    public static let zero = Digest32(uncheckedBytes: [UInt8](repeating: 0, count: 32))
+
+    init(uncheckedBytes: [UInt8]) { bytes = uncheckedBytes }
+
+    public var description: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(64)
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 15)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+}
+
+/// A float32 payload frame (little-endian IEEE 754 on the wire).
+///
+/// Outgoing, it references caller memory (a FloatBuffer or any Sendable owner) and is sent
+/// zero-copy: do not write that memory until the ZMQSendTracker says libzmq released it.
+/// Decoded, it IS the received frame (no copy); read it with `copy(into:)` — one memcpy into
+/// an arena — or `withUnsafeBytes`. Received bytes may be unaligned for Float.
+public struct WireFloats: Equatable, @unchecked Sendable {
+    // Sendable: both storages are immutable and keep their memory alive themselves.
+    enum Storage {
+        case outgoing(ZMQZeroCopyRegion)
+        case received(ZMQReceivedFrame)
+    }
+
+    let storage: Storage
+    /// Number of float32 values.
+    public let count: Int
+
+    /// The first `count` floats of `buffer` (all by default).
+    public init(_ buffer: FloatBuffer, count: Int? = nil, tracker: ZMQSendTracker? = nil) {
+        let n = count ?? buffer.count
+        precondition(n >= 0 && n <= buffer.count, "WireFloats of \(n) from a buffer of \(buffer.count)")
+        self.init(owner: buffer, pointer: UnsafePointer(buffer.pointer), count: n, tracker: tracker)
+    }
+
+    /// `count` floats at `pointer`, kept alive by `owner`.
+    public init(
+        owner: AnyObject & Sendable, pointer: UnsafePointer<Float>, count: Int,
+        tracker: ZMQSendTracker? = nil
+    ) {
+        precondition(count >= 0, "WireFloats count must be non-negative, got \(count)")
+        storage = .outgoing(
+            ZMQZeroCopyRegion(
+                owner: owner, base: UnsafeRawPointer(pointer),
+                byteCount: count * MemoryLayout<Float>.stride, tracker: tracker))
+        self.count = count
+    }
+
+    /// A copy of `values` (convenience for small payloads and tests).
+    public init(_ values: [Float]) { self.init(FloatBuffer(values)) }
+
+    /// A received frame whose size is a multiple of 4 (checked by the decoder).
+    init(received frame: ZMQReceivedFrame) {
+        storage = .received(frame)
+        count = frame.byteCount / MemoryLayout<Float>.stride
+    }
+
+    public static let empty = WireFloats([])
+
+    /// The frame this payload was decoded from, if any.
+    public var receivedFrame: ZMQReceivedFrame? {
+        if case .received(let frame) = storage { return frame }
+        return nil
+    }
+
+    var frame: ZMQFrame {
+        switch storage {
+        case .outgoing(let region): count == 0 ? .bytes([]) : .zeroCopy(region)
+        case .received(let frame): .bytes(frame.bytes)  // forwarding a received payload copies it
+        }
+    }
+
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        switch storage {
+        case .outgoing(let region):
+            return try withExtendedLifetime(region.owner) {
+                try body(UnsafeRawBufferPointer(start: region.base, count: region.byteCount))
+            }
+        case .received(let frame):
+            return try frame.withUnsafeBytes(body)
+        }
+    }
+
+    /// Copies the `count` floats into `destination`.
+    public func copy(into destination: UnsafeMutablePointer<Float>) {
+        switch storage {
+        case .outgoing(let region):
+            withExtendedLifetime(region.owner) {
+                UnsafeMutableRawPointer(destination).copyMemory(from: region.base, byteCount: region.byteCount)
+            }
+        case .received(let frame):
+            frame.copyFloats(into: destination)
+        }
+    }
+
+    public func toArray() -> [Float] {
+        [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            if let base = buffer.baseAddress { copy(into: base) }
+            initialized = count
+        }
+    }
+
+    /// Equal when the float bit patterns are equal (so NaN payloads compare equal to themselves).
+    public static func == (lhs: WireFloats, rhs: WireFloats) -> Bool {
+        guard lhs.count == rhs.count else { return false }
+        return lhs.withUnsafeBytes { a in rhs.withUnsafeBytes { b in a.elementsEqual(b) } }
+    }
+}
+
+// MARK: - Messages
+
+public enum WireKind: UInt16, Sendable, CaseIterable {
+    case hello = 1
+    case welcome = 2
+    case task = 3
+    case result = 4
+    case heartbeat = 5
+    case shutdown = 6
+    case error = 7
+}
+
+/// Capabilities a worker announces (unknown bits are carried, not rejected).
+public struct WorkerCapabilities: OptionSet, Hashable, Sendable {
+    public let rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    public static let train = WorkerCapabilities(rawValue: 1 << 0)
+    public static let evaluate = WorkerCapabilities(rawValue: 1 << 1)
+    public static let hessianVectorProduct = WorkerCapabilities(rawValue: 1 << 2)
+}
+
+/// Worker → coordinator, first message on a connection.
+public struct HelloMessage: Equatable, Sendable {
+    public var protocolVersion: UInt16
+    public var jobID: Digest32
+    public var dataFingerprint: Digest32
+    public var capabilities: WorkerCapabilities
+    public var blasThreads: UInt32
+    /// UTF-8, at most WireLimits.maxWorkerNameBytes bytes.
+    public var workerName: String
+    public var processID: UInt32
+
+    public init(
+        protocolVersion: UInt16 = WireProtocol.version, jobID: Digest32, dataFingerprint: Digest32,
+        capabilities: WorkerCapabilities, blasThreads: UInt32, workerName: String, processID: UInt32
+    ) {
+        self.protocolVersion = protocolVersion
+        self.jobID = jobID
+        self.dataFingerprint = dataFingerprint
+        self.capabilities = capabilities
+        self.blasThreads = blasThreads
+        self.workerName = workerName
+        self.processID = processID
+    }
+}
+
+/// Coordinator → worker: handshake accepted.
+public struct WelcomeMessage: Equatable, Sendable {
+    public var workerIndex: UInt32
+    public var heartbeatIntervalMilliseconds: UInt32
+    /// The resolved YAML config (UTF-8, at most WireLimits.maxConfigBytes), so the worker builds
+    /// the same model.
+    public var config: String
+
+    public init(workerIndex: UInt32, heartbeatIntervalMilliseconds: UInt32, config: String) {
+        self.workerIndex = workerIndex
+        self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
+        self.config = config
+    }
+}
+
+public enum TaskKind: UInt8, Sendable, CaseIterable {
+    case train = 1
+    case evaluate = 2
+    /// Reserved: gradient at parameters along a direction (Hessian-vector products).
+    case hessianVectorProduct = 3
+}
+
+public enum DataSplit: UInt8, Sendable, CaseIterable {
+    case train = 0
+    case test = 1
+}
+
+/// Coordinator → worker: compute units `firstUnit ..< firstUnit + unitCount` of the step in the
+/// header. Units are `unitSize` samples each; only an evaluate task's last unit may be short.
+public struct TaskMessage: Equatable, Sendable {
+    public var kind: TaskKind
+    public var epoch: UInt64
+    public var firstUnit: UInt32
+    public var unitCount: UInt32
+    /// Samples per unit (the ghost batch).
+    public var unitSize: UInt32
+    public var split: DataSplit
+    /// Dataset indices, unit after unit: (sampleCount) with sampleCount = unitCount·unitSize,
+    /// or less for an evaluate task whose last unit is short.
+    public var sampleIndices: [Int32]
+    /// (P) the parameters to compute at.
+    public var parameters: WireFloats
+    /// (P) direction vector; present exactly for hessianVectorProduct tasks.
+    public var direction: WireFloats?
+
+    public init(
+        kind: TaskKind, epoch: UInt64, firstUnit: UInt32, unitCount: UInt32, unitSize: UInt32,
+        split: DataSplit, sampleIndices: [Int32], parameters: WireFloats, direction: WireFloats? = nil
+    ) {
+        self.kind = kind
+        self.epoch = epoch
+        self.firstUnit = firstUnit
+        self.unitCount = unitCount
+        self.unitSize = unitSize
+        self.split = split
+        self.sampleIndices = sampleIndices
+        self.parameters = parameters
+        self.direction = direction
+    }
+}
+
+/// The gradient sum of the aligned block of units `firstUnit ..< firstUnit + unitCount`.
+public struct GradientBlock: Equatable, Sendable {
+    public var firstUnit: UInt32
+    public var unitCount: UInt32
+    /// (P) sum over the block's samples, in the fixed pairwise tree order.
+    public var gradient: WireFloats
+
+    public init(firstUnit: UInt32, unitCount: UInt32, gradient: WireFloats) {
+        self.firstUnit = firstUnit
+        self.unitCount = unitCount
+        self.gradient = gradient
+    }
+}
+
+/// Worker → coordinator: the outcome of one task.
+public struct ResultMessage: Equatable, Sendable {
+    public var taskKind: TaskKind
+    public var firstUnit: UInt32
+    public var unitCount: UInt32
+    /// (unitCount) loss summed over each unit's samples.
+    public var lossSums: [Double]
+    /// (unitCount) correctly classified samples per unit.
+    public var correctCounts: [UInt32]
+    /// (unitCount) samples per unit.
+    public var sampleCounts: [UInt32]
+    /// Blocks tiling the unit range in order (none for evaluate tasks), all of length P.
+    public var gradientBlocks: [GradientBlock]
+    /// Batch-norm statistics floats per unit (0 if the model has no batch norm).
+    public var statisticsPerUnit: UInt32
+    /// (unitCount, statisticsPerUnit) per-unit batch-norm statistics.
+    public var batchNormStatistics: WireFloats
+    /// Wall time the worker spent computing, in seconds.
+    public var computeSeconds: Double
+
+    public init(
+        taskKind: TaskKind, firstUnit: UInt32, unitCount: UInt32, lossSums: [Double],
+        correctCounts: [UInt32], sampleCounts: [UInt32], gradientBlocks: [GradientBlock],
+        statisticsPerUnit: UInt32, batchNormStatistics: WireFloats, computeSeconds: Double
+    ) {
+        self.taskKind = taskKind
+        self.firstUnit = firstUnit
+        self.unitCount = unitCount
+        self.lossSums = lossSums
+        self.correctCounts = correctCounts
+        self.sampleCounts = sampleCounts
+        self.gradientBlocks = gradientBlocks
+        self.statisticsPerUnit = statisticsPerUnit
+        self.batchNormStatistics = batchNormStatistics
+        self.computeSeconds = computeSeconds
+    }
+}
+
+/// Both directions: liveness while idle or busy.
+public struct HeartbeatMessage: Equatable, Sendable {
+    public var sequence: UInt64
+    public var busy: Bool
+
+    public init(sequence: UInt64, busy: Bool) {
+        self.sequence = sequence
+        self.busy = busy
+    }
+}
+
+/// Coordinator → worker: stop after this message.
+public struct ShutdownMessage: Equatable, Sendable {
+    /// UTF-8, at most WireLimits.maxTextBytes.
+    public var reason: String
+
+    public init(reason: String) { self.reason = reason }
+}
+
+public enum WireErrorCode: UInt32, Sendable, CaseIterable {
+    case versionMismatch = 1
+    case jobMismatch = 2
+    case dataMismatch = 3
+    case configInvalid = 4
+    case malformedMessage = 5
+    case capabilityMissing = 6
+    case unexpectedMessage = 7
+    case internalError = 8
+}
+
+/// Either direction: a refusal or failure, with a message for a human.
+public struct ErrorMessage: Equatable, Sendable {
+    public var code: WireErrorCode
+    /// UTF-8, at most WireLimits.maxTextBytes.
+    public var message: String
+
+    public init(code: WireErrorCode, message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+public enum WireMessage: Equatable, Sendable {
+    case hello(HelloMessage)
+    case welcome(WelcomeMessage)
+    case task(TaskMessage)
+    case result(ResultMessage)
+    case heartbeat(HeartbeatMessage)
+    case shutdown(ShutdownMessage)
+    case error(ErrorMessage)
+
+    public var kind: WireKind {
+        switch self {
+        case .hello: .hello
+        case .welcome: .welcome
+        case .task: .task
+        case .result: .result
+        case .heartbeat: .heartbeat
+        case .shutdown: .shutdown
+        case .error: .error
+        }
+    }
+}
+
+/// A message with its header fields.
+public struct WireEnvelope: Equatable, Sendable {
+    public var jobID: Digest32
+    public var step: UInt64
+    public var shardID: UInt32
+    public var message: WireMessage
+
+    public var kind: WireKind { message.kind }
+
+    public init(jobID: Digest32, step: UInt64 = 0, shardID: UInt32 = 0, message: WireMessage) {
+        self.jobID = jobID
+        self.step = step
+        self.shardID = shardID
+        self.message = message
+    }
+}

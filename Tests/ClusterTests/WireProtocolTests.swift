@@ -1,0 +1,223 @@
+import Cluster
+import Engine
+import Testing
+
+@Suite("Wire protocol")
+struct WireProtocolTests {
+    @Test("every message kind survives encode then decode unchanged")
+    func everyKindRoundTrips() throws {
+        let samples = WireSamples.all()
+        #expect(Set(samples.map(\.kind)) == Set(WireKind.allCases))
+        for envelope in samples {
+            let decoded = try WireProtocol.decode(try WireSamples.loopback(try WireProtocol.encode(envelope)))
+            #expect(decoded == envelope, "\(envelope.kind)")
+        }
+    }
+
+    @Test("the header has the documented little-endian layout")
+    func headerLayout() throws {
+        let envelope = WireEnvelope(
+            jobID: WireSamples.jobID, step: 0x0102_0304_0506_0708, shardID: 0x0A0B_0C0D,
+            message: .heartbeat(HeartbeatMessage(sequence: 5, busy: false)))
+        let frames = try WireSamples.bytes(of: envelope)
+        let header = frames[0]
+        #expect(frames.count == 2)
+        #expect(header.count == 56 + 8)
+        #expect(Array(header[0..<4]) == Array("SSGD".utf8))
+        #expect(Array(header[4..<8]) == [1, 0, 5, 0])
+        #expect(Array(header[8..<40]) == WireSamples.jobID.bytes)
+        #expect(Array(header[40..<48]) == [8, 7, 6, 5, 4, 3, 2, 1])
+        #expect(Array(header[48..<52]) == [0x0D, 0x0C, 0x0B, 0x0A])
+        #expect(Array(header[52..<56]) == [1, 0, 0, 0])
+        #expect(Array(header[56..<64]) == [9, 0, 0, 0, 0, 0, 0, 0])
+        #expect(frames[1] == [5, 0, 0, 0, 0, 0, 0, 0, 0])
+    }
+
+    @Test("decoded float payloads are the received frames, not copies")
+    func decodedFloatsAreReceivedFrames() throws {
+        let parameters = FloatBuffer((0..<1000).map { Float($0) })
+        let task = TaskMessage(
+            kind: .train, epoch: 0, firstUnit: 0, unitCount: 1, unitSize: 1, split: .train,
+            sampleIndices: [0], parameters: WireFloats(parameters))
+        let frames = try WireSamples.loopback(
+            try WireProtocol.encode(WireEnvelope(jobID: .zero, message: .task(task))))
+        guard case .task(let decoded) = try WireProtocol.decode(frames).message else {
+            Issue.record("not a task")
+            return
+        }
+        #expect(decoded.parameters.receivedFrame === frames[3])
+        let copy = FloatBuffer(count: 1000)
+        decoded.parameters.copy(into: copy.pointer)
+        #expect(copy.toArray() == parameters.toArray())
+    }
+
+    @Test("a ROUTER message splits into routing id and protocol frames")
+    func splitsRoutingID() throws {
+        let body = try WireProtocol.encode(WireSamples.all()[7])
+        let frames = try WireSamples.loopback([.bytes([0, 1, 2, 3])] + body)
+        let (routingID, rest) = try WireProtocol.splitRoutingID(frames)
+        #expect(routingID == [0, 1, 2, 3])
+        #expect(try WireProtocol.decode(rest) == WireSamples.all()[7])
+        #expect(throws: WireError.missingRoutingID) { try WireProtocol.splitRoutingID([]) }
+    }
+
+    // MARK: - Malformed input
+
+    private var heartbeat: [[UInt8]] {
+        get throws { try WireSamples.bytes(of: WireSamples.all()[7]) }
+    }
+
+    @Test("a wrong magic is rejected as not an ssgd message")
+    func wrongMagic() throws {
+        var message = try heartbeat
+        message[0][0] = UInt8(ascii: "X")
+        #expect(throws: WireError.badMagic(Array("XSGD".utf8))) { try WireSamples.decode(message) }
+    }
+
+    @Test("another protocol version is rejected")
+    func wrongVersion() throws {
+        var message = try heartbeat
+        WireSamples.patch(&message[0], at: 4, UInt16(2))
+        #expect(throws: WireError.unsupportedVersion(2)) { try WireSamples.decode(message) }
+    }
+
+    @Test("an unknown message kind is rejected")
+    func unknownKind() throws {
+        var message = try heartbeat
+        WireSamples.patch(&message[0], at: 6, UInt16(99))
+        #expect(throws: WireError.unknownKind(99)) { try WireSamples.decode(message) }
+    }
+
+    @Test("a truncated header is rejected, including a truncated length table")
+    func truncatedHeader() throws {
+        var message = try heartbeat
+        message[0] = Array(message[0].prefix(20))
+        #expect(throws: WireError.truncatedHeader(byteCount: 20, needed: 56)) { try WireSamples.decode(message) }
+        var shortTable = try heartbeat
+        shortTable[0].removeLast()
+        #expect(throws: WireError.truncatedHeader(byteCount: 63, needed: 64)) { try WireSamples.decode(shortTable) }
+        var longTable = try heartbeat
+        longTable[0].append(0)
+        #expect(throws: WireError.headerLengthMismatch(expected: 64, actual: 65)) {
+            try WireSamples.decode(longTable)
+        }
+        #expect(throws: WireError.missingHeader) { try WireSamples.decode([]) }
+    }
+
+    @Test("a frame count that differs from the header is rejected")
+    func frameCountMismatch() throws {
+        var missing = try heartbeat
+        missing.removeLast()
+        #expect(throws: WireError.frameCountMismatch(declared: 1, actual: 0)) { try WireSamples.decode(missing) }
+        var extra = try heartbeat
+        extra.append([1, 2, 3])
+        #expect(throws: WireError.frameCountMismatch(declared: 1, actual: 2)) { try WireSamples.decode(extra) }
+    }
+
+    @Test("a frame whose length differs from the header is rejected")
+    func lengthMismatch() throws {
+        var message = try heartbeat
+        message[1].append(0)
+        #expect(throws: WireError.frameLengthMismatch(frame: 1, declared: 9, actual: 10)) {
+            try WireSamples.decode(message)
+        }
+    }
+
+    @Test("a float frame that is not whole float32 values is rejected")
+    func floatFrameNotMultipleOf4() throws {
+        var message = try WireSamples.bytes(of: WireSamples.all()[2])  // train task
+        message[3].append(0)
+        WireSamples.fixLengths(&message)
+        #expect(throws: WireError.floatFrameNotWholeFloats(.task, field: "parameters", byteCount: 49)) {
+            try WireSamples.decode(message)
+        }
+    }
+
+    @Test("absurd declared sizes are rejected before anything is allocated")
+    func oversizedDeclarations() throws {
+        var huge = try heartbeat
+        WireSamples.patch(&huge[0], at: 56, UInt64(1) << 40)
+        #expect(throws: WireError.frameTooLarge(frame: 1, declared: 1 << 40, limit: WireLimits.maxFrameBytes)) {
+            try WireSamples.decode(huge)
+        }
+        var manyFrames = try heartbeat
+        WireSamples.patch(&manyFrames[0], at: 52, UInt32.max)
+        #expect(throws: WireError.tooManyFrames(declared: UInt32.max, limit: WireLimits.maxPayloadFrames)) {
+            try WireSamples.decode(manyFrames)
+        }
+        // A result summary claiming 2^32-1 units in a 64-byte frame.
+        var result = try WireSamples.bytes(of: WireSamples.all()[6])
+        WireSamples.patch(&result[1], at: 8, UInt32.max)
+        #expect(
+            throws: WireError.valueOutOfRange(
+                .result, field: "unitCount", value: Int64(UInt32.max), allowed: "0...\(WireLimits.maxUnits)")
+        ) { try WireSamples.decode(result) }
+        // A task claiming more samples than its index frame holds.
+        var task = try WireSamples.bytes(of: WireSamples.all()[2])
+        WireSamples.patch(&task[1], at: 24, UInt32(1 << 30))
+        #expect(throws: WireError.payloadLength(.task, field: "sampleIndices", expected: 1 << 32, actual: 24)) {
+            try WireSamples.decode(task)
+        }
+    }
+
+    @Test("payload rules are enforced by the decoder and the encoder alike")
+    func payloadRules() throws {
+        // Text that is not UTF-8.
+        var shutdown = try WireSamples.bytes(of: WireSamples.all()[8])
+        shutdown[1] = [0x66, 0xFF, 0x66]
+        WireSamples.fixLengths(&shutdown)
+        #expect(throws: WireError.invalidUTF8(.shutdown, field: "reason")) { try WireSamples.decode(shutdown) }
+
+        // Result blocks that do not tile the unit range.
+        var gap = try WireSamples.bytes(of: WireSamples.all()[5])
+        WireSamples.patch(&gap[1], at: 28 + 16 * 3 + 8, UInt32(7))
+        #expect(throws: WireError.self) { try WireSamples.decode(gap) }
+
+        // A heartbeat busy flag that is neither 0 nor 1.
+        var busy = try heartbeat
+        busy[1][8] = 2
+        #expect(throws: WireError.valueOutOfRange(.heartbeat, field: "busy", value: 2, allowed: "0...1")) {
+            try WireSamples.decode(busy)
+        }
+
+        // The encoder refuses what the decoder would refuse.
+        let longName = HelloMessage(
+            jobID: .zero, dataFingerprint: .zero, capabilities: [], blasThreads: 1,
+            workerName: String(repeating: "w", count: 257), processID: 1)
+        #expect(throws: WireError.self) { try WireProtocol.encode(WireEnvelope(jobID: .zero, message: .hello(longName))) }
+        let shortTrain = TaskMessage(
+            kind: .train, epoch: 0, firstUnit: 0, unitCount: 2, unitSize: 3, split: .train,
+            sampleIndices: [1, 2, 3, 4, 5], parameters: .empty)
+        #expect(throws: WireError.self) { try WireProtocol.encode(WireEnvelope(jobID: .zero, message: .task(shortTrain))) }
+        let huge = TaskMessage(
+            kind: .train, epoch: 0, firstUnit: 0, unitCount: 1 << 20, unitSize: 1 << 16, split: .train,
+            sampleIndices: [], parameters: .empty)
+        #expect(
+            throws: WireError.valueOutOfRange(
+                .task, field: "unitCount·unitSize", value: 1 << 36, allowed: "1...\(WireLimits.maxSamplesPerTask)")
+        ) { try WireProtocol.encode(WireEnvelope(jobID: .zero, message: .task(huge))) }
+        let strayDirection = TaskMessage(
+            kind: .train, epoch: 0, firstUnit: 0, unitCount: 1, unitSize: 1, split: .train,
+            sampleIndices: [1], parameters: WireSamples.floats(2), direction: WireSamples.floats(2))
+        #expect(throws: WireError.self) {
+            try WireProtocol.encode(WireEnvelope(jobID: .zero, message: .task(strayDirection)))
+        }
+    }
+
+    @Test("an evaluate task may end with a short unit but not an empty one")
+    func evaluateShortLastUnit() throws {
+        func evaluate(_ samples: Int) -> WireEnvelope {
+            WireEnvelope(
+                jobID: .zero,
+                message: .task(
+                    TaskMessage(
+                        kind: .evaluate, epoch: 0, firstUnit: 0, unitCount: 2, unitSize: 4, split: .test,
+                        sampleIndices: (0..<samples).map { Int32($0) }, parameters: .empty)))
+        }
+        for samples in 5...8 {
+            #expect(try WireSamples.decode(try WireSamples.bytes(of: evaluate(samples))) == evaluate(samples))
+        }
+        #expect(throws: WireError.self) { try WireProtocol.encode(evaluate(4)) }
+        #expect(throws: WireError.self) { try WireProtocol.encode(evaluate(9)) }
+    }
+}
