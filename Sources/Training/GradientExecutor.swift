@@ -127,7 +127,8 @@ public final class LocalExecutor: GradientExecutor {
         let network = runner.network
         if parameters !== network.parameters { network.parameters.copy(from: parameters) }
         if state !== network.state { network.state.copy(from: state) }
-        let (losses, correct) = runner.evaluate(split: split, start: 0, end: sampleCount)
+        let indices = (0..<Int32(sampleCount)).map { $0 }
+        let (losses, correct) = indices.withUnsafeBufferPointer { runner.evaluate(split: split, indices: $0) }
         return EvaluationResult(chunkLossSums: losses, chunkCorrect: correct, samples: sampleCount)
     }
 }

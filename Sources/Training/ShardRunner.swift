@@ -141,18 +141,22 @@ public final class ShardRunner {
         outcomes.samples.append(n)
     }
 
-    /// Inference over samples [start, end) of a split in chunks of `unitSize`: per-chunk loss
-    /// sums and correct counts, in chunk order (chunk boundaries are fixed multiples of
-    /// `unitSize` from `start`, so any split of the range over workers gives the same chunks).
-    public func evaluate(split: Split, start: Int, end: Int) -> (lossSums: [Double], correct: [Int]) {
+    /// Inference over the listed samples of a split in consecutive chunks of `unitSize` (the
+    /// last may be shorter): per-chunk loss sums and correct counts, in chunk order. Chunks are
+    /// fixed by position in the global list, so any split of the list over workers at chunk
+    /// boundaries gives the same chunks and the same sums.
+    public func evaluate(split: Split, indices: UnsafeBufferPointer<Int32>) -> (lossSums: [Double], correct: [Int]) {
         let dataset = data.dataset(split)
         var lossSums = [Double]()
         var corrects = [Int]()
-        var chunkStart = start
-        while chunkStart < end {
-            let n = min(unitSize, end - chunkStart)
-            input.pointer.update(from: dataset.sample(chunkStart), count: n * sampleSize)
-            for j in 0..<n { labels[j] = dataset.labels[chunkStart + j] }
+        var chunkStart = 0
+        while chunkStart < indices.count {
+            let n = min(unitSize, indices.count - chunkStart)
+            for j in 0..<n {
+                let index = Int(indices[chunkStart + j])
+                (input.pointer + j * sampleSize).update(from: dataset.sample(index), count: sampleSize)
+                labels[j] = dataset.labels[index]
+            }
             let (loss, correct) = labels.withUnsafeBufferPointer { y in
                 let logits = network.forward(input.pointer, batch: n, context: .inference)
                 return network.loss.forward(logits: logits, labels: y.baseAddress!, batch: n)

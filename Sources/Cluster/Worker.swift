@@ -1,0 +1,207 @@
+import Engine
+import Foundation
+import Training
+
+// A worker process (DEALER, connects): handshake, then compute whatever shards the coordinator
+// sends until it says SHUTDOWN. It holds the whole data set; only indices and parameters travel.
+//
+// Handshake: HELLO with a zero job id asks for the config (WELCOME carries it as YAML); the
+// worker loads data and model, computes its job id and data fingerprint and says HELLO again;
+// the coordinator answers WELCOME (joined) or ERROR (why not). A worker given --config skips
+// the first round.
+
+public struct WorkerOptions: Sendable {
+    public var endpoint: String
+    public var configPath: String?
+    public var dataPath: String?
+    public var threads: Int
+    public var name: String
+    public var handshakeTimeoutSeconds: Double
+
+    public init(endpoint: String, configPath: String? = nil, dataPath: String? = nil, threads: Int = 1,
+                name: String = "", handshakeTimeoutSeconds: Double = 60) {
+        self.endpoint = endpoint
+        self.configPath = configPath
+        self.dataPath = dataPath
+        self.threads = threads
+        self.name = name
+        self.handshakeTimeoutSeconds = handshakeTimeoutSeconds
+    }
+}
+
+public struct WorkerRefused: Error, CustomStringConvertible {
+    public var description: String
+}
+
+public final class Worker {
+    let options: WorkerOptions
+    let socket: ZMQSocket
+    public var log: (String) -> Void = Console.line
+    private var runner: ShardRunner?
+    private var identity: JobIdentity?
+    private var blockPool: [FloatBuffer] = []
+    private let tracker = ZMQSendTracker()
+    private let name: String
+
+    public init(options: WorkerOptions) throws {
+        self.options = options
+        name = options.name.isEmpty ? "\(ProcessInfo.processInfo.hostName):\(getpid())" : options.name
+        socket = try ZMQSocket(.dealer)
+        try socket.setRoutingID(Array("\(name)#\(UInt32.random(in: 0...UInt32.max))".utf8.prefix(200)))
+        try socket.setSendHighWaterMark(0)
+        try socket.setReceiveHighWaterMark(0)
+        try socket.connect(options.endpoint)
+    }
+
+    private func send(_ message: WireMessage, step: UInt64 = 0, shard: UInt32 = 0) throws {
+        try socket.send(WireProtocol.encode(WireEnvelope(jobID: identity?.jobID ?? .zero, step: step, shardID: shard, message: message)))
+    }
+
+    private func hello() throws {
+        try send(.hello(HelloMessage(
+            jobID: identity?.jobID ?? .zero, dataFingerprint: identity?.dataFingerprint ?? .zero,
+            capabilities: [.train, .evaluate], blasThreads: UInt32(max(options.threads, 0)),
+            workerName: name, processID: UInt32(getpid()))))
+    }
+
+    /// Wait for the coordinator's WELCOME (or ERROR) to a HELLO.
+    private func awaitWelcome() throws -> WelcomeMessage {
+        let deadline = MonotonicClock.now() + options.handshakeTimeoutSeconds
+        while MonotonicClock.now() < deadline {
+            guard let frames = try socket.receive(timeout: .milliseconds(200)) else { continue }
+            let envelope: WireEnvelope
+            do {
+                envelope = try WireProtocol.decode(frames)
+            } catch let error as WireError {
+                if case .unsupportedVersion(let version) = error {
+                    throw WorkerRefused(description: "the coordinator speaks wire protocol version \(version), this worker speaks \(WireProtocol.version): run the same ssgd build on every node")
+                }
+                log("warning: dropped a malformed message: \(error)")
+                continue
+            }
+            switch envelope.message {
+            case .welcome(let welcome): return welcome
+            case .error(let error): throw WorkerRefused(description: "the coordinator refused this worker: \(error.message)")
+            case .shutdown(let shutdown): throw WorkerRefused(description: "the coordinator shut down: \(shutdown.reason)")
+            default: continue
+            }
+        }
+        throw WorkerRefused(description: "no answer from a coordinator at \(options.endpoint) within \(Int(options.handshakeTimeoutSeconds)) s; is it running, and is the endpoint right?")
+    }
+
+    /// Handshake, then serve tasks until SHUTDOWN.
+    public func run() throws {
+        var config: TrainingConfig
+        if let path = options.configPath {
+            config = try TrainingConfig.load(path: path)
+        } else {
+            try hello()
+            let welcome = try awaitWelcome()
+            config = try TrainingConfig.parse(yaml: welcome.config)
+        }
+        if let dataPath = options.dataPath { config.dataPath = dataPath }
+        try config.validate()
+        BLASThreads.set(options.threads)
+        let (data, network) = try TrainingSession.loadDataAndModel(config)
+        identity = JobIdentity(config: config, dataFingerprint: data.fingerprint)
+        runner = ShardRunner(network: network, data: data, config: config)
+        try hello()
+        let welcome = try awaitWelcome()
+        log("worker \(name) joined as #\(welcome.workerIndex) (\(network.parameterCount) parameters, \(data.train.count) training samples, \(BLASThreads.current) BLAS thread(s))")
+        try serve()
+    }
+
+    private func serve() throws {
+        while true {
+            guard let frames = try socket.receive(timeout: .seconds(1)) else { continue }
+            let envelope: WireEnvelope
+            do {
+                envelope = try WireProtocol.decode(frames)
+            } catch let error as WireError {
+                log("warning: dropped a malformed message: \(error)")
+                continue
+            }
+            switch envelope.message {
+            case .task(let task):
+                do {
+                    try perform(task, step: envelope.step, shard: envelope.shardID)
+                } catch let error as WorkerTaskError {
+                    try? send(.error(ErrorMessage(code: .configInvalid, message: error.description)))
+                    throw error
+                }
+            case .shutdown(let shutdown):
+                log("worker \(name): shutting down (\(shutdown.reason))")
+                return
+            case .error(let error):
+                throw WorkerRefused(description: "the coordinator reported: \(error.message)")
+            default:
+                continue
+            }
+        }
+    }
+
+    private func perform(_ task: TaskMessage, step: UInt64, shard: UInt32) throws {
+        guard let runner else { return }
+        let network = runner.network
+        let started = MonotonicClock.now()
+        _ = tracker.waitUntilReleased(timeout: .seconds(10))
+        switch task.kind {
+        case .train:
+            guard task.parameters.count == network.parameterCount, Int(task.unitSize) == runner.unitSize else {
+                throw WorkerTaskError(description: "task does not fit this worker's model: \(task.parameters.count) parameters of unit size \(task.unitSize), model has \(network.parameterCount) of \(runner.unitSize)")
+            }
+            let limit = runner.data.train.count
+            guard task.sampleIndices.allSatisfy({ $0 >= 0 && Int($0) < limit }) else {
+                throw WorkerTaskError(description: "train task names samples outside this worker's training set of \(limit)")
+            }
+            task.parameters.copy(into: network.parameters.pointer)
+            var blocks = [GradientBlock]()
+            var used = 0
+            let outcomes = try task.sampleIndices.withUnsafeBufferPointer { indices in
+                try runner.train(step: Int(step), epoch: Int(task.epoch), firstUnit: Int(task.firstUnit),
+                                 unitCount: Int(task.unitCount), indices: indices) { block, sum in
+                    if used == blockPool.count { blockPool.append(FloatBuffer(count: network.parameterCount)) }
+                    let buffer = blockPool[used]
+                    buffer.pointer.update(from: sum, count: network.parameterCount)
+                    blocks.append(GradientBlock(firstUnit: UInt32(block.first), unitCount: UInt32(block.count),
+                                                gradient: WireFloats(buffer, tracker: tracker)))
+                    used += 1
+                }
+            }
+            let result = ResultMessage(
+                taskKind: .train, firstUnit: task.firstUnit, unitCount: task.unitCount, lossSums: outcomes.lossSums,
+                correctCounts: outcomes.correct.map { UInt32($0) }, sampleCounts: outcomes.samples.map { UInt32($0) },
+                gradientBlocks: blocks, statisticsPerUnit: UInt32(2 * network.normalizationChannels),
+                batchNormStatistics: WireFloats(outcomes.normalizationStatistics), computeSeconds: MonotonicClock.now() - started)
+            try send(.result(result), step: step, shard: shard)
+        case .evaluate:
+            guard task.parameters.count == network.parameterCount + network.state.count else {
+                throw WorkerTaskError(description: "evaluation task carries \(task.parameters.count) values, the model needs \(network.parameterCount + network.state.count)")
+            }
+            task.parameters.withUnsafeBytes { raw in
+                UnsafeMutableRawPointer(network.parameters.pointer).copyMemory(from: raw.baseAddress!, byteCount: network.parameterCount * 4)
+                UnsafeMutableRawPointer(network.state.pointer).copyMemory(from: raw.baseAddress! + network.parameterCount * 4, byteCount: network.state.count * 4)
+            }
+            let split: Split = task.split == .train ? .train : .test
+            let limit = runner.data.dataset(split).count
+            guard task.sampleIndices.allSatisfy({ $0 >= 0 && Int($0) < limit }) else {
+                throw WorkerTaskError(description: "evaluation task names samples outside this worker's \(split) set of \(limit)")
+            }
+            let (losses, correct) = task.sampleIndices.withUnsafeBufferPointer { runner.evaluate(split: split, indices: $0) }
+            let result = ResultMessage(
+                taskKind: .evaluate, firstUnit: task.firstUnit, unitCount: UInt32(losses.count), lossSums: losses,
+                correctCounts: correct.map { UInt32($0) },
+                sampleCounts: (0..<losses.count).map { UInt32(min(runner.unitSize, task.sampleIndices.count - $0 * runner.unitSize)) },
+                gradientBlocks: [], statisticsPerUnit: 0, batchNormStatistics: .empty, computeSeconds: MonotonicClock.now() - started)
+            try send(.result(result), step: step, shard: shard)
+        case .hessianVectorProduct:
+            throw WorkerTaskError(description: "this worker does not compute Hessian-vector products yet")
+        }
+    }
+
+    public func close() { socket.close() }
+}
+
+struct WorkerTaskError: Error, CustomStringConvertible {
+    var description: String
+}
