@@ -235,11 +235,13 @@ public final class Conv2d: Layer, CountsMACs {
                                 continue
                             }
                             for ow in 0..<lo { target[ow] = 0 }
-                            let source = plane + ih * w - padding + kj
+                            // Input column of output column ow is ow·s + shift, in bounds on [lo, hi).
+                            let source = plane + ih * w
+                            let shift = kj - padding
                             if stride == 1 {
-                                (target + lo).update(from: source + lo, count: hi - lo)
+                                (target + lo).update(from: source + (lo + shift), count: hi - lo)
                             } else {
-                                for ow in lo..<hi { target[ow] = source[ow * stride] }
+                                for ow in lo..<hi { target[ow] = source[ow * stride + shift] }
                             }
                             for ow in hi..<wo { target[ow] = 0 }
                         }
@@ -267,11 +269,12 @@ public final class Conv2d: Layer, CountsMACs {
                             let ih = oh * stride - padding + ki
                             if ih < 0 || ih >= h { continue }
                             let source = row + n * positions + oh * wo
-                            let target = plane + ih * w - padding + kj
+                            let target = plane + ih * w
+                            let shift = kj - padding
                             if stride == 1 {
-                                for ow in lo..<hi { target[ow] += source[ow] }
+                                for ow in lo..<hi { target[ow + shift] += source[ow] }
                             } else {
-                                for ow in lo..<hi { target[ow * stride] += source[ow] }
+                                for ow in lo..<hi { target[ow * stride + shift] += source[ow] }
                             }
                         }
                     }
