@@ -1,0 +1,229 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// Batch normalisation (Ioffe & Szegedy 2015) over (N, H, W) per channel, with ghost batches
+// (Hoffer et al. 2017): in training the batch is cut into consecutive chunks of `ghostBatch`
+// samples (the last may be smaller) and each chunk is normalised with its own statistics, so
+// the result does not depend on how many workers share a batch (DESIGN §3).
+//
+// Dimension letters: N batch, C channels, S = H·W positions, G chunk size (samples),
+// M = G·S values per channel and chunk.
+//
+// Training:  μ = mean, σ² = biased variance over the chunk;  x̂ = (x − μ)/√(σ² + ε);
+//            y = γ x̂ + β.
+//            Batch statistics for the trainer (which updates the running statistics with
+//            momentum 0.1; forward never touches them): for channel c of this layer,
+//            batchStatistics[offset + c] = mean over chunks of μ,
+//            batchStatistics[channels + offset + c] = mean over chunks of the UNBIASED
+//            variance σ²·M/(M−1) (σ² itself when M = 1).
+// Inference: y = γ (x − running_mean)/√(running_var + ε) + β.
+// Backward (training, per chunk and channel):
+//            dγ += Σ dy·x̂;  dβ += Σ dy;  dx = γ/(M√(σ²+ε)) · (M·dy − Σdy − x̂·Σ dy·x̂).
+
+public final class BatchNorm2d: Layer {
+    public let inputShape: Shape
+    public var outputShape: Shape { inputShape }
+    public let channels: Int
+    public let ghostBatch: Int
+    public let epsilon: Float = 1e-5
+    private let name: String
+    private let spatial: Int
+
+    private var scaleOffset = 0, shiftOffset = 0
+    private var meanOffset = 0, varianceOffset = 0
+    private var statisticsOffset = 0
+    private var scale: UnsafeMutablePointer<Float>!  // γ (C)
+    private var shift: UnsafeMutablePointer<Float>!  // β (C)
+    private var scaleGradient: UnsafeMutablePointer<Float>!  // (C)
+    private var shiftGradient: UnsafeMutablePointer<Float>!  // (C)
+    private var runningMean: UnsafeMutablePointer<Float>!  // (C), state
+    private var runningVariance: UnsafeMutablePointer<Float>!  // (C), state
+    private var statisticsMean: UnsafeMutablePointer<Float>!  // (C) in arenas.batchStatistics
+    private var statisticsVariance: UnsafeMutablePointer<Float>!  // (C)
+
+    private var output: FloatBuffer?  // (N, C, S)
+    private var chunkMean: FloatBuffer?  // (chunks, C)
+    private var chunkInverseStd: FloatBuffer?  // (chunks, C), 1/√(σ²+ε)
+    private var input: UnsafePointer<Float>?  // (N, C, S), the last forward's input
+    private var lastMode: Mode = .training
+
+    /// `name` is the PyTorch module name, e.g. "features.1". A flat input [F] is C = F, S = 1.
+    public init(name: String, inputShape: Shape, ghostBatch: Int) {
+        precondition(ghostBatch >= 1, "BatchNorm2d \(name): ghostBatch must be at least 1, got \(ghostBatch)")
+        let (c, h, w) = inputShape.chw
+        self.name = name
+        self.inputShape = inputShape
+        self.channels = c
+        self.spatial = h * w
+        self.ghostBatch = ghostBatch
+    }
+
+    public func declare(into layout: ParameterLayout) {
+        layout.scoped(name) {
+            scaleOffset = layout.addParameter(
+                "weight", shape: [channels], role: .normScale, initializer: .constant(1))
+            shiftOffset = layout.addParameter(
+                "bias", shape: [channels], role: .normShift, initializer: .constant(0))
+            meanOffset = layout.addState("running_mean", shape: [channels], role: .runningMean, initialValue: 0)
+            varianceOffset = layout.addState(
+                "running_var", shape: [channels], role: .runningVariance, initialValue: 1)
+        }
+        statisticsOffset = layout.addNormalizationChannels(channels)
+    }
+
+    public func bind(_ arenas: Arenas) {
+        scale = arenas.parameters + scaleOffset
+        shift = arenas.parameters + shiftOffset
+        scaleGradient = arenas.gradients + scaleOffset
+        shiftGradient = arenas.gradients + shiftOffset
+        runningMean = arenas.state + meanOffset
+        runningVariance = arenas.state + varianceOffset
+        statisticsMean = arenas.batchStatistics + statisticsOffset
+        statisticsVariance = arenas.batchStatistics + arenas.normalizationChannels + statisticsOffset
+    }
+
+    public func reserve(maxBatch: Int) {
+        if let output, output.count >= maxBatch * inputShape.count { return }
+        output = FloatBuffer(count: maxBatch * inputShape.count)
+        let chunks = (maxBatch + ghostBatch - 1) / ghostBatch
+        chunkMean = FloatBuffer(count: chunks * channels)
+        chunkInverseStd = FloatBuffer(count: chunks * channels)
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, batch: Int, context: ForwardContext)
+        -> UnsafeMutablePointer<Float>
+    {
+        guard let output, let chunkMean, let chunkInverseStd else {
+            preconditionFailure("BatchNorm2d \(name): reserve(maxBatch:) not called")
+        }
+        precondition(
+            batch * inputShape.count <= output.count, "BatchNorm2d \(name): batch \(batch) exceeds reserved size")
+        input = x
+        lastMode = context.mode
+        let y = output.pointer
+        let (c, s) = (channels, spatial)
+        if context.mode == .inference {
+            for channel in 0..<c {
+                let inverse = 1 / (runningVariance[channel] + epsilon).squareRoot()
+                let a = scale[channel] * inverse
+                let b = shift[channel] - runningMean[channel] * a
+                for n in 0..<batch {
+                    let base = (n * c + channel) * s
+                    for i in 0..<s { y[base + i] = x[base + i] * a + b }
+                }
+            }
+            return y
+        }
+        let chunks = (batch + ghostBatch - 1) / ghostBatch
+        for channel in 0..<c {
+            var meanSum = 0.0
+            var varianceSum = 0.0
+            for chunk in 0..<chunks {
+                let first = chunk * ghostBatch
+                let last = min(first + ghostBatch, batch)
+                let m = Double((last - first) * s)
+                // Two passes in double: mean, then centred sum of squares.
+                var sum = 0.0
+                for n in first..<last {
+                    let row = x + (n * c + channel) * s
+                    for i in 0..<s { sum += Double(row[i]) }
+                }
+                let mean = sum / m
+                var squares = 0.0
+                for n in first..<last {
+                    let row = x + (n * c + channel) * s
+                    for i in 0..<s {
+                        let d = Double(row[i]) - mean
+                        squares += d * d
+                    }
+                }
+                let variance = squares / m
+                let inverse = Float(1 / (variance + Double(epsilon)).squareRoot())
+                chunkMean[chunk * c + channel] = Float(mean)
+                chunkInverseStd[chunk * c + channel] = inverse
+                meanSum += mean
+                varianceSum += m > 1 ? squares / (m - 1) : variance
+                let a = scale[channel] * inverse
+                let b = shift[channel] - Float(mean) * a
+                for n in first..<last {
+                    let base = (n * c + channel) * s
+                    for i in 0..<s { y[base + i] = x[base + i] * a + b }
+                }
+            }
+            statisticsMean[channel] = Float(meanSum / Double(chunks))
+            statisticsVariance[channel] = Float(varianceSum / Double(chunks))
+        }
+        return y
+    }
+
+    public func backward(
+        outputGradient dy: UnsafeMutablePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>?,
+        batch: Int
+    ) {
+        guard let x = input, let chunkMean, let chunkInverseStd else {
+            preconditionFailure("BatchNorm2d \(name): backward before forward")
+        }
+        let (c, s) = (channels, spatial)
+        if lastMode == .inference {
+            for channel in 0..<c {
+                let inverse = 1 / (runningVariance[channel] + epsilon).squareRoot()
+                let mean = runningMean[channel]
+                var sumDy: Float = 0
+                var sumDyXhat: Float = 0
+                let a = scale[channel] * inverse
+                for n in 0..<batch {
+                    let base = (n * c + channel) * s
+                    for i in 0..<s {
+                        let g = dy[base + i]
+                        sumDy += g
+                        sumDyXhat += g * (x[base + i] - mean) * inverse
+                        dx?[base + i] = g * a
+                    }
+                }
+                shiftGradient[channel] += sumDy
+                scaleGradient[channel] += sumDyXhat
+            }
+            return
+        }
+        let chunks = (batch + ghostBatch - 1) / ghostBatch
+        for channel in 0..<c {
+            var totalDy: Float = 0
+            var totalDyXhat: Float = 0
+            for chunk in 0..<chunks {
+                let first = chunk * ghostBatch
+                let last = min(first + ghostBatch, batch)
+                let mean = chunkMean[chunk * c + channel]
+                let inverse = chunkInverseStd[chunk * c + channel]
+                var sumDy: Float = 0
+                var sumDyXhat: Float = 0
+                for n in first..<last {
+                    let base = (n * c + channel) * s
+                    for i in 0..<s {
+                        let g = dy[base + i]
+                        sumDy += g
+                        sumDyXhat += g * (x[base + i] - mean) * inverse
+                    }
+                }
+                totalDy += sumDy
+                totalDyXhat += sumDyXhat
+                guard let dx else { continue }
+                let m = Float((last - first) * s)
+                let factor = scale[channel] * inverse
+                let meanDy = sumDy / m
+                let meanDyXhat = sumDyXhat / m
+                for n in first..<last {
+                    let base = (n * c + channel) * s
+                    for i in 0..<s {
+                        let xhat = (x[base + i] - mean) * inverse
+                        dx[base + i] = factor * (dy[base + i] - meanDy - xhat * meanDyXhat)
+                    }
+                }
+            }
+            shiftGradient[channel] += totalDy
+            scaleGradient[channel] += totalDyXhat
+        }
+    }
+}

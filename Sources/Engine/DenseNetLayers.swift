@@ -1,0 +1,157 @@
+// The building blocks of DenseNet (Huang, Liu, van der Maaten & Weinberger 2017, "Densely
+// Connected Convolutional Networks"), without bottleneck or compression, as composite layers
+// that own their sub-layers. Intermediate gradients live in the network's shared Workspace.
+//
+// Dimension letters: N batch, C input channels, K growth rate (new channels), S = H·W.
+
+/// BN(C) → ReLU → conv3×3 p1 C→K (no bias); output (N, C + K, H, W) = [input, new K channels].
+/// Backward: the new channels' gradient flows back through conv, ReLU and BN; the input
+/// channels' gradient passes straight through and is ADDED to that.
+public final class DenseLayer: CompositeLayer {
+    public let inputShape: Shape
+    public let outputShape: Shape
+    public let growthRate: Int
+    public let norm: BatchNorm2d
+    public let relu: ReLU
+    public let conv: Conv2d
+    public let sublayers: [Layer]
+    private let workspace: Workspace
+    private let channels: Int
+    private let spatial: Int
+    private var output: FloatBuffer?  // (N, C + K, S)
+    private var input: UnsafePointer<Float>?
+
+    /// Sub-layer names follow densenet.pytorch's SingleLayer: "<name>.bn1", "<name>.conv1".
+    public init(name: String, inputShape: Shape, growthRate: Int, ghostBatch: Int, workspace: Workspace) {
+        let (c, h, w) = inputShape.chw
+        self.inputShape = inputShape
+        self.growthRate = growthRate
+        self.channels = c
+        self.spatial = h * w
+        self.workspace = workspace
+        self.outputShape = Shape(c + growthRate, h, w)
+        norm = BatchNorm2d(name: name + ".bn1", inputShape: inputShape, ghostBatch: ghostBatch)
+        relu = ReLU(inputShape: inputShape)
+        conv = Conv2d(
+            name: name + ".conv1", inputShape: inputShape, outChannels: growthRate, kernel: 3,
+            padding: 1, bias: false, workspace: workspace)
+        sublayers = [norm, relu, conv]
+    }
+
+    public func declare(into layout: ParameterLayout) {
+        for layer in sublayers { layer.declare(into: layout) }
+    }
+
+    public func bind(_ arenas: Arenas) {
+        for layer in sublayers { layer.bind(arenas) }
+    }
+
+    public func reserve(maxBatch: Int) {
+        for layer in sublayers { layer.reserve(maxBatch: maxBatch) }
+        workspace.reserve(.compositeA, count: maxBatch * growthRate * spatial)
+        workspace.reserve(.compositeB, count: maxBatch * channels * spatial)
+        if let output, output.count >= maxBatch * outputShape.count { return }
+        output = FloatBuffer(count: maxBatch * outputShape.count)
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, batch: Int, context: ForwardContext)
+        -> UnsafeMutablePointer<Float>
+    {
+        guard let output else { preconditionFailure("DenseLayer: reserve(maxBatch:) not called") }
+        precondition(batch * outputShape.count <= output.count, "DenseLayer: batch \(batch) exceeds reserved size")
+        input = x
+        let normalized = norm.forward(x, batch: batch, context: context)
+        let activated = relu.forward(normalized, batch: batch, context: context)
+        let new = conv.forward(activated, batch: batch, context: context)  // (N, K, S)
+        let y = output.pointer
+        let (inCount, newCount) = (channels * spatial, growthRate * spatial)
+        for n in 0..<batch {
+            let target = y + n * (inCount + newCount)
+            target.update(from: x + n * inCount, count: inCount)
+            (target + inCount).update(from: new + n * newCount, count: newCount)
+        }
+        return y
+    }
+
+    public func backward(
+        outputGradient dy: UnsafeMutablePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>?,
+        batch: Int
+    ) {
+        let (inCount, newCount) = (channels * spatial, growthRate * spatial)
+        let newGradient = workspace.pointer(.compositeA)  // (N, K, S)
+        let activatedGradient = workspace.pointer(.compositeB)  // (N, C, S)
+        for n in 0..<batch {
+            (newGradient + n * newCount).update(from: dy + n * (inCount + newCount) + inCount, count: newCount)
+        }
+        conv.backward(outputGradient: newGradient, inputGradient: activatedGradient, batch: batch)
+        relu.backward(outputGradient: activatedGradient, inputGradient: activatedGradient, batch: batch)
+        norm.backward(outputGradient: activatedGradient, inputGradient: dx, batch: batch)
+        guard let dx else { return }
+        for n in 0..<batch {
+            let target = dx + n * inCount
+            let source = dy + n * (inCount + newCount)
+            for i in 0..<inCount { target[i] += source[i] }
+        }
+    }
+}
+
+/// BN(C) → ReLU → conv1×1 C→C (no bias) → average-pool 2×2 stride 2.
+public final class Transition: CompositeLayer {
+    public let inputShape: Shape
+    public let outputShape: Shape
+    public let norm: BatchNorm2d
+    public let relu: ReLU
+    public let conv: Conv2d
+    public let pool: AvgPool2d
+    public let sublayers: [Layer]
+    private let workspace: Workspace
+
+    /// Sub-layer names follow densenet.pytorch's Transition: "<name>.bn1", "<name>.conv1".
+    public init(name: String, inputShape: Shape, ghostBatch: Int, workspace: Workspace) {
+        let channels = inputShape.chw.c
+        self.inputShape = inputShape
+        self.workspace = workspace
+        norm = BatchNorm2d(name: name + ".bn1", inputShape: inputShape, ghostBatch: ghostBatch)
+        relu = ReLU(inputShape: inputShape)
+        conv = Conv2d(
+            name: name + ".conv1", inputShape: inputShape, outChannels: channels, kernel: 1, bias: false,
+            workspace: workspace)
+        pool = AvgPool2d(inputShape: conv.outputShape, kernel: 2, stride: 2)
+        outputShape = pool.outputShape
+        sublayers = [norm, relu, conv, pool]
+    }
+
+    public func declare(into layout: ParameterLayout) {
+        for layer in sublayers { layer.declare(into: layout) }
+    }
+
+    public func bind(_ arenas: Arenas) {
+        for layer in sublayers { layer.bind(arenas) }
+    }
+
+    public func reserve(maxBatch: Int) {
+        for layer in sublayers { layer.reserve(maxBatch: maxBatch) }
+        workspace.reserve(.compositeA, count: maxBatch * inputShape.count)
+        workspace.reserve(.compositeB, count: maxBatch * inputShape.count)
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, batch: Int, context: ForwardContext)
+        -> UnsafeMutablePointer<Float>
+    {
+        var y = UnsafeMutablePointer(mutating: x)
+        for layer in sublayers { y = layer.forward(y, batch: batch, context: context) }
+        return y
+    }
+
+    public func backward(
+        outputGradient dy: UnsafeMutablePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>?,
+        batch: Int
+    ) {
+        let convOutputGradient = workspace.pointer(.compositeA)  // (N, C, H, W)
+        let activatedGradient = workspace.pointer(.compositeB)  // (N, C, H, W)
+        pool.backward(outputGradient: dy, inputGradient: convOutputGradient, batch: batch)
+        conv.backward(outputGradient: convOutputGradient, inputGradient: activatedGradient, batch: batch)
+        relu.backward(outputGradient: activatedGradient, inputGradient: activatedGradient, batch: batch)
+        norm.backward(outputGradient: activatedGradient, inputGradient: dx, batch: batch)
+    }
+}
