@@ -9,6 +9,7 @@ let systemLibraries: [Target] = [
     // header and library are on the default paths.
     .systemLibrary(name: "CZMQ", path: "Sources/CZMQ"),
     .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+    .systemLibrary(name: "CProcess", path: "Sources/CProcess"),
 ]
 
 // MARK: - Modules (dependencies point down only)
@@ -18,7 +19,7 @@ let modules: [Target] = [
     .target(
         name: "Training",
         dependencies: ["Engine", "CZlib", .product(name: "Yams", package: "Yams")]),
-    .target(name: "Cluster", dependencies: ["Training", "Engine", "CZMQ"]),
+    .target(name: "Cluster", dependencies: ["Training", "Engine", "CZMQ", "CProcess"]),
     .executableTarget(
         name: "ssgd",
         dependencies: [

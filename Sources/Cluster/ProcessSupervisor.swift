@@ -1,3 +1,4 @@
+import CProcess
 import Foundation
 import Training
 
@@ -115,7 +116,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
     public static func adoptLauncherIfAny() {
         guard let value = ProcessInfo.processInfo.environment["SSGD_LAUNCHER_PID"], let launcher = Int32(value) else { return }
         #if os(Linux)
-        _ = prctl(PR_SET_PDEATHSIG, UInt(SIGTERM), 0, 0, 0)
+        _ = ssgd_die_with_parent(SIGTERM)
         #endif
         signal(SIGINT, SIG_IGN)
         if getppid() != launcher { exit(1) }

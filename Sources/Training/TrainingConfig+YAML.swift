@@ -76,6 +76,7 @@ extension TrainingConfig {
         ConfigKey(name: "hidden", hashed: true, read: { $0.hidden = try readIntList($1, "hidden") }, write: { list($0.hidden) }),
         ConfigKey(name: "depth", hashed: true, read: { $0.depth = try readInt($1, "depth") }, write: { "\($0.depth)" }),
         ConfigKey(name: "growth", hashed: true, read: { $0.growth = try readInt($1, "growth") }, write: { "\($0.growth)" }),
+        ConfigKey(name: "width_divisor", hashed: true, read: { $0.widthDivisor = try readInt($1, "width_divisor") }, write: { "\($0.widthDivisor)" }),
         ConfigKey(name: "dropout", hashed: true, read: { $0.dropout = try readDouble($1, "dropout") }, write: { number($0.dropout) }),
         ConfigKey(name: "dataset", hashed: true, read: { $0.dataset = try readEnum($1, "dataset") }, write: { $0.dataset.rawValue }),
         ConfigKey(name: "data_path", hashed: false, read: { $0.dataPath = try readString($1, "data_path") }, write: { quoted($0.dataPath) }),

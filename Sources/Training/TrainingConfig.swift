@@ -21,6 +21,8 @@ public struct TrainingConfig: Sendable, Equatable {
     public var hidden = [1024, 1024]
     public var depth = 40
     public var growth = 12
+    /// VGG only: divide every width by this (1 = the paper's network; larger for fast tests).
+    public var widthDivisor = 1
     public var dropout: Double = 0
     // Data
     public var dataset = DatasetKind.fashionMNIST
@@ -107,6 +109,9 @@ extension TrainingConfig {
         try require(hidden.allSatisfy { $0 > 0 }, "hidden", "widths must be > 0, got \(hidden)")
         try require(depth >= 7 && (depth - 4) % 3 == 0, "depth", "DenseNet depth must be 3n+4 (e.g. 22, 40), got \(depth)")
         try require(growth > 0, "growth", "must be > 0, got \(growth)")
+        try require(
+            widthDivisor >= 1 && 64 % widthDivisor == 0, "width_divisor",
+            "must divide 64 (1, 2, 4, 8, …), got \(widthDivisor)")
         try require(cropPadding >= 0, "crop_padding", "must be ≥ 0, got \(cropPadding)")
         try require(syntheticTrainSamples > 0, "synthetic_train_samples", "must be > 0")
         try require(syntheticTestSamples > 0, "synthetic_test_samples", "must be > 0")

@@ -1,0 +1,59 @@
+import ArgumentParser
+import Cluster
+import Engine
+import Foundation
+import Training
+
+struct Launch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train on this node with a coordinator and N worker processes.",
+        discussion: """
+            The coordinator runs in this process; workers are started, their output prefixed with \
+            [worker K], and stopped when training ends. Ctrl-C stops after the current step, writes a \
+            checkpoint and shuts the workers down. If a worker fails, everything stops with the reason.
+            """)
+
+    @OptionGroup var options: TrainingOptions
+
+    @Option(name: .customLong("workers"), help: "Worker processes to start.")
+    var workerCount = 2
+
+    @Option(help: "Transport between coordinator and workers: ipc or tcp (loopback).")
+    var transport = "ipc"
+
+    func validate() throws {
+        guard workerCount >= 1 else { throw ValidationError("--workers must be at least 1") }
+        guard ["ipc", "tcp"].contains(transport) else { throw ValidationError("--transport is ipc or tcp, got '\(transport)'") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let prepared = try TrainingSession.prepare(options.request)
+            let cores = ProcessInfo.processInfo.activeProcessorCount
+            // Workers × BLAS threads ≤ cores unless --threads says otherwise.
+            let workerThreads = prepared.config.threads > 0 ? prepared.config.threads : max(1, cores / workerCount)
+            BLASThreads.set(1)
+            StopRequest.installHandlers()
+            let endpoint = transport == "ipc"
+                ? "ipc://\(NSTemporaryDirectory())ssgd-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+                : "tcp://127.0.0.1:*"
+            let settings = ClusterSettings(bind: endpoint, minimumWorkers: workerCount, waitForWorkersSeconds: 120)
+            let (trainer, executor) = try ClusterSession.coordinatorTrainer(prepared, settings: settings)
+            let supervisor = ProcessSupervisor()
+            executor.abortCheck = { supervisor.failureReason.map { "stopping: \($0)" } }
+            defer {
+                executor.shutdown(reason: "launch is stopping")
+                supervisor.stopAll(grace: 5)
+                if endpoint.hasPrefix("ipc://") { try? FileManager.default.removeItem(atPath: String(endpoint.dropFirst(6))) }
+            }
+            Console.line("launch: coordinator on \(executor.endpoint), \(workerCount) worker(s) × \(workerThreads) BLAS thread(s)")
+            for k in 0..<workerCount {
+                var arguments = ["worker", "--connect", executor.endpoint, "--threads", String(workerThreads), "--name", "worker-\(k)"]
+                if prepared.config.dataset != .synthetic { arguments += ["--data", prepared.config.dataPath] }
+                try supervisor.start(label: "worker \(k)", executable: ProcessSupervisor.currentExecutable, arguments: arguments)
+            }
+            try executor.waitForWorkers(workerCount)
+            try trainer.train()
+        }
+    }
+}
