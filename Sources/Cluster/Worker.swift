@@ -140,8 +140,21 @@ public final class Worker {
         }
     }
 
+    /// Test-only fault hook: SSGD_TEST_WORKER_EXIT_AT_STEP=N makes a worker named in
+    /// SSGD_TEST_WORKER_NAME (or any worker) exit with status 3 when it receives step N's task.
+    private let exitAtStep: UInt64? = {
+        let environment = ProcessInfo.processInfo.environment
+        guard let value = environment["SSGD_TEST_WORKER_EXIT_AT_STEP"], let step = UInt64(value) else { return nil }
+        return step
+    }()
+
     private func perform(_ task: TaskMessage, step: UInt64, shard: UInt32) throws {
         guard let runner else { return }
+        if let exitAtStep, step == exitAtStep, task.kind == .train,
+           ProcessInfo.processInfo.environment["SSGD_TEST_WORKER_NAME"].map({ $0 == options.name }) ?? true {
+            log("worker \(name): exiting at step \(step) (test hook SSGD_TEST_WORKER_EXIT_AT_STEP)")
+            exit(3)
+        }
         let network = runner.network
         let started = MonotonicClock.now()
         _ = tracker.waitUntilReleased(timeout: .seconds(10))

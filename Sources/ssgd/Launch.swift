@@ -42,7 +42,7 @@ struct Launch: ParsableCommand {
             let supervisor = ProcessSupervisor()
             executor.abortCheck = { supervisor.failureReason.map { "stopping: \($0)" } }
             defer {
-                executor.shutdown(reason: "launch is stopping")
+                executor.shutdown(reason: StopRequest.requested ? "stopped on request" : "launch finished")
                 supervisor.stopAll(grace: 5)
                 if endpoint.hasPrefix("ipc://") { try? FileManager.default.removeItem(atPath: String(endpoint.dropFirst(6))) }
             }
@@ -52,6 +52,7 @@ struct Launch: ParsableCommand {
                 if prepared.config.dataset != .synthetic { arguments += ["--data", prepared.config.dataPath] }
                 try supervisor.start(label: "worker \(k)", executable: ProcessSupervisor.currentExecutable, arguments: arguments)
             }
+            Console.line("launch: worker pids \(supervisor.processIDs.map(String.init).joined(separator: " "))")
             try executor.waitForWorkers(workerCount)
             try trainer.train()
         }

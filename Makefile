@@ -1,0 +1,34 @@
+# ssgd: the two commands of the README, and their parts.
+#   make demo  — install what is missing, build (release), train the quickstart with 2 local workers
+#   make test  — install what is missing, build, run the whole test suite
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PACKAGES := libopenblas-dev liblapacke-dev libzmq3-dev zlib1g-dev pkg-config dataset-fashion-mnist
+WORKERS ?= 2
+
+.PHONY: demo test deps build release smoke clean
+
+deps:
+	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+release: deps
+	swift build -c release
+
+build: deps
+	swift build --build-tests
+
+demo: release
+	.build/release/ssgd launch --config configs/quickstart.yaml --workers $(WORKERS)
+
+smoke: release
+	.build/release/ssgd launch --config configs/smoke.yaml --workers $(WORKERS)
+
+test: build
+	swift test --skip-build
+
+clean:
+	rm -rf .build runs

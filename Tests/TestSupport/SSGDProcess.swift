@@ -1,0 +1,109 @@
+import Foundation
+
+// Runs the real `ssgd` binary built next to the test bundle (or $SSGD_BINARY), capturing its
+// output, for integration tests with real processes.
+
+public final class SSGDProcess: @unchecked Sendable {
+    public let process = Process()
+    private let lock = NSLock()
+    private var collected = Data()
+
+    public static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["SSGD_BINARY"] { return path }
+        let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var folder = testBinary.deletingLastPathComponent()
+        // The test bundle may be a folder (…/ssgdPackageTests.xctest/…) or a file beside ssgd.
+        while !folder.path.isEmpty && folder.path != "/" {
+            let candidate = folder.appendingPathComponent("ssgd").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            folder = folder.deletingLastPathComponent()
+        }
+        return ".build/debug/ssgd"
+    }
+
+    public init(_ arguments: [String], environment: [String: String] = [:]) throws {
+        process.executableURL = URL(fileURLWithPath: SSGDProcess.binary)
+        process.arguments = arguments
+        var merged = ProcessInfo.processInfo.environment
+        for (key, value) in environment { merged[key] = value }
+        process.environment = merged
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let chunk = handle.availableData
+            if chunk.isEmpty {
+                handle.readabilityHandler = nil
+                return
+            }
+            self?.append(chunk)
+        }
+        try process.run()
+    }
+
+    private func append(_ data: Data) {
+        lock.lock()
+        collected.append(data)
+        lock.unlock()
+    }
+
+    public var output: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: collected, as: UTF8.self)
+    }
+
+    public var processID: Int32 { process.processIdentifier }
+
+    /// Wait for exit; kills the process and returns nil after `timeout` seconds.
+    @discardableResult
+    public func wait(timeout: Double) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            return nil
+        }
+        Thread.sleep(forTimeInterval: 0.05)  // let the reader drain the pipe
+        return process.terminationStatus
+    }
+
+    /// Wait until the output contains `text` (true) or `timeout` passes (false).
+    public func waitForOutput(_ text: String, timeout: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if output.contains(text) { return true }
+            if !process.isRunning { return output.contains(text) }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        return false
+    }
+
+    /// Run to completion and return (status, output).
+    public static func run(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 120) throws -> (status: Int32?, output: String) {
+        let running = try SSGDProcess(arguments, environment: environment)
+        let status = running.wait(timeout: timeout)
+        return (status, running.output)
+    }
+
+    /// Whether a process with this pid still exists (zombies of ours count as gone).
+    public static func isAlive(_ pid: Int32) -> Bool {
+        guard kill(pid, 0) == 0 else { return false }
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        return !status.contains(") Z ")
+    }
+
+    /// The worker pids a `launch` printed.
+    public static func workerPIDs(in output: String) -> [Int32] {
+        guard let line = output.split(separator: "\n").first(where: { $0.contains("launch: worker pids") }) else { return [] }
+        return line.split(separator: " ").compactMap { Int32($0) }
+    }
+
+    /// parameters_sha256 from a run directory's summary.json.
+    public static func parametersHash(runDirectory: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: runDirectory + "/summary.json"),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        return object["parameters_sha256"] as? String
+    }
+}
