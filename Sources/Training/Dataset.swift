@@ -9,14 +9,26 @@ public final class Dataset: @unchecked Sendable {
     public let classes: Int
     public let images: FloatBuffer  // (N, shape.count)
     public let labels: [Int32]  // (N)
+    /// A second, coarser labelling kept alongside the training labels (CIFAR-100's 20
+    /// superclasses), in 0..<coarseClasses; nil for data sets that have none.
+    public let coarseLabels: [Int32]?  // (N)
+    public let coarseClasses: Int
 
-    public init(name: String, shape: Shape, classes: Int, images: FloatBuffer, labels: [Int32]) {
+    public init(
+        name: String, shape: Shape, classes: Int, images: FloatBuffer, labels: [Int32],
+        coarseLabels: [Int32]? = nil, coarseClasses: Int = 0
+    ) {
         precondition(images.count == labels.count * shape.count, "\(name): \(images.count) floats for \(labels.count) samples of \(shape)")
+        precondition(
+            coarseLabels.map { $0.count == labels.count && coarseClasses > 0 } ?? true,
+            "\(name): \(coarseLabels?.count ?? 0) coarse labels in \(coarseClasses) classes for \(labels.count) samples")
         self.name = name
         self.shape = shape
         self.classes = classes
         self.images = images
         self.labels = labels
+        self.coarseLabels = coarseLabels
+        self.coarseClasses = coarseLabels == nil ? 0 : coarseClasses
     }
 
     public var count: Int { labels.count }
@@ -28,6 +40,14 @@ public final class Dataset: @unchecked Sendable {
     public var classHistogram: [Int] {
         var histogram = [Int](repeating: 0, count: classes)
         for label in labels { histogram[Int(label)] += 1 }
+        return histogram
+    }
+
+    /// Samples per coarse class; nil when the data set has no coarse labels.
+    public var coarseHistogram: [Int]? {
+        guard let coarseLabels else { return nil }
+        var histogram = [Int](repeating: 0, count: coarseClasses)
+        for label in coarseLabels { histogram[Int(label)] += 1 }
         return histogram
     }
 }
