@@ -11,6 +11,12 @@ public struct StepTask: Sendable {
     /// The global batch's sample indices (batchSize of them), unit u owning
     /// [u·unitSize, (u+1)·unitSize).
     public var indices: [Int32]
+
+    public init(step: Int, epoch: Int, indices: [Int32]) {
+        self.step = step
+        self.epoch = epoch
+        self.indices = indices
+    }
 }
 
 public struct StepStatistics: Sendable {

@@ -21,5 +21,11 @@ public enum StopRequest {
         }
         signal(SIGINT, handler)
         signal(SIGTERM, handler)
+        // A parent may have spawned us with these signals blocked (posix_spawn keeps the mask).
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        sigaddset(&unblock, SIGINT)
+        sigaddset(&unblock, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
     }
 }

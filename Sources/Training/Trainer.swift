@@ -21,6 +21,8 @@ public final class Trainer {
     public private(set) var step = 0
     /// Where progress lines go (stdout by default).
     public var output: (String) -> Void = Console.line
+    /// The command that continues this run, for the hint printed when it stops early.
+    public var resumeCommand = "ssgd train"
 
     private let gradient: FloatBuffer
     private var permutation: (epoch: Int, order: [Int32])?
@@ -238,9 +240,9 @@ public final class Trainer {
                       summary.imagesPerSecond))
         output("parameters sha256 \(summary.parametersSHA256)")
         if stoppedByRequest {
-            output("stopped at step \(step) on request; continue with: ssgd train --resume \(run.path)")
+            output("stopped at step \(step) on request; continue with: \(resumeCommand) --resume \(run.path)")
         } else if summary.stoppedEarly {
-            output("stopped at max_steps \(step) of \(schedule.totalSteps); continue with: ssgd train --resume \(run.path) --max-steps 0")
+            output("stopped at max_steps \(step) of \(schedule.totalSteps); continue with: \(resumeCommand) --resume \(run.path) --max-steps 0")
         }
         return summary
     }

@@ -32,6 +32,7 @@ struct CoordinatorCommand: ParsableCommand {
             StopRequest.installHandlers()
             let settings = ClusterSettings(bind: bind, minimumWorkers: workers, waitForWorkersSeconds: waitForWorkers)
             let (trainer, executor) = try ClusterSession.coordinatorTrainer(prepared, settings: settings)
+            trainer.resumeCommand = "ssgd coordinator --bind \(bind)"
             Console.line("coordinator listening on \(executor.endpoint) (job \(executor.identity.jobID.short)…)")
             defer { executor.shutdown() }
             try executor.waitForWorkers(workers)

@@ -39,6 +39,7 @@ struct Launch: ParsableCommand {
                 : "tcp://127.0.0.1:*"
             let settings = ClusterSettings(bind: endpoint, minimumWorkers: workerCount, waitForWorkersSeconds: 120)
             let (trainer, executor) = try ClusterSession.coordinatorTrainer(prepared, settings: settings)
+            trainer.resumeCommand = "ssgd launch --workers \(workerCount)"
             let supervisor = ProcessSupervisor()
             executor.abortCheck = { supervisor.failureReason.map { "stopping: \($0)" } }
             defer {
