@@ -26,7 +26,7 @@ public final class ZMQSocket {
     }
 
     public let kind: Kind
-    private let context: ZMQContext  // keeps the context alive while the socket is open
+    let context: ZMQContext  // keeps the context alive while the socket is open
     private var handle: UnsafeMutableRawPointer?
 
     public init(_ kind: Kind, context: ZMQContext? = nil) throws {
