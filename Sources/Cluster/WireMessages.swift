@@ -317,6 +317,8 @@ public enum WireErrorCode: UInt32, Sendable, CaseIterable {
     case capabilityMissing = 6
     case unexpectedMessage = 7
     case internalError = 8
+    /// The coordinator does not know this worker (e.g. it restarted): handshake again.
+    case unknownWorker = 9
 }
 
 /// Either direction: a refusal or failure, with a message for a human.

@@ -17,15 +17,21 @@ public struct WorkerOptions: Sendable {
     public var threads: Int
     public var name: String
     public var handshakeTimeoutSeconds: Double
+    public var security: CurveClientSecurity?
+    /// After this long without hearing from the coordinator, give up (exit non-zero).
+    public var giveUpSeconds: Double
 
     public init(endpoint: String, configPath: String? = nil, dataPath: String? = nil, threads: Int = 1,
-                name: String = "", handshakeTimeoutSeconds: Double = 60) {
+                name: String = "", handshakeTimeoutSeconds: Double = 60, security: CurveClientSecurity? = nil,
+                giveUpSeconds: Double = 600) {
         self.endpoint = endpoint
         self.configPath = configPath
         self.dataPath = dataPath
         self.threads = threads
         self.name = name
         self.handshakeTimeoutSeconds = handshakeTimeoutSeconds
+        self.security = security
+        self.giveUpSeconds = giveUpSeconds
     }
 }
 
@@ -42,14 +48,22 @@ public final class Worker {
     private var blockPool: [FloatBuffer] = []
     private let tracker = ZMQSendTracker()
     private let name: String
+    private let routingID: [UInt8]
+    private var heartbeat: WorkerHeartbeat?
+    private var coordinatorTimeout = 30.0
 
     public init(options: WorkerOptions) throws {
         self.options = options
         name = options.name.isEmpty ? "\(ProcessInfo.processInfo.hostName):\(getpid())" : options.name
         socket = try ZMQSocket(.dealer)
-        try socket.setRoutingID(Array("\(name)#\(UInt32.random(in: 0...UInt32.max))".utf8.prefix(200)))
+        routingID = Array("\(name)#\(UInt32.random(in: 0...UInt32.max))".utf8.prefix(200))
+        try socket.setRoutingID(routingID)
         try socket.setSendHighWaterMark(0)
         try socket.setReceiveHighWaterMark(0)
+        try socket.setReconnectInterval(initial: .milliseconds(100), maximum: .seconds(2))
+        if let security = options.security {
+            try secureClient(socket, serverPublicKey: security.serverPublicKey, clientKeys: security.keyPair)
+        }
         try socket.connect(options.endpoint)
     }
 
@@ -86,7 +100,8 @@ public final class Worker {
             default: continue
             }
         }
-        throw WorkerRefused(description: "no answer from a coordinator at \(options.endpoint) within \(Int(options.handshakeTimeoutSeconds)) s; is it running, and is the endpoint right?")
+        let keysHint = options.security == nil ? "" : " With CURVE, also check that this worker's public key is in the coordinator's allow-list and --curve-server-key is the coordinator's public key."
+        throw WorkerRefused(description: "no answer from a coordinator at \(options.endpoint) within \(Int(options.handshakeTimeoutSeconds)) s; is it running, and is the endpoint right?\(keysHint)")
     }
 
     /// Handshake, then serve tasks until SHUTDOWN.
@@ -108,12 +123,48 @@ public final class Worker {
         try hello()
         let welcome = try awaitWelcome()
         log("worker \(name) joined as #\(welcome.workerIndex) (\(network.parameterCount) parameters, \(data.train.count) training samples, \(BLASThreads.current) BLAS thread(s))")
+        coordinatorTimeout = config.coordinatorTimeout
+        let heartbeat = WorkerHeartbeat(
+            endpoint: options.endpoint, workerRoutingID: routingID, jobID: identity?.jobID ?? .zero,
+            interval: Double(welcome.heartbeatIntervalMilliseconds) / 1000, security: options.security)
+        self.heartbeat = heartbeat
+        heartbeat.start()
+        defer { heartbeat.stop() }
         try serve()
     }
 
+    /// A restarted coordinator (or one that declared this worker dead) asked us to join again.
+    private func rejoin() throws {
+        log("worker \(name): the coordinator does not know this worker (restarted, or it declared us dead); joining again")
+        try hello()
+        let welcome = try awaitWelcome()
+        log("worker \(name) rejoined as #\(welcome.workerIndex)")
+    }
+
     private func serve() throws {
+        var lostReported = false
         while true {
-            guard let frames = try socket.receive(timeout: .seconds(1)) else { continue }
+            if let heartbeat {
+                if heartbeat.rejoinRequested.exchange(false, ordering: .relaxed) {
+                    try rejoin()
+                    heartbeat.heard()
+                    lostReported = false
+                }
+                let silence = heartbeat.silence
+                if silence > coordinatorTimeout && !lostReported {
+                    log("worker \(name): no word from the coordinator at \(options.endpoint) for \(Int(silence)) s; waiting for it (reconnecting with backoff)")
+                    lostReported = true
+                }
+                if silence > options.giveUpSeconds {
+                    throw WorkerRefused(description: "the coordinator at \(options.endpoint) has been silent for \(Int(silence)) s; giving up")
+                }
+            }
+            guard let frames = try socket.receive(timeout: .milliseconds(200)) else { continue }
+            heartbeat?.heard()
+            if lostReported {
+                log("worker \(name): the coordinator is back")
+                lostReported = false
+            }
             let envelope: WireEnvelope
             do {
                 envelope = try WireProtocol.decode(frames)
@@ -123,6 +174,8 @@ public final class Worker {
             }
             switch envelope.message {
             case .task(let task):
+                heartbeat?.busy.store(true, ordering: .relaxed)
+                defer { heartbeat?.busy.store(false, ordering: .relaxed) }
                 do {
                     try perform(task, step: envelope.step, shard: envelope.shardID)
                 } catch let error as WorkerTaskError {
@@ -132,6 +185,8 @@ public final class Worker {
             case .shutdown(let shutdown):
                 log("worker \(name): shutting down (\(shutdown.reason))")
                 return
+            case .error(let error) where error.code == .unknownWorker:
+                try rejoin()
             case .error(let error):
                 throw WorkerRefused(description: "the coordinator reported: \(error.message)")
             default:

@@ -104,6 +104,12 @@ public final class ZMQSocket {
 
     // MARK: - Options
 
+    /// Reconnect after `initial`, doubling up to `maximum` (libzmq's own backoff).
+    public func setReconnectInterval(initial: Duration, maximum: Duration) throws {
+        try set(ZMQ_RECONNECT_IVL, "ZMQ_RECONNECT_IVL", int: milliseconds(initial, "ZMQ_RECONNECT_IVL"))
+        try set(ZMQ_RECONNECT_IVL_MAX, "ZMQ_RECONNECT_IVL_MAX", int: milliseconds(maximum, "ZMQ_RECONNECT_IVL_MAX"))
+    }
+
     private func set(_ option: Int32, _ name: String, int value: Int32) throws {
         let socket = try open("set \(name)")
         var value = value

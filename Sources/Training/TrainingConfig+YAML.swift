@@ -57,6 +57,25 @@ private func readIntList(_ node: Node, _ key: String) throws -> [Int] {
     }
 }
 
+/// "250ms", "5s", "2m", "1h" or a bare number of seconds.
+private func readSeconds(_ node: Node, _ key: String) throws -> Double {
+    let text = try scalarText(node, key).trimmingCharacters(in: .whitespaces)
+    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+    for (suffix, scale) in units where text.hasSuffix(suffix) {
+        if let value = Double(text.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), value.isFinite {
+            return value * scale
+        }
+    }
+    guard let value = Double(text), value.isFinite else {
+        throw ConfigError(key: key, "expected a duration such as 500ms, 5s or 2m, got '\(text)'")
+    }
+    return value
+}
+
+private func seconds(_ value: Double) -> String {
+    value < 1 ? "\(Int((value * 1000).rounded()))ms" : "\(number(value).replacingOccurrences(of: ".0", with: ""))s"
+}
+
 private func number(_ value: Double) -> String {
     if value == value.rounded() && abs(value) < 1e15 { return String(format: "%.1f", value) }
     return "\(value)"
@@ -108,6 +127,11 @@ extension TrainingConfig {
         ConfigKey(name: "threads", hashed: false, read: { $0.threads = try readInt($1, "threads") }, write: { "\($0.threads)" }),
         ConfigKey(name: "max_steps", hashed: false, read: { $0.maxSteps = try readInt($1, "max_steps") }, write: { "\($0.maxSteps)" }),
         ConfigKey(name: "progress_seconds", hashed: false, read: { $0.progressSeconds = try readDouble($1, "progress_seconds") }, write: { number($0.progressSeconds) }),
+        ConfigKey(name: "heartbeat_interval", hashed: false, read: { $0.heartbeatInterval = try readSeconds($1, "heartbeat_interval") }, write: { seconds($0.heartbeatInterval) }),
+        ConfigKey(name: "worker_timeout", hashed: false, read: { $0.workerTimeout = try readSeconds($1, "worker_timeout") }, write: { seconds($0.workerTimeout) }),
+        ConfigKey(name: "coordinator_timeout", hashed: false, read: { $0.coordinatorTimeout = try readSeconds($1, "coordinator_timeout") }, write: { seconds($0.coordinatorTimeout) }),
+        ConfigKey(name: "wait_for_workers", hashed: false, read: { $0.waitForWorkers = try readSeconds($1, "wait_for_workers") }, write: { seconds($0.waitForWorkers) }),
+        ConfigKey(name: "max_worker_restarts", hashed: false, read: { $0.maxWorkerRestarts = try readInt($1, "max_worker_restarts") }, write: { "\($0.maxWorkerRestarts)" }),
     ]
 
     public static var keyNames: [String] { keys.map(\.name) }

@@ -55,6 +55,12 @@ public struct TrainingConfig: Sendable, Equatable {
     public var threads = 0
     public var maxSteps = 0
     public var progressSeconds: Double = 5
+    // Cluster tunables (seconds; YAML takes "500ms", "5s", "2m")
+    public var heartbeatInterval: Double = 1
+    public var workerTimeout: Double = 5
+    public var coordinatorTimeout: Double = 30
+    public var waitForWorkers: Double = 120
+    public var maxWorkerRestarts = 3
 
     public init() {}
 
@@ -127,5 +133,14 @@ extension TrainingConfig {
         try require(threads >= 0, "threads", "must be ≥ 0 (0: all cores)")
         try require(maxSteps >= 0, "max_steps", "must be ≥ 0 (0: no limit)")
         try require(progressSeconds > 0, "progress_seconds", "must be > 0")
+        try require(heartbeatInterval > 0, "heartbeat_interval", "must be > 0")
+        try require(
+            workerTimeout > heartbeatInterval, "worker_timeout",
+            "must be longer than heartbeat_interval (\(heartbeatInterval) s), got \(workerTimeout) s")
+        try require(
+            coordinatorTimeout > heartbeatInterval, "coordinator_timeout",
+            "must be longer than heartbeat_interval (\(heartbeatInterval) s), got \(coordinatorTimeout) s")
+        try require(waitForWorkers > 0, "wait_for_workers", "must be > 0")
+        try require(maxWorkerRestarts >= 0, "max_worker_restarts", "must be ≥ 0")
     }
 }
