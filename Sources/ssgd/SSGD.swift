@@ -10,7 +10,10 @@ struct SSGD: ParsableCommand {
             Start with: ssgd train --config configs/quickstart.yaml
             Every config key is documented in docs/configuration.md.
             """,
-        subcommands: [Train.self, Launch.self, CoordinatorCommand.self, WorkerCommand.self, KeygenCommand.self, ModelCommand.self, DataCommand.self])
+        subcommands: [
+            Train.self, Launch.self, CoordinatorCommand.self, WorkerCommand.self, KeygenCommand.self,
+            ModelCommand.self, DataCommand.self, Export.self,
+        ])
 }
 
 /// Flags shared by every command that trains (train, launch, coordinator).
