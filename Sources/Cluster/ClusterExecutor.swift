@@ -2,27 +2,35 @@ import Engine
 import Foundation
 import Training
 
-// The coordinator's executor (DESIGN §4–§5): a ROUTER socket that admits workers after a
+// The coordinator's executor (DESIGN §4–§6): a ROUTER socket that admits workers after a
 // handshake, splits each step's work units into contiguous shards over the live workers, sends
 // parameters (zero-copy) and sample indices, and combines the returned block sums in the fixed
 // unit tree — never in arrival order — so the result equals the in-process one bit for bit.
+//
+// Faults: a worker silent for `workerTimeoutSeconds` (no heartbeat on its side socket, no
+// message on its main one) or unreachable is declared dead and its shard is re-issued to a live
+// worker with the same step and shard id; late or duplicate results are matched by
+// (step, shard, sender) and ignored. With no live worker left it says so once and waits up to
+// `waitForWorkersSeconds` for one to join. Heartbeats from a worker it does not know (it
+// restarted, or declared that worker dead) get ERROR unknownWorker: the worker handshakes again
+// and joins at the next step.
 
 public final class ClusterExecutor: GradientExecutor {
     struct WorkerRecord {
         var routingID: [UInt8]
         var name: String
         var index: UInt32
-        var processID: UInt32
+        var lastSeen: Double
     }
 
     public let settings: ClusterSettings
     public let identity: JobIdentity
-    public private(set) var endpoint: String
-    /// Counters a status line or a test can read.
+    public let endpoint: String
     public private(set) var droppedMessages = 0
     public private(set) var ignoredResults = 0
-    /// Called often while waiting; a non-nil reason aborts the run (used by `launch` to stop
-    /// when a worker process dies).
+    public private(set) var reassignments = 0
+    /// Called often while waiting; a non-nil reason aborts the run (`launch` uses it to stop
+    /// when a worker fails for good).
     public var abortCheck: (() -> String?)?
     public var log: (String) -> Void = Console.line
 
@@ -32,6 +40,8 @@ public final class ClusterExecutor: GradientExecutor {
     private let stateCount: Int
     private let statisticsPerUnit: Int
     private let socket: ZMQSocket
+    private let authenticator: ZAPAuthenticator?
+    private let status: StatusServer?
     private var workers: [WorkerRecord] = []
     private var nextWorkerIndex: UInt32 = 0
     private let tracker = ZMQSendTracker()
@@ -39,6 +49,8 @@ public final class ClusterExecutor: GradientExecutor {
     private let evaluationPayload: FloatBuffer  // parameters then BN state, for evaluate tasks
     private var evaluationCounter: UInt64 = 0
     private var lastDropReport = 0.0
+    private var recentReassignments: [ClusterStatus.Reassignment] = []
+    private var closed = false
 
     public init(config: TrainingConfig, identity: JobIdentity, network: Network, settings: ClusterSettings) throws {
         self.config = config
@@ -53,18 +65,47 @@ public final class ClusterExecutor: GradientExecutor {
         try socket.setRouterMandatory(true)
         try socket.setSendHighWaterMark(0)
         try socket.setReceiveHighWaterMark(0)
-        try socket.bind(settings.bind)
+        if let security = settings.security {
+            // The authenticator must run before the bind and stop after the close: without it
+            // libzmq would let in any CURVE client that knows the server key.
+            let authenticator = try ZAPAuthenticator(allowList: security.allowList, onRefusal: { refusal in
+                Console.line("refused a connection: \(refusal)")
+            })
+            try authenticator.start()
+            try secureServer(socket, keys: security.keyPair, authenticator: authenticator)
+            self.authenticator = authenticator
+        } else {
+            authenticator = nil
+        }
+        do {
+            try socket.bind(settings.bind)
+            status = try settings.statusEndpoint.map { try StatusServer(endpoint: $0) }
+        } catch {
+            socket.close()
+            authenticator?.stop()
+            throw error
+        }
         endpoint = (try? socket.lastEndpoint) ?? settings.bind
     }
 
     public var liveWorkers: Int { workers.count }
     public var workerNames: [String] { workers.map(\.name) }
+    public var statusEndpoint: String? { status?.endpoint }
 
     // MARK: - Messages in
 
     private func send(_ message: WireMessage, to routingID: [UInt8], step: Int = 0, shard: UInt32 = 0) throws {
         let frames = try WireProtocol.encode(WireEnvelope(jobID: identity.jobID, step: UInt64(step), shardID: shard, message: message))
         try socket.send(to: routingID, frames)
+    }
+
+    private func worker(for routingID: [UInt8]) -> Int? {
+        if let index = workers.firstIndex(where: { $0.routingID == routingID }) { return index }
+        if routingID.count > WorkerHeartbeat.suffix.count, Array(routingID.suffix(WorkerHeartbeat.suffix.count)) == WorkerHeartbeat.suffix {
+            let base = Array(routingID.dropLast(WorkerHeartbeat.suffix.count))
+            return workers.firstIndex { $0.routingID == base }
+        }
+        return nil
     }
 
     /// Receive and handle one message; returns results (and their sender) for the caller.
@@ -96,16 +137,26 @@ public final class ClusterExecutor: GradientExecutor {
             drop("malformed message: \(error)")
             return nil
         }
+        let known = worker(for: routingID)
+        if let known { workers[known].lastSeen = MonotonicClock.now() }
         switch envelope.message {
         case .hello(let hello):
             handshake(routingID, hello)
             return nil
-        case .heartbeat:
+        case .heartbeat(let heartbeat):
+            if known != nil {
+                try? send(.heartbeat(HeartbeatMessage(sequence: heartbeat.sequence, busy: false)), to: routingID)
+            } else if envelope.jobID == identity.jobID {
+                // A worker of this job we do not know (we restarted, or declared it dead).
+                try? send(.error(ErrorMessage(code: .unknownWorker, message: "unknown worker: handshake again")), to: routingID)
+            } else {
+                drop("heartbeat from a stranger")
+            }
             return nil
         case .error(let error):
-            if let worker = workers.first(where: { $0.routingID == routingID }) {
-                log("worker \(worker.name) reported an error and left: \(error.message)")
-                workers.removeAll { $0.routingID == routingID }
+            if let known {
+                log("worker \(workers[known].name) reported an error and left: \(error.message)")
+                workers.remove(at: known)
             } else {
                 drop("error from an unknown peer: \(error.message)")
             }
@@ -140,7 +191,9 @@ public final class ClusterExecutor: GradientExecutor {
             return
         }
         let welcome = { (index: UInt32) in
-            WireMessage.welcome(WelcomeMessage(workerIndex: index, heartbeatIntervalMilliseconds: self.settings.heartbeatIntervalMilliseconds, config: self.configYAML))
+            WireMessage.welcome(WelcomeMessage(
+                workerIndex: index, heartbeatIntervalMilliseconds: UInt32(max(1, (self.settings.heartbeatIntervalSeconds * 1000).rounded())),
+                config: self.configYAML))
         }
         if hello.jobID == .zero {
             try? send(welcome(UInt32.max), to: routingID)
@@ -157,7 +210,7 @@ public final class ClusterExecutor: GradientExecutor {
             return
         }
         workers.removeAll { $0.routingID == routingID }
-        let record = WorkerRecord(routingID: routingID, name: hello.workerName, index: nextWorkerIndex, processID: hello.processID)
+        let record = WorkerRecord(routingID: routingID, name: hello.workerName, index: nextWorkerIndex, lastSeen: MonotonicClock.now())
         nextWorkerIndex += 1
         do {
             try send(welcome(record.index), to: routingID)
@@ -168,52 +221,145 @@ public final class ClusterExecutor: GradientExecutor {
         }
     }
 
+    /// Handle everything already queued (so queued heartbeats count before liveness is judged).
+    private func drain(into results: inout [(routingID: [UInt8], envelope: WireEnvelope)]) throws {
+        while let received = try pump(timeout: .zero) { results.append(received) }
+    }
+
+    /// Declare workers silent for longer than the timeout dead; returns their routing ids.
+    @discardableResult
+    private func buryTheSilent() -> [[UInt8]] {
+        let now = MonotonicClock.now()
+        var dead = [[UInt8]]()
+        workers.removeAll { worker in
+            let silence = now - worker.lastSeen
+            guard silence > settings.workerTimeoutSeconds else { return false }
+            log(String(format: "worker %@ declared dead: silent for %.1f s (worker_timeout %.1f s); %d live",
+                       worker.name, silence, settings.workerTimeoutSeconds, workers.count - 1 - dead.count))
+            dead.append(worker.routingID)
+            return true
+        }
+        return dead
+    }
+
+    private func declareDead(_ routingID: [UInt8], reason: String) {
+        guard let index = workers.firstIndex(where: { $0.routingID == routingID }) else { return }
+        log("worker \(workers[index].name) declared dead: \(reason); \(workers.count - 1) live")
+        workers.remove(at: index)
+    }
+
     /// Block until `count` workers have joined or the wait expires.
     public func waitForWorkers(_ count: Int) throws {
         let deadline = MonotonicClock.now() + settings.waitForWorkersSeconds
         var announced = false
+        var ignored = [(routingID: [UInt8], envelope: WireEnvelope)]()
         while workers.count < count {
             if !announced {
                 log("waiting for \(count - workers.count) more worker(s) on \(endpoint)")
                 announced = true
             }
             if MonotonicClock.now() > deadline {
-                throw ClusterError("only \(workers.count) of \(count) worker(s) joined within \(Int(settings.waitForWorkersSeconds)) s on \(endpoint); start workers with: ssgd worker --connect \(endpoint)")
+                throw ClusterError("only \(workers.count) of \(count) worker(s) joined within \(Int(settings.waitForWorkersSeconds)) s on \(endpoint) (wait_for_workers); start workers with: ssgd worker --connect \(endpoint); the last checkpoint is kept")
             }
-            _ = try pump(timeout: .milliseconds(100))
+            if let received = try pump(timeout: .milliseconds(100)) { ignored.append(received) }
+            buryTheSilent()
+        }
+        ignoredResults += ignored.count
+    }
+
+    /// Between steps: admit newcomers, bury the silent, ignore stale results.
+    private func housekeeping() throws {
+        var stale = [(routingID: [UInt8], envelope: WireEnvelope)]()
+        try drain(into: &stale)
+        ignoredResults += stale.count
+        buryTheSilent()
+        if workers.isEmpty {
+            log("no live workers; waiting up to \(Int(settings.waitForWorkersSeconds)) s (wait_for_workers) for one to join")
+            try waitForWorkers(1)
         }
     }
 
-    /// Admit workers that knocked since the last step, without blocking.
-    private func admitNewcomers() throws {
-        while try pump(timeout: .zero) != nil {
-            ignoredResults += 1
-        }
-    }
+    // MARK: - Sharded work
 
-    // MARK: - Steps
+    /// Send `tasks` (one per shard) to live workers and collect one result per shard, re-issuing
+    /// a shard whose worker dies. Results are matched by (step, shard, sender).
+    private func run(tasks: [TaskMessage], step: Int, kind: TaskKind) throws -> [ResultMessage] {
+        var assignee = [[UInt8]?](repeating: nil, count: tasks.count)
+        var results = [ResultMessage?](repeating: nil, count: tasks.count)
+        var missing = tasks.count
+
+        func assign(_ shard: Int, preferring candidate: Int?, reason: String?) throws {
+            while true {
+                if workers.isEmpty {
+                    log("all workers lost at step \(step); waiting up to \(Int(settings.waitForWorkersSeconds)) s (wait_for_workers) for one to join")
+                    try waitForWorkers(1)
+                }
+                // Prefer the planned worker; else the live worker with the fewest open shards.
+                let open = { (id: [UInt8]) in (0..<tasks.count).filter { assignee[$0] == id && results[$0] == nil }.count }
+                let index = candidate.flatMap { $0 < workers.count ? $0 : nil }
+                    ?? workers.indices.min { open(workers[$0].routingID) < open(workers[$1].routingID) }!
+                let target = workers[index]
+                do {
+                    try send(.task(tasks[shard]), to: target.routingID, step: step, shard: UInt32(shard))
+                    if let reason, let previous = assignee[shard] {
+                        let from = String(decoding: previous.prefix { $0 != UInt8(ascii: "#") }, as: UTF8.self)
+                        reassignments += 1
+                        recentReassignments.append(.init(step: step, shard: shard, from: from, to: target.name, reason: reason))
+                        if recentReassignments.count > 10 { recentReassignments.removeFirst() }
+                        log("step \(step): shard \(shard) re-issued to \(target.name) (\(reason))")
+                    }
+                    assignee[shard] = target.routingID
+                    return
+                } catch let error as ZMQError where error.isPeerGone {
+                    declareDead(target.routingID, reason: "unreachable")
+                    return try assign(shard, preferring: nil, reason: reason ?? "worker unreachable")
+                }
+            }
+        }
+
+        for shard in tasks.indices { try assign(shard, preferring: shard, reason: nil) }
+        var received = [(routingID: [UInt8], envelope: WireEnvelope)]()
+        while missing > 0 {
+            if let one = try pump(timeout: .milliseconds(50)) { received.append(one) }
+            try drain(into: &received)
+            for (routingID, envelope) in received {
+                guard case .result(let result) = envelope.message else { continue }
+                let shard = Int(envelope.shardID)
+                guard envelope.jobID == identity.jobID, Int(envelope.step) == step, shard < tasks.count,
+                      assignee[shard] == routingID, results[shard] == nil, result.taskKind == kind,
+                      result.firstUnit == tasks[shard].firstUnit, result.unitCount == tasks[shard].unitCount
+                else {
+                    ignoredResults += 1
+                    continue
+                }
+                results[shard] = result
+                missing -= 1
+            }
+            received.removeAll(keepingCapacity: true)
+            buryTheSilent()
+            for shard in tasks.indices where results[shard] == nil {
+                if let owner = assignee[shard], !workers.contains(where: { $0.routingID == owner }) {
+                    try assign(shard, preferring: nil, reason: "its worker died")
+                }
+            }
+        }
+        return results.compactMap { $0 }
+    }
 
     public func computeStep(_ task: StepTask, parameters: FloatBuffer, gradientSum: FloatBuffer) throws -> StepStatistics {
-        try admitNewcomers()
-        if workers.isEmpty { try waitForWorkers(1) }
+        let started = MonotonicClock.now()
+        try housekeeping()
         let unitSize = config.ghostBatch
         let units = task.indices.count / unitSize
-        let started = MonotonicClock.now()
-        let shards = ShardPlan.ranges(units: units, workers: workers.count)
-        var assignment = [[UInt8]]()
         let payload = WireFloats(parameters, tracker: tracker)
-        for (k, range) in shards.enumerated() {
-            let worker = workers[k]
-            let message = TaskMessage(
+        let tasks = ShardPlan.ranges(units: units, workers: workers.count).map { range in
+            TaskMessage(
                 kind: .train, epoch: UInt64(task.epoch), firstUnit: UInt32(range.lowerBound), unitCount: UInt32(range.count),
                 unitSize: UInt32(unitSize), split: .train,
                 sampleIndices: Array(task.indices[(range.lowerBound * unitSize)..<(range.upperBound * unitSize)]),
                 parameters: payload)
-            try send(.task(message), to: worker.routingID, step: task.step, shard: UInt32(k))
-            assignment.append(worker.routingID)
         }
-        var results = [ResultMessage?](repeating: nil, count: shards.count)
-        try collect(step: task.step, kind: .train, assignment: assignment, into: &results)
+        let results = try run(tasks: tasks, step: task.step, kind: .train)
         let received = MonotonicClock.now()
 
         // Reduce in the unit tree: blocks into pooled aligned buffers, then combine.
@@ -223,7 +369,7 @@ public final class ClusterExecutor: GradientExecutor {
         var perUnitNormalization = [Float]()
         perUnitNormalization.reserveCapacity(units * statisticsPerUnit)
         var slowest = 0.0
-        for case let result? in results {
+        for result in results {
             for block in result.gradientBlocks {
                 guard block.gradient.count == parameterCount else {
                     throw ClusterError("a worker returned a gradient of \(block.gradient.count) values, the model has \(parameterCount): mismatched builds?")
@@ -249,73 +395,57 @@ public final class ClusterExecutor: GradientExecutor {
         statistics.transferSeconds = max(0, received - started - slowest)
         statistics.reduceSeconds = MonotonicClock.now() - received
         statistics.liveWorkers = workers.count
+        let wall = MonotonicClock.now() - started
+        status?.update { snapshot in
+            snapshot.state = "training"
+            snapshot.step = task.step + 1
+            snapshot.epoch = task.epoch
+            snapshot.liveWorkers = workers.map(\.name)
+            snapshot.lastStepSeconds = wall
+            snapshot.droppedMessages = droppedMessages
+            snapshot.ignoredResults = ignoredResults
+            snapshot.recentReassignments = recentReassignments
+        }
         return statistics
     }
 
-    /// Wait for one result per shard of `step`, matched by (step, shard, sender); anything else
-    /// is late, duplicate or foreign and is ignored.
-    private func collect(step: Int, kind: TaskKind, assignment: [[UInt8]], into results: inout [ResultMessage?]) throws {
-        let deadline = MonotonicClock.now() + settings.resultTimeoutSeconds
-        var missing = results.count
-        while missing > 0 {
-            if MonotonicClock.now() > deadline {
-                throw ClusterError("no result for step \(step) from \(missing) worker(s) within \(Int(settings.resultTimeoutSeconds)) s")
-            }
-            guard let (routingID, envelope) = try pump(timeout: .milliseconds(100)) else { continue }
-            guard case .result(let result) = envelope.message else { continue }
-            let shard = Int(envelope.shardID)
-            guard envelope.jobID == identity.jobID, Int(envelope.step) == step, shard < results.count,
-                  assignment[shard] == routingID, results[shard] == nil, result.taskKind == kind
-            else {
-                ignoredResults += 1
-                continue
-            }
-            results[shard] = result
-            missing -= 1
-        }
-    }
-
     public func evaluate(split: Split, sampleCount: Int, parameters: FloatBuffer, state: FloatBuffer) throws -> EvaluationResult {
-        try admitNewcomers()
-        if workers.isEmpty { try waitForWorkers(1) }
+        try housekeeping()
         let unitSize = config.ghostBatch
         let chunks = (sampleCount + unitSize - 1) / unitSize
         evaluationPayload.pointer.update(from: parameters.pointer, count: parameterCount)
         (evaluationPayload.pointer + parameterCount).update(from: state.pointer, count: stateCount)
-        // Evaluations are numbered in the step field's high half so they never match a train step.
+        // Evaluations are numbered with bit 62 set so they never match a training step.
         evaluationCounter += 1
         let tag = Int(UInt64(1) << 62 | evaluationCounter)
-        let shards = ShardPlan.ranges(units: chunks, workers: workers.count)
-        var assignment = [[UInt8]]()
         let payload = WireFloats(evaluationPayload, tracker: tracker)
-        for (k, range) in shards.enumerated() {
+        let tasks = ShardPlan.ranges(units: chunks, workers: workers.count).map { range in
             let first = range.lowerBound * unitSize
             let end = min(range.upperBound * unitSize, sampleCount)
-            let message = TaskMessage(
+            return TaskMessage(
                 kind: .evaluate, epoch: 0, firstUnit: UInt32(range.lowerBound), unitCount: UInt32(range.count),
                 unitSize: UInt32(unitSize), split: split == .train ? .train : .test,
                 sampleIndices: (first..<end).map { Int32($0) }, parameters: payload)
-            try send(.task(message), to: workers[k].routingID, step: tag, shard: UInt32(k))
-            assignment.append(workers[k].routingID)
         }
-        var results = [ResultMessage?](repeating: nil, count: shards.count)
-        try collect(step: tag, kind: .evaluate, assignment: assignment, into: &results)
+        let results = try run(tasks: tasks, step: tag, kind: .evaluate)
         _ = tracker.waitUntilReleased(timeout: .seconds(10))
         var losses = [Double]()
         var correct = [Int]()
-        for case let result? in results {
+        for result in results {
             losses.append(contentsOf: result.lossSums)
             correct.append(contentsOf: result.correctCounts.map(Int.init))
         }
         return EvaluationResult(chunkLossSums: losses, chunkCorrect: correct, samples: sampleCount)
     }
 
-    /// Tell every worker to exit, then close the socket.
+    /// Tell every worker to exit, then close the sockets.
     public func shutdown() {
         shutdown(reason: "training finished")
     }
 
     public func shutdown(reason: String) {
+        guard !closed else { return }
+        closed = true
         for worker in workers {
             try? send(.shutdown(ShutdownMessage(reason: reason)), to: worker.routingID)
         }
@@ -323,5 +453,7 @@ public final class ClusterExecutor: GradientExecutor {
         // Give libzmq a moment to flush the shutdown messages before the socket closes.
         Thread.sleep(forTimeInterval: 0.2)
         socket.close()
+        authenticator?.stop()
+        status?.stop()
     }
 }

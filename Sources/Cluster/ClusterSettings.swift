@@ -1,3 +1,5 @@
+import Training
+
 // Named tunables of the coordinator, with units in their names.
 
 public struct ClusterSettings: Sendable {
@@ -5,22 +7,37 @@ public struct ClusterSettings: Sendable {
     public var bind: String
     /// Workers that must have joined before step 0.
     public var minimumWorkers: Int
-    /// How long to wait for `minimumWorkers` (and, mid-run, for any worker) before giving up.
+    /// How long to wait for `minimumWorkers` at the start, and for any worker when all are lost.
     public var waitForWorkersSeconds: Double
-    /// How long one step's or evaluation's results may take before the run stops with an error.
-    public var resultTimeoutSeconds: Double
     /// Heartbeat interval announced to workers.
-    public var heartbeatIntervalMilliseconds: UInt32
+    public var heartbeatIntervalSeconds: Double
+    /// A worker silent (no heartbeat, no result) this long is declared dead and its shard re-issued.
+    public var workerTimeoutSeconds: Double
+    /// CURVE keys and allow-list; nil means plaintext (loopback/ipc, or --insecure).
+    public var security: CurveServerSecurity?
+    /// Where `ssgd status` asks (nil: no status socket).
+    public var statusEndpoint: String?
 
     public init(
         bind: String, minimumWorkers: Int = 1, waitForWorkersSeconds: Double = 120,
-        resultTimeoutSeconds: Double = 1800, heartbeatIntervalMilliseconds: UInt32 = 1000
+        heartbeatIntervalSeconds: Double = 1, workerTimeoutSeconds: Double = 5,
+        security: CurveServerSecurity? = nil, statusEndpoint: String? = nil
     ) {
         self.bind = bind
         self.minimumWorkers = minimumWorkers
         self.waitForWorkersSeconds = waitForWorkersSeconds
-        self.resultTimeoutSeconds = resultTimeoutSeconds
-        self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
+        self.heartbeatIntervalSeconds = heartbeatIntervalSeconds
+        self.workerTimeoutSeconds = workerTimeoutSeconds
+        self.security = security
+        self.statusEndpoint = statusEndpoint
+    }
+
+    /// The run's cluster tunables from its config.
+    public init(bind: String, config: TrainingConfig, minimumWorkers: Int = 1,
+                security: CurveServerSecurity? = nil, statusEndpoint: String? = nil) {
+        self.init(bind: bind, minimumWorkers: minimumWorkers, waitForWorkersSeconds: config.waitForWorkers,
+                  heartbeatIntervalSeconds: config.heartbeatInterval, workerTimeoutSeconds: config.workerTimeout,
+                  security: security, statusEndpoint: statusEndpoint)
     }
 }
 

@@ -6,8 +6,10 @@ import Training
 import Glibc
 #endif
 
-// Starts worker processes for `ssgd launch`, prefixes their output, notices when one exits,
-// and makes sure none outlives the launcher: workers are told the launcher's pid
+// Starts worker processes for `ssgd launch`, prefixes their output, restarts a worker killed
+// by a signal (up to `maxRestarts` times each, with doubling backoff from 0.5 s), stops
+// everything when one fails for good (a non-zero exit: refused, bad config or data, which a
+// restart would only repeat), and makes sure none outlives the launcher: workers are told the launcher's pid
 // (SSGD_LAUNCHER_PID), ask the kernel for SIGTERM when it dies (PR_SET_PDEATHSIG), and are
 // terminated, then killed, when the launcher stops them.
 
@@ -22,8 +24,11 @@ public final class ProcessSupervisor: @unchecked Sendable {
     private var failure: String?
     private var stopping = false
     private var lastLines: [String: String] = [:]
+    private var launches: [String: (executable: String, arguments: [String])] = [:]
+    private var restarts: [String: Int] = [:]
+    public let maxRestarts: Int
 
-    public init() {}
+    public init(maxRestarts: Int = 0) { self.maxRestarts = maxRestarts }
 
     /// The first unexpected exit, if any ("worker 1 exited with status 1: <its last line>").
     public var failureReason: String? {
@@ -39,6 +44,9 @@ public final class ProcessSupervisor: @unchecked Sendable {
     }
 
     public func start(label: String, executable: String, arguments: [String]) throws {
+        lock.lock()
+        launches[label] = (executable, arguments)
+        lock.unlock()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -85,7 +93,30 @@ public final class ProcessSupervisor: @unchecked Sendable {
         defer { lock.unlock() }
         guard !stopping, failure == nil else { return }
         if reason == .uncaughtSignal {
-            failure = "\(label) was killed by signal \(status)"
+            let attempt = restarts[label, default: 0] + 1
+            guard attempt <= maxRestarts, let launch = launches[label] else {
+                failure = "\(label) was killed by signal \(status)"
+                    + (maxRestarts > 0 ? " and was already restarted \(maxRestarts) time(s) (max_worker_restarts)" : "")
+                return
+            }
+            restarts[label] = attempt
+            let delay = 0.5 * Double(1 << (attempt - 1))
+            Console.line("launch: \(label) was killed by signal \(status); restarting it in \(delay) s (restart \(attempt) of \(maxRestarts))")
+            DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [weak self] in
+                guard let self else { return }
+                self.lock.lock()
+                let stopping = self.stopping
+                self.lock.unlock()
+                if stopping { return }
+                do {
+                    try self.start(label: label, executable: launch.executable, arguments: launch.arguments)
+                    if let pid = self.processIDs.last { Console.line("launch: restarted \(label) as pid \(pid)") }
+                } catch {
+                    self.lock.lock()
+                    self.failure = "\(label) could not be restarted: \(error)"
+                    self.lock.unlock()
+                }
+            }
         } else if status != 0 {
             let last = lastLines[label].map { ": \($0)" } ?? ""
             failure = "\(label) exited with status \(status)\(last)"

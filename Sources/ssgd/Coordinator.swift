@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Cluster
 import Engine
 import Training
@@ -7,9 +8,16 @@ struct CoordinatorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinator",
         abstract: "Run the coordinator of a cluster: workers connect with `ssgd worker --connect ENDPOINT`.",
-        discussion: "Owns the parameters, momentum and spectral vectors; shards each batch over the live workers and reduces their gradients in a fixed order, so the result does not depend on the number of workers.")
+        discussion: """
+            Owns the parameters, momentum and spectral vectors; shards each batch over the live workers \
+            and reduces their gradients in a fixed order, so the result does not depend on the number \
+            of workers. A dead worker's shard is re-issued; `--resume RUN_DIR` continues after a crash \
+            and connected workers rejoin by themselves. A non-loopback --bind needs CURVE keys \
+            (ssgd keygen) or --insecure.
+            """)
 
     @OptionGroup var options: TrainingOptions
+    @OptionGroup var security: SecurityOptions
 
     @Option(help: "ZeroMQ endpoint to bind, e.g. tcp://0.0.0.0:5555, tcp://127.0.0.1:* or ipc:///tmp/ssgd.sock.")
     var bind = "tcp://127.0.0.1:5555"
@@ -17,24 +25,34 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Workers that must join before step 0.")
     var workers = 1
 
-    @Option(help: "Seconds to wait for workers before giving up (the checkpoint is kept).")
-    var waitForWorkers: Double = 120
+    @Option(help: "Seconds to wait for workers (at the start, and when all are lost) before stopping; overrides wait_for_workers.")
+    var waitForWorkers: Double?
+
+    @Option(help: "Status socket for `ssgd status` (loopback or ipc; default: the bind port + 1 on 127.0.0.1, or the ipc path + .status).")
+    var statusBind: String?
 
     func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
-        guard waitForWorkers > 0 else { throw ValidationError("--wait-for-workers must be positive") }
+        if let waitForWorkers, waitForWorkers <= 0 { throw ValidationError("--wait-for-workers must be positive") }
     }
 
     func run() throws {
         try reportingErrors {
-            let prepared = try TrainingSession.prepare(options.request)
+            if case .insecure(let warning) = try security.check(bind: bind) { Console.error("ssgd: warning: \(warning)") }
+            var request = options.request
+            if let waitForWorkers { request.overrides.append(("wait_for_workers", String(waitForWorkers))) }
+            let prepared = try TrainingSession.prepare(request)
             BLASThreads.set(prepared.config.threads == 0 ? 1 : prepared.config.threads)
             StopRequest.installHandlers()
-            let settings = ClusterSettings(bind: bind, minimumWorkers: workers, waitForWorkersSeconds: waitForWorkers)
+            let settings = ClusterSettings(
+                bind: bind, config: prepared.config, minimumWorkers: workers, security: try security.load(),
+                statusEndpoint: statusBind ?? ClusterStatus.endpoint(forCoordinator: bind))
             let (trainer, executor) = try ClusterSession.coordinatorTrainer(prepared, settings: settings)
             trainer.resumeCommand = "ssgd coordinator --bind \(bind)"
-            Console.line("coordinator listening on \(executor.endpoint) (job \(executor.identity.jobID.short)…)")
-            defer { executor.shutdown() }
+            Console.line("coordinator listening on \(executor.endpoint) (job \(executor.identity.jobID.short)…, "
+                + "\(settings.security == nil ? "plaintext" : "CURVE")"
+                + (executor.statusEndpoint.map { ", status on \($0)" } ?? "") + ")")
+            defer { executor.shutdown(reason: StopRequest.requested ? "stopped on request" : "coordinator finished") }
             try executor.waitForWorkers(workers)
             try trainer.train()
         }
@@ -45,7 +63,12 @@ struct WorkerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
         abstract: "Compute gradients for a coordinator.",
-        discussion: "Gets the training config from the coordinator (or --config), loads the data set locally and serves shards until the coordinator shuts it down. Exits non-zero when refused (other version, job or data).")
+        discussion: """
+            Gets the training config from the coordinator (or --config), loads the data set locally \
+            and serves shards until the coordinator shuts it down. Heartbeats on a side connection; \
+            if the coordinator restarts, the worker rejoins by itself. Exits 1 when refused (other \
+            protocol version, job or data set).
+            """)
 
     @Option(help: "Coordinator endpoint, e.g. tcp://10.0.0.1:5555 or ipc:///tmp/ssgd.sock.")
     var connect: String
@@ -62,12 +85,50 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Name shown in the coordinator's log (default: host:pid).")
     var name = ""
 
+    @Option(help: "Seconds without hearing from the coordinator before giving up.")
+    var giveUpAfter: Double = 600
+
+    @OptionGroup var security: WorkerSecurityOptions
+
     func run() throws {
         ProcessSupervisor.adoptLauncherIfAny()
         try reportingErrors {
-            let worker = try Worker(options: WorkerOptions(endpoint: connect, configPath: config, dataPath: data, threads: threads, name: name))
+            let worker = try Worker(options: WorkerOptions(
+                endpoint: connect, configPath: config, dataPath: data, threads: threads, name: name,
+                security: try security.load(), giveUpSeconds: giveUpAfter))
             defer { worker.close() }
             try worker.run()
+        }
+    }
+}
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Ask a running coordinator for step, epoch, live workers, last step time and recent reassignments.")
+
+    @Option(help: "The coordinator's endpoint (its status socket is found from it) …")
+    var coordinator: String?
+
+    @Option(help: "… or the status socket itself.")
+    var endpoint: String?
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        try reportingErrors {
+            guard let target = endpoint ?? coordinator.flatMap(ClusterStatus.endpoint(forCoordinator:)) else {
+                throw ValidationError("give --coordinator ENDPOINT (tcp://HOST:PORT or ipc://PATH) or --endpoint STATUS_ENDPOINT")
+            }
+            let status = try ClusterStatusClient.query(target)
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                Console.line(String(decoding: try encoder.encode(status), as: UTF8.self))
+            } else {
+                Console.line(status.text)
+            }
         }
     }
 }

@@ -37,17 +37,24 @@ struct Launch: ParsableCommand {
             let endpoint = transport == "ipc"
                 ? "ipc://\(NSTemporaryDirectory())ssgd-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
                 : "tcp://127.0.0.1:*"
-            let settings = ClusterSettings(bind: endpoint, minimumWorkers: workerCount, waitForWorkersSeconds: 120)
+            let settings = ClusterSettings(
+                bind: endpoint, config: prepared.config, minimumWorkers: workerCount,
+                statusEndpoint: transport == "ipc" ? endpoint + ".status" : "tcp://127.0.0.1:*")
             let (trainer, executor) = try ClusterSession.coordinatorTrainer(prepared, settings: settings)
             trainer.resumeCommand = "ssgd launch --workers \(workerCount)"
-            let supervisor = ProcessSupervisor()
+            let supervisor = ProcessSupervisor(maxRestarts: prepared.config.maxWorkerRestarts)
             executor.abortCheck = { supervisor.failureReason.map { "stopping: \($0)" } }
             defer {
                 executor.shutdown(reason: StopRequest.requested ? "stopped on request" : "launch finished")
                 supervisor.stopAll(grace: 5)
-                if endpoint.hasPrefix("ipc://") { try? FileManager.default.removeItem(atPath: String(endpoint.dropFirst(6))) }
+                if endpoint.hasPrefix("ipc://") {
+                    let path = String(endpoint.dropFirst(6))
+                    try? FileManager.default.removeItem(atPath: path)
+                    try? FileManager.default.removeItem(atPath: path + ".status")
+                }
             }
-            Console.line("launch: coordinator on \(executor.endpoint), \(workerCount) worker(s) × \(workerThreads) BLAS thread(s)")
+            Console.line("launch: coordinator on \(executor.endpoint), \(workerCount) worker(s) × \(workerThreads) BLAS thread(s)"
+                + (executor.statusEndpoint.map { ", status on \($0)" } ?? ""))
             for k in 0..<workerCount {
                 var arguments = ["worker", "--connect", executor.endpoint, "--threads", String(workerThreads), "--name", "worker-\(k)"]
                 if prepared.config.dataset != .synthetic { arguments += ["--data", prepared.config.dataPath] }

@@ -41,7 +41,7 @@ import Training
         let identity = JobIdentity(config: config, dataFingerprint: data.fingerprint)
         let endpoint = ClusterFixtures.ipcEndpoint()
         let executor = try ClusterExecutor(config: config, identity: identity, network: network,
-                                           settings: ClusterSettings(bind: endpoint, waitForWorkersSeconds: 60, resultTimeoutSeconds: 60))
+                                           settings: ClusterSettings(bind: endpoint, waitForWorkersSeconds: 60, workerTimeoutSeconds: 30))
         var lines = [String]()
         executor.log = { lines.append($0) }
         defer { executor.shutdown() }
