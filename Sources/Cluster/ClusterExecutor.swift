@@ -230,16 +230,13 @@ public final class ClusterExecutor: GradientExecutor {
     @discardableResult
     private func buryTheSilent() -> [[UInt8]] {
         let now = MonotonicClock.now()
-        var dead = [[UInt8]]()
-        workers.removeAll { worker in
-            let silence = now - worker.lastSeen
-            guard silence > settings.workerTimeoutSeconds else { return false }
+        let silent = workers.filter { now - $0.lastSeen > settings.workerTimeoutSeconds }
+        for worker in silent {
+            workers.removeAll { $0.routingID == worker.routingID }
             log(String(format: "worker %@ declared dead: silent for %.1f s (worker_timeout %.1f s); %d live",
-                       worker.name, silence, settings.workerTimeoutSeconds, workers.count - 1 - dead.count))
-            dead.append(worker.routingID)
-            return true
+                       worker.name, now - worker.lastSeen, settings.workerTimeoutSeconds, workers.count))
         }
-        return dead
+        return silent.map(\.routingID)
     }
 
     private func declareDead(_ routingID: [UInt8], reason: String) {

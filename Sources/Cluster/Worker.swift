@@ -195,20 +195,29 @@ public final class Worker {
         }
     }
 
-    /// Test-only fault hook: SSGD_TEST_WORKER_EXIT_AT_STEP=N makes a worker named in
-    /// SSGD_TEST_WORKER_NAME (or any worker) exit with status 3 when it receives step N's task.
-    private let exitAtStep: UInt64? = {
-        let environment = ProcessInfo.processInfo.environment
-        guard let value = environment["SSGD_TEST_WORKER_EXIT_AT_STEP"], let step = UInt64(value) else { return nil }
-        return step
-    }()
+    /// Test-only fault hooks, for the worker named in SSGD_TEST_WORKER_NAME (or any worker):
+    /// SSGD_TEST_WORKER_EXIT_AT_STEP=N exits with status 3 on receiving step N's task;
+    /// SSGD_TEST_WORKER_STALL_AT_STEP=N stops computing (mid-step, heartbeats still flowing)
+    /// on step N's task, so a test can kill it there.
+    private static func hookStep(_ variable: String) -> UInt64? {
+        ProcessInfo.processInfo.environment[variable].flatMap { UInt64($0) }
+    }
+    private let exitAtStep = Worker.hookStep("SSGD_TEST_WORKER_EXIT_AT_STEP")
+    private let stallAtStep = Worker.hookStep("SSGD_TEST_WORKER_STALL_AT_STEP")
+    /// SSGD_TEST_WORKER_DELAY_MS=N: every train task takes N ms longer (slow runs for fault tests).
+    private let delayMilliseconds = Worker.hookStep("SSGD_TEST_WORKER_DELAY_MS")
 
     private func perform(_ task: TaskMessage, step: UInt64, shard: UInt32) throws {
         guard let runner else { return }
-        if let exitAtStep, step == exitAtStep, task.kind == .train,
-           ProcessInfo.processInfo.environment["SSGD_TEST_WORKER_NAME"].map({ $0 == options.name }) ?? true {
+        let hooked = ProcessInfo.processInfo.environment["SSGD_TEST_WORKER_NAME"].map({ $0 == options.name }) ?? true
+        if hooked, task.kind == .train, step == exitAtStep {
             log("worker \(name): exiting at step \(step) (test hook SSGD_TEST_WORKER_EXIT_AT_STEP)")
             exit(3)
+        }
+        if let delayMilliseconds, task.kind == .train { usleep(UInt32(delayMilliseconds * 1000)) }
+        if hooked, task.kind == .train, step == stallAtStep {
+            log("worker \(name): stalling at step \(step) (test hook SSGD_TEST_WORKER_STALL_AT_STEP)")
+            while true { sleep(3600) }
         }
         let network = runner.network
         let started = MonotonicClock.now()

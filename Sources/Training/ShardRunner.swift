@@ -1,4 +1,5 @@
 import Engine
+import Foundation
 
 // The compute at the bottom of every executor: runs a contiguous range of a step's work units
 // on one network replica and produces the gradient sum of each aligned block of the unit tree
@@ -42,6 +43,8 @@ public final class ShardRunner {
     private let inputGradient: FloatBuffer  // (unitSize, sampleSize)
     private var labels: [Int32]  // (unitSize)
     private var levels: [FloatBuffer] = []  // tree partial sums, one per level, parameterCount each
+    /// Test-only: SSGD_TEST_NAN_AT_STEP=N puts a NaN into the first input of step N's units.
+    private let nanAtStep = ProcessInfo.processInfo.environment["SSGD_TEST_NAN_AT_STEP"].flatMap { Int($0) }
 
     public init(network: Network, data: DatasetPair, config: TrainingConfig) {
         self.network = network
@@ -114,6 +117,7 @@ public final class ShardRunner {
                 epoch: epoch, index: index)
             labels[j] = train.labels[Int(index)]
         }
+        if step == nanAtStep { input[0] = .nan }
         network.gradients.zero()
         let context = ForwardContext(mode: .training, seed: seed, step: UInt64(step), unit: UInt64(unit))
         let (lossSum, correct) = labels.withUnsafeBufferPointer { y -> (Double, Int) in

@@ -195,7 +195,16 @@ public final class Trainer {
                 stoppedByRequest = true
                 break
             }
-            let statistics = try trainStep()
+            let statistics: StepStatistics
+            do {
+                statistics = try trainStep()
+            } catch let error as NumericalError {
+                throw error
+            } catch {
+                // The failed step changed nothing: keep the work done so far.
+                if (try? writeCheckpoint()) != nil { output("checkpoint written at step \(step); continue with: \(resumeCommand) --resume \(run.path)") }
+                throw error
+            }
             imagesTrained += statistics.samples
             window.add(statistics)
             sinceEvaluation.add(statistics)

@@ -1,0 +1,188 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Workers and coordinators killed (SIGKILL), stopped (SIGSTOP) and replaced mid-run, with
+/// real processes: the run finishes with parameters bit-identical to an uninterrupted run.
+@Suite(.serialized) struct FaultToleranceTests {
+    static let tunables = """
+        heartbeat_interval: 200ms
+        worker_timeout: 1500ms
+        coordinator_timeout: 3s
+        wait_for_workers: 30s
+        max_worker_restarts: 2
+        """
+
+    /// 4 epochs of 5 steps with a checkpoint every 4 steps.
+    static func configPath(method: String = "spectral") -> String {
+        ClusterFixtures.write(ClusterFixtures.config(model: "mlp", method: method, epochs: 4, extra: tunables))
+    }
+
+    static func reference(_ config: String) throws -> String {
+        let directory = Fixtures.temporaryDirectory("ssgd-reference") + "/run"
+        let result = try SSGDProcess.run(["train", "--config", config, "--run-dir", directory, "--threads", "1"])
+        #expect(result.status == 0, "\(result.output)")
+        return try #require(SSGDProcess.parametersHash(runDirectory: directory))
+    }
+
+    func coordinator(_ config: String, _ endpoint: String, _ run: String, workers: Int, resume: Bool = false) throws -> SSGDProcess {
+        let source = resume ? ["--resume", run] : ["--config", config, "--run-dir", run]
+        return try SSGDProcess(["coordinator"] + source + ["--bind", endpoint, "--workers", String(workers), "--threads", "1"])
+    }
+
+    func worker(_ endpoint: String, _ name: String, environment: [String: String] = [:]) throws -> SSGDProcess {
+        try SSGDProcess(["worker", "--connect", endpoint, "--threads", "1", "--name", name], environment: environment)
+    }
+
+    @Test func workerKilledMidStepIsReplacedByTheOthersAndTheResultIsUnchanged() throws {
+        let config = Self.configPath()
+        let expected = try Self.reference(config)
+        let endpoint = ClusterFixtures.ipcEndpoint()
+        let run = Fixtures.temporaryDirectory("ssgd-kill") + "/run"
+        let coordinator = try coordinator(config, endpoint, run, workers: 2)
+        let victim = try worker(endpoint, "victim", environment: ["SSGD_TEST_WORKER_STALL_AT_STEP": "6"])
+        let survivor = try worker(endpoint, "survivor")
+        #expect(victim.waitForOutput("stalling at step 6", timeout: 90), "\(victim.output)")
+        let killedAt = Date()
+        kill(victim.processID, SIGKILL)
+        #expect(coordinator.waitForOutput("declared dead", timeout: 30))
+        let detection = Date().timeIntervalSince(killedAt)
+        #expect(detection < 5, "detected after \(detection) s")
+        #expect(coordinator.wait(timeout: 120) == 0, "\(coordinator.output)")
+        #expect(coordinator.output.contains("re-issued to survivor"))
+        #expect(survivor.wait(timeout: 30) == 0)
+        #expect(SSGDProcess.parametersHash(runDirectory: run) == expected)
+    }
+
+    @Test func aReplacementWorkerJoinsAndTheResultIsUnchanged() throws {
+        let config = Self.configPath(method: "adversarial")
+        let expected = try Self.reference(config)
+        let endpoint = ClusterFixtures.ipcEndpoint()
+        let run = Fixtures.temporaryDirectory("ssgd-replace") + "/run"
+        let coordinator = try coordinator(config, endpoint, run, workers: 1)
+        let victim = try worker(endpoint, "victim", environment: ["SSGD_TEST_WORKER_STALL_AT_STEP": "3"])
+        #expect(victim.waitForOutput("stalling at step 3", timeout: 90))
+        kill(victim.processID, SIGKILL)
+        #expect(coordinator.waitForOutput("all workers lost", timeout: 30), "\(coordinator.output)")
+        let replacement = try worker(endpoint, "replacement")
+        #expect(coordinator.wait(timeout: 120) == 0, "\(coordinator.output)")
+        #expect(coordinator.output.contains("worker replacement joined"))
+        #expect(replacement.wait(timeout: 30) == 0)
+        #expect(SSGDProcess.parametersHash(runDirectory: run) == expected)
+    }
+
+    @Test func aStoppedWorkersLateResultIsIgnoredAndItRejoins() throws {
+        let config = Self.configPath()
+        let expected = try Self.reference(config)
+        let endpoint = ClusterFixtures.ipcEndpoint()
+        let run = Fixtures.temporaryDirectory("ssgd-sigstop") + "/run"
+        let coordinator = try coordinator(config, endpoint, run, workers: 2)
+        let slow = ["SSGD_TEST_WORKER_DELAY_MS": "100"]
+        let sleeper = try worker(endpoint, "sleeper", environment: slow)
+        let other = try worker(endpoint, "other", environment: slow)
+        #expect(coordinator.waitForOutput("step ", timeout: 90))
+        kill(sleeper.processID, SIGSTOP)
+        #expect(coordinator.waitForOutput("worker sleeper declared dead", timeout: 30))
+        Thread.sleep(forTimeInterval: 0.5)
+        kill(sleeper.processID, SIGCONT)
+        #expect(coordinator.wait(timeout: 120) == 0, "\(coordinator.output)")
+        _ = sleeper.wait(timeout: 30)
+        _ = other.wait(timeout: 30)
+        // Nothing counted twice: the same bytes as an uninterrupted run.
+        #expect(SSGDProcess.parametersHash(runDirectory: run) == expected)
+        // It came back: the coordinator asked it to handshake again, and it joined.
+        #expect(sleeper.output.contains("joining again"), "\(sleeper.output)")
+        #expect(coordinator.output.split(separator: "\n").filter { $0.contains("worker sleeper joined") }.count == 2)
+    }
+
+    @Test func killedCoordinatorResumesAndConnectedWorkersRejoin() throws {
+        let config = Self.configPath()
+        let expected = try Self.reference(config)
+        let endpoint = ClusterFixtures.ipcEndpoint()
+        let run = Fixtures.temporaryDirectory("ssgd-coordinator-kill") + "/run"
+        let first = try coordinator(config, endpoint, run, workers: 2)
+        let slow = ["SSGD_TEST_WORKER_DELAY_MS": "100"]
+        let a = try worker(endpoint, "a", environment: slow)
+        let b = try worker(endpoint, "b", environment: slow)
+        #expect(first.waitForOutput("eval epoch 2.00", timeout: 120), "\(first.output)")
+        kill(first.processID, SIGKILL)
+        _ = first.wait(timeout: 10)
+        Thread.sleep(forTimeInterval: 0.5)
+        let second = try coordinator(config, endpoint, run, workers: 2, resume: true)
+        #expect(second.wait(timeout: 120) == 0, "\(second.output)")
+        #expect(second.output.contains("resumed from"))
+        #expect(!second.output.contains("resumed from \(run)/checkpoints/step-000000020"))
+        #expect(a.output.contains("joining again"))
+        #expect(a.wait(timeout: 30) == 0)
+        #expect(b.wait(timeout: 30) == 0)
+        #expect(SSGDProcess.parametersHash(runDirectory: run) == expected)
+    }
+
+    @Test func launchRestartsAKilledWorkerAndTheResultIsUnchanged() throws {
+        let config = Self.configPath()
+        let expected = try Self.reference(config)
+        let run = Fixtures.temporaryDirectory("ssgd-launch-kill") + "/run"
+        let launch = try SSGDProcess(["launch", "--config", config, "--run-dir", run, "--workers", "2", "--threads", "1"],
+                                     environment: ["SSGD_TEST_WORKER_STALL_AT_STEP": "4", "SSGD_TEST_WORKER_NAME": "worker-1"])
+        #expect(launch.waitForOutput("stalling at step 4", timeout: 90), "\(launch.output)")
+        let pids = SSGDProcess.workerPIDs(in: launch.output)
+        #expect(pids.count == 2)
+        kill(pids[1], SIGKILL)
+        #expect(launch.wait(timeout: 120) == 0, "\(launch.output)")
+        #expect(launch.output.contains("restarting it"))
+        #expect(launch.output.contains("restarted worker 1 as pid"))
+        #expect(SSGDProcess.parametersHash(runDirectory: run) == expected)
+        // No worker outlives the launch, restarted ones included.
+        let restarted = launch.output.split(separator: "\n").filter { $0.contains("restarted worker") }.compactMap { Int32($0.split(separator: " ").last ?? "") }
+        #expect((pids + restarted).allSatisfy { !SSGDProcess.isAlive($0) })
+    }
+
+    @Test func noWorkerLeftStopsAfterTheWaitAndKeepsTheCheckpoint() throws {
+        let config = ClusterFixtures.write(ClusterFixtures.config(model: "mlp", method: "vanilla", epochs: 4, extra: """
+            heartbeat_interval: 200ms
+            worker_timeout: 1s
+            wait_for_workers: 2s
+            """))
+        let endpoint = ClusterFixtures.ipcEndpoint()
+        let run = Fixtures.temporaryDirectory("ssgd-alone") + "/run"
+        let coordinator = try coordinator(config, endpoint, run, workers: 1)
+        let only = try worker(endpoint, "only", environment: ["SSGD_TEST_WORKER_STALL_AT_STEP": "5"])
+        #expect(only.waitForOutput("stalling at step 5", timeout: 90))
+        kill(only.processID, SIGKILL)
+        #expect(coordinator.wait(timeout: 60) == 1, "\(coordinator.output)")
+        #expect(coordinator.output.contains("all workers lost"))
+        #expect(coordinator.output.contains("wait_for_workers"))
+        #expect(coordinator.output.contains("checkpoint written at step 5"))
+        let resumed = try SSGDProcess.run(["train", "--resume", run, "--max-steps", "6", "--threads", "1"])
+        #expect(resumed.output.contains("resumed from"), "\(resumed.output)")
+        #expect(resumed.status == 0)
+    }
+
+    @Test func injectedNaNStopsWithTheStepAndTheLastCheckpointLoads() throws {
+        let config = ClusterFixtures.write(ClusterFixtures.config(model: "mlp", method: "spectral", epochs: 4))
+        let run = Fixtures.temporaryDirectory("ssgd-nan") + "/run"
+        let result = try SSGDProcess.run(["launch", "--config", config, "--run-dir", run, "--workers", "2", "--threads", "1"],
+                                         environment: ["SSGD_TEST_NAN_AT_STEP": "6"])
+        #expect(result.status == 1)
+        #expect(result.output.contains("loss is nan at step 6"), "\(result.output)")
+        let resumed = try SSGDProcess.run(["train", "--resume", run, "--max-steps", "5", "--threads", "1"])
+        #expect(resumed.output.contains("resumed from"), "\(resumed.output)")
+        #expect(resumed.output.contains("step-000000004.ckpt"))
+    }
+
+    @Test func statusReportsTheRunningCoordinator() throws {
+        let config = ClusterFixtures.write(ClusterFixtures.config(model: "mlp", method: "vanilla", epochs: 400, extra: Self.tunables))
+        let endpoint = ClusterFixtures.ipcEndpoint()
+        let run = Fixtures.temporaryDirectory("ssgd-status") + "/run"
+        let coordinator = try coordinator(config, endpoint, run, workers: 1)
+        let only = try worker(endpoint, "only")
+        #expect(coordinator.waitForOutput("step ", timeout: 90))
+        let status = try SSGDProcess.run(["status", "--coordinator", endpoint], timeout: 30)
+        #expect(status.status == 0, "\(status.output)")
+        #expect(status.output.contains("live workers (1): only"))
+        #expect(status.output.contains("state training"))
+        kill(coordinator.processID, SIGINT)
+        #expect(coordinator.wait(timeout: 60) == 130)
+        #expect(only.wait(timeout: 30) == 0)
+    }
+}
