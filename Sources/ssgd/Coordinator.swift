@@ -88,6 +88,9 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Seconds without hearing from the coordinator before giving up.")
     var giveUpAfter: Double = 600
 
+    @Option(help: "Seconds to wait for the coordinator to answer the handshake.")
+    var handshakeTimeout: Double = 60
+
     @OptionGroup var security: WorkerSecurityOptions
 
     func run() throws {
@@ -95,7 +98,7 @@ struct WorkerCommand: ParsableCommand {
         try reportingErrors {
             let worker = try Worker(options: WorkerOptions(
                 endpoint: connect, configPath: config, dataPath: data, threads: threads, name: name,
-                security: try security.load(), giveUpSeconds: giveUpAfter))
+                handshakeTimeoutSeconds: handshakeTimeout, security: try security.load(), giveUpSeconds: giveUpAfter))
             defer { worker.close() }
             try worker.run()
         }

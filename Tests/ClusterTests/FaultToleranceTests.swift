@@ -5,7 +5,7 @@ import TestSupport
 /// Workers and coordinators killed (SIGKILL), stopped (SIGSTOP) and replaced mid-run, with
 /// real processes: the run finishes with parameters bit-identical to an uninterrupted run.
 @Suite(.serialized) struct FaultToleranceTests {
-    static let tunables = """
+    static let tunables: String = """
         heartbeat_interval: 200ms
         worker_timeout: 1500ms
         coordinator_timeout: 3s

@@ -21,9 +21,15 @@ public final class SSGDProcess: @unchecked Sendable {
         return ".build/debug/ssgd"
     }
 
-    public init(_ arguments: [String], environment: [String: String] = [:]) throws {
-        process.executableURL = URL(fileURLWithPath: SSGDProcess.binary)
-        process.arguments = arguments
+    /// `ssgd ARGUMENTS`, or `PREFIX… ssgd ARGUMENTS` (e.g. `ip netns exec NS`).
+    public init(_ arguments: [String], environment: [String: String] = [:], prefix: [String] = []) throws {
+        if let launcher = prefix.first {
+            process.executableURL = URL(fileURLWithPath: launcher)
+            process.arguments = Array(prefix.dropFirst()) + [SSGDProcess.binary] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: SSGDProcess.binary)
+            process.arguments = arguments
+        }
         var merged = ProcessInfo.processInfo.environment
         for (key, value) in environment { merged[key] = value }
         process.environment = merged
@@ -81,8 +87,8 @@ public final class SSGDProcess: @unchecked Sendable {
     }
 
     /// Run to completion and return (status, output).
-    public static func run(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 120) throws -> (status: Int32?, output: String) {
-        let running = try SSGDProcess(arguments, environment: environment)
+    public static func run(_ arguments: [String], environment: [String: String] = [:], prefix: [String] = [], timeout: Double = 120) throws -> (status: Int32?, output: String) {
+        let running = try SSGDProcess(arguments, environment: environment, prefix: prefix)
         let status = running.wait(timeout: timeout)
         return (status, running.output)
     }
