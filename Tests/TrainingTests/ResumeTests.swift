@@ -82,10 +82,18 @@ import Training
         let run = RunDirectory(path: directory)
         let before = Checkpoint.list(directory: run.checkpointsPath)
         _ = try trainer.trainStep()
-        try FileManager.default.setAttributes([.posixPermissions: 0o500], ofItemAtPath: run.checkpointsPath)
-        defer { try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: run.checkpointsPath) }
-        if getuid() == 0 { return }  // root ignores folder permissions; the disk-full path is the same code
-        #expect(throws: FileWriteError.self) { try trainer.writeCheckpoint() }
+        // Root ignores folder permissions, so make the folder a file instead: no one can write into it.
+        let moved = run.checkpointsPath + ".saved"
+        try FileManager.default.moveItem(atPath: run.checkpointsPath, toPath: moved)
+        _ = FileManager.default.createFile(atPath: run.checkpointsPath, contents: Data("not a folder".utf8))
+        do {
+            try trainer.writeCheckpoint()
+            Issue.record("a checkpoint was written into a file")
+        } catch let error as FileWriteError {
+            #expect(error.description.contains("cannot write"))
+        }
+        try FileManager.default.removeItem(atPath: run.checkpointsPath)
+        try FileManager.default.moveItem(atPath: moved, toPath: run.checkpointsPath)
         #expect(Checkpoint.list(directory: run.checkpointsPath) == before)
     }
 }
