@@ -29,6 +29,8 @@ public final class ClusterExecutor: GradientExecutor {
     public private(set) var droppedMessages = 0
     public private(set) var ignoredResults = 0
     public private(set) var reassignments = 0
+    /// Bytes this coordinator sent and received (all frames), for the per-step traffic figure.
+    public private(set) var bytesMoved = 0
     /// Called often while waiting; a non-nil reason aborts the run (`launch` uses it to stop
     /// when a worker fails for good).
     public var abortCheck: (() -> String?)?
@@ -97,6 +99,7 @@ public final class ClusterExecutor: GradientExecutor {
     private func send(_ message: WireMessage, to routingID: [UInt8], step: Int = 0, shard: UInt32 = 0) throws {
         let frames = try WireProtocol.encode(WireEnvelope(jobID: identity.jobID, step: UInt64(step), shardID: shard, message: message))
         try socket.send(to: routingID, frames)
+        bytesMoved += frames.reduce(routingID.count) { $0 + $1.byteCount }
     }
 
     private func worker(for routingID: [UInt8]) -> Int? {
@@ -118,6 +121,7 @@ public final class ClusterExecutor: GradientExecutor {
             return nil
         }
         guard let frames else { return nil }
+        bytesMoved += frames.reduce(0) { $0 + $1.byteCount }
         let routingID: [UInt8]
         let envelope: WireEnvelope
         do {
@@ -345,6 +349,7 @@ public final class ClusterExecutor: GradientExecutor {
 
     public func computeStep(_ task: StepTask, parameters: FloatBuffer, gradientSum: FloatBuffer) throws -> StepStatistics {
         let started = MonotonicClock.now()
+        let bytesBefore = bytesMoved
         try housekeeping()
         let unitSize = config.ghostBatch
         let units = task.indices.count / unitSize
@@ -392,6 +397,7 @@ public final class ClusterExecutor: GradientExecutor {
         statistics.transferSeconds = max(0, received - started - slowest)
         statistics.reduceSeconds = MonotonicClock.now() - received
         statistics.liveWorkers = workers.count
+        statistics.bytesMoved = bytesMoved - bytesBefore
         let wall = MonotonicClock.now() - started
         status?.update { snapshot in
             snapshot.state = "training"

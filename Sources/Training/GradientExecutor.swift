@@ -30,6 +30,8 @@ public struct StepStatistics: Sendable {
     public var transferSeconds = 0.0
     public var reduceSeconds = 0.0
     public var liveWorkers = 1
+    /// Bytes sent and received for this step (0 in process).
+    public var bytesMoved = 0
 
     public init() {}
 

@@ -284,6 +284,7 @@ struct ProgressWindow {
     var transfer = 0.0
     var reduce = 0.0
     var workers = 0
+    var bytes = 0
 
     mutating func add(_ statistics: StepStatistics) {
         steps += 1
@@ -294,6 +295,7 @@ struct ProgressWindow {
         transfer += statistics.transferSeconds
         reduce += statistics.reduceSeconds
         workers = statistics.liveWorkers
+        bytes += statistics.bytesMoved
     }
 
     var meanLoss: Double { samples > 0 ? lossSum / Double(samples) : 0 }
@@ -301,9 +303,11 @@ struct ProgressWindow {
 
     func line(step: Int, totalSteps: Int, stepsPerEpoch: Int, lr: Double, seconds: Double) -> String {
         let perStep = Double(max(steps, 1))
-        return String(format: "step %d/%d epoch %.2f loss %.4f acc %.2f%% lr %g %.0f img/s workers %d | step %.3fs = compute %.3fs + transfer %.3fs + reduce/update %.3fs",
-                      step, totalSteps, Double(step) / Double(stepsPerEpoch), meanLoss, 100 * accuracy, lr,
-                      seconds > 0 ? Double(samples) / seconds : 0, workers, seconds / perStep,
-                      compute / perStep, transfer / perStep, reduce / perStep)
+        var line = String(format: "step %d/%d epoch %.2f loss %.4f acc %.2f%% lr %g %.0f img/s workers %d | step %.3fs = compute %.3fs + transfer %.3fs + reduce/update %.3fs",
+                          step, totalSteps, Double(step) / Double(stepsPerEpoch), meanLoss, 100 * accuracy, lr,
+                          seconds > 0 ? Double(samples) / seconds : 0, workers, seconds / perStep,
+                          compute / perStep, transfer / perStep, reduce / perStep)
+        if bytes > 0 { line += String(format: " | %.2f MB moved per step", Double(bytes) / perStep / 1e6) }
+        return line
     }
 }
