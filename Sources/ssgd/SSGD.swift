@@ -10,7 +10,7 @@ struct SSGD: ParsableCommand {
             Start with: ssgd train --config configs/quickstart.yaml
             Every config key is documented in docs/configuration.md.
             """,
-        subcommands: [Train.self, Launch.self, CoordinatorCommand.self, WorkerCommand.self, ModelCommand.self, DataCommand.self])
+        subcommands: [Train.self, Launch.self, CoordinatorCommand.self, WorkerCommand.self, ModelCommand.self, DataCommand.self, Bench.self])
 }
 
 /// Flags shared by every command that trains (train, launch, coordinator).
