@@ -112,7 +112,7 @@ public final class BatchNorm2d: Layer {
                 let b = shift[channel] - runningMean[channel] * a
                 for n in 0..<batch {
                     let base = (n * c + channel) * s
-                    for i in 0..<s { y[base + i] = x[base + i] * a + b }
+                    VectorKernels.affine(x + base, y + base, count: s, a: a, b: b)
                 }
             }
             return y
@@ -125,20 +125,13 @@ public final class BatchNorm2d: Layer {
                 let first = chunk * ghostBatch
                 let last = min(first + ghostBatch, batch)
                 let m = Double((last - first) * s)
-                // Two passes in double: mean, then centred sum of squares.
+                // Two passes in Double: mean, then centred sum of squares.
                 var sum = 0.0
-                for n in first..<last {
-                    let row = x + (n * c + channel) * s
-                    for i in 0..<s { sum += Double(row[i]) }
-                }
+                for n in first..<last { sum += VectorKernels.sumDouble(x + (n * c + channel) * s, count: s) }
                 let mean = sum / m
                 var squares = 0.0
                 for n in first..<last {
-                    let row = x + (n * c + channel) * s
-                    for i in 0..<s {
-                        let d = Double(row[i]) - mean
-                        squares += d * d
-                    }
+                    squares += VectorKernels.squaredDeviationsDouble(x + (n * c + channel) * s, count: s, mean: mean)
                 }
                 let variance = squares / m
                 let inverse = Float(1 / (variance + Double(epsilon)).squareRoot())
@@ -150,7 +143,7 @@ public final class BatchNorm2d: Layer {
                 let b = shift[channel] - Float(mean) * a
                 for n in first..<last {
                     let base = (n * c + channel) * s
-                    for i in 0..<s { y[base + i] = x[base + i] * a + b }
+                    VectorKernels.affine(x + base, y + base, count: s, a: a, b: b)
                 }
             }
             statisticsMean[channel] = Float(meanSum / Double(chunks))
@@ -190,40 +183,41 @@ public final class BatchNorm2d: Layer {
         }
         let chunks = (batch + ghostBatch - 1) / ghostBatch
         for channel in 0..<c {
-            var totalDy: Float = 0
-            var totalDyXhat: Float = 0
+            var totalDy = 0.0
+            var totalDyXhat = 0.0
             for chunk in 0..<chunks {
                 let first = chunk * ghostBatch
                 let last = min(first + ghostBatch, batch)
                 let mean = chunkMean[chunk * c + channel]
                 let inverse = chunkInverseStd[chunk * c + channel]
-                var sumDy: Float = 0
-                var sumDyXhat: Float = 0
+                // Σ dy and Σ dy·(x − μ) per row in Float, over rows in Double; x̂ = (x − μ)·inverse.
+                var sumDyDouble = 0.0
+                var sumDyCentred = 0.0
                 for n in first..<last {
                     let base = (n * c + channel) * s
-                    for i in 0..<s {
-                        let g = dy[base + i]
-                        sumDy += g
-                        sumDyXhat += g * (x[base + i] - mean) * inverse
-                    }
+                    let (rowSum, rowDot) = VectorKernels.sumAndCentredDot(dy + base, x + base, count: s, mean: mean)
+                    sumDyDouble += Double(rowSum)
+                    sumDyCentred += Double(rowDot)
                 }
-                totalDy += sumDy
-                totalDyXhat += sumDyXhat
+                let sumDy = Float(sumDyDouble)
+                let sumDyXhat = Float(sumDyCentred) * inverse
+                totalDy += Double(sumDy)
+                totalDyXhat += Double(sumDyXhat)
                 guard let dx else { continue }
                 let m = Float((last - first) * s)
                 let factor = scale[channel] * inverse
                 let meanDy = sumDy / m
                 let meanDyXhat = sumDyXhat / m
+                // dx = factor·(dy − meanDy − (x − μ)·inverse·meanDyXhat) = α·dy + β·x + γ
+                let beta = -factor * inverse * meanDyXhat
+                let gamma = factor * (mean * inverse * meanDyXhat - meanDy)
                 for n in first..<last {
                     let base = (n * c + channel) * s
-                    for i in 0..<s {
-                        let xhat = (x[base + i] - mean) * inverse
-                        dx[base + i] = factor * (dy[base + i] - meanDy - xhat * meanDyXhat)
-                    }
+                    VectorKernels.combine(dy + base, x + base, dx + base, count: s, alpha: factor, beta: beta, gamma: gamma)
                 }
             }
-            shiftGradient[channel] += totalDy
-            scaleGradient[channel] += totalDyXhat
+            shiftGradient[channel] += Float(totalDy)
+            scaleGradient[channel] += Float(totalDyXhat)
         }
     }
 }

@@ -133,8 +133,7 @@ public final class Conv2d: Layer, CountsMACs {
                 let source = reordered + channel * np + n * p
                 let target = y + (n * o + channel) * p
                 if let bias {
-                    let b = bias[channel]
-                    for i in 0..<p { target[i] = source[i] + b }
+                    VectorKernels.affine(source, target, count: p, a: 1, b: bias[channel])
                 } else {
                     target.update(from: source, count: p)
                 }
@@ -152,10 +151,7 @@ public final class Conv2d: Layer, CountsMACs {
         if let biasGradient {
             for n in 0..<batch {
                 for channel in 0..<o {
-                    let row = dy + (n * o + channel) * p
-                    var sum: Float = 0
-                    for i in 0..<p { sum += row[i] }
-                    biasGradient[channel] += sum
+                    biasGradient[channel] += VectorKernels.sum(dy + (n * o + channel) * p, count: p)
                 }
             }
         }
@@ -198,9 +194,7 @@ public final class Conv2d: Layer, CountsMACs {
         let p = positions
         for n in 0..<batch {
             for channel in 0..<outChannels {
-                let row = y + (n * outChannels + channel) * p
-                let b = bias[channel]
-                for i in 0..<p { row[i] += b }
+                VectorKernels.addScalar(bias[channel], to: y + (n * outChannels + channel) * p, count: p)
             }
         }
     }
@@ -220,6 +214,10 @@ public final class Conv2d: Layer, CountsMACs {
     private func im2col(_ x: UnsafePointer<Float>, batch: Int, into columns: UnsafeMutablePointer<Float>) {
         let np = batch * positions
         let hw = h * w
+        if stride == 1 && wo == w {
+            im2colSameWidth(x, batch: batch, into: columns)
+            return
+        }
         for c in 0..<inChannels {
             for ki in 0..<kernel.h {
                 for kj in 0..<kernel.w {
@@ -253,11 +251,15 @@ public final class Conv2d: Layer, CountsMACs {
 
     /// dx[n, c, ih, iw] = Σ dcolumns over every (ki, kj, oh, ow) that read x[n, c, ih, iw].
     private func col2im(
-        _ columns: UnsafePointer<Float>, batch: Int, into dx: UnsafeMutablePointer<Float>
+        _ columns: UnsafeMutablePointer<Float>, batch: Int, into dx: UnsafeMutablePointer<Float>
     ) {
         let np = batch * positions
         let hw = h * w
         dx.update(repeating: 0, count: batch * inChannels * hw)
+        if stride == 1 && wo == w {
+            col2imSameWidth(columns, batch: batch, into: dx)
+            return
+        }
         for c in 0..<inChannels {
             for ki in 0..<kernel.h {
                 for kj in 0..<kernel.w {
@@ -272,11 +274,88 @@ public final class Conv2d: Layer, CountsMACs {
                             let target = plane + ih * w
                             let shift = kj - padding
                             if stride == 1 {
-                                for ow in lo..<hi { target[ow + shift] += source[ow] }
+                                VectorKernels.add(source + lo, into: target + lo + shift, count: hi - lo)
                             } else {
                                 for ow in lo..<hi { target[ow * stride + shift] += source[ow] }
                             }
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    // Stride 1 with WO = W (a "same"-width convolution): output position t = oh·W + ow of row
+    // (c, ki, kj) reads input position t + (ki − p)·W + (kj − p) of the same plane, so each
+    // (row, sample) is ONE contiguous copy over the valid output rows; the few positions where
+    // the shift wraps into the neighbouring image row (the column padding) are then zeroed.
+
+    /// Valid output rows [lo, hi) of kernel row ki: input row oh − p + ki inside 0..<H.
+    @inline(__always)
+    private func validRows(offset ki: Int) -> (lo: Int, hi: Int) {
+        let lo = max(0, padding - ki)
+        let hi = min(ho, h + padding - ki)
+        return (min(lo, hi), hi)
+    }
+
+    private func im2colSameWidth(_ x: UnsafePointer<Float>, batch: Int, into columns: UnsafeMutablePointer<Float>) {
+        let np = batch * positions
+        let hw = h * w
+        for c in 0..<inChannels {
+            for ki in 0..<kernel.h {
+                let (rowLo, rowHi) = validRows(offset: ki)
+                for kj in 0..<kernel.w {
+                    let row = columns + ((c * kernel.h + ki) * kernel.w + kj) * np
+                    let (lo, hi) = validRange(offset: kj)
+                    let offset = (ki - padding) * w + (kj - padding)
+                    for n in 0..<batch {
+                        let target = row + n * positions
+                        guard rowLo < rowHi && lo < hi else {
+                            target.update(repeating: 0, count: positions)
+                            continue
+                        }
+                        let first = rowLo * wo + lo, end = (rowHi - 1) * wo + hi
+                        let plane = x + (n * inChannels + c) * hw
+                        target.update(repeating: 0, count: first)
+                        (target + first).update(from: plane + first + offset, count: end - first)
+                        (target + end).update(repeating: 0, count: positions - end)
+                        if hi - lo < wo {
+                            for oh in rowLo..<(rowHi - 1) {
+                                (target + oh * wo + hi).update(repeating: 0, count: wo - hi + lo)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of im2colSameWidth; clobbers the wrapped positions of `columns`.
+    private func col2imSameWidth(
+        _ columns: UnsafeMutablePointer<Float>, batch: Int, into dx: UnsafeMutablePointer<Float>
+    ) {
+        let np = batch * positions
+        let hw = h * w
+        for c in 0..<inChannels {
+            for ki in 0..<kernel.h {
+                let (rowLo, rowHi) = validRows(offset: ki)
+                for kj in 0..<kernel.w {
+                    let row = columns + ((c * kernel.h + ki) * kernel.w + kj) * np
+                    let (lo, hi) = validRange(offset: kj)
+                    guard rowLo < rowHi && lo < hi else { continue }
+                    let offset = (ki - padding) * w + (kj - padding)
+                    let first = rowLo * wo + lo, end = (rowHi - 1) * wo + hi
+                    for n in 0..<batch {
+                        let source = row + n * positions
+                        // Positions that read padding contribute nothing: zero them so the
+                        // whole valid span can be added in one pass.
+                        if hi - lo < wo {
+                            for oh in rowLo..<(rowHi - 1) {
+                                (source + oh * wo + hi).update(repeating: 0, count: wo - hi + lo)
+                            }
+                        }
+                        let plane = dx + (n * inChannels + c) * hw
+                        VectorKernels.add(source + first, into: plane + first + offset, count: end - first)
                     }
                 }
             }

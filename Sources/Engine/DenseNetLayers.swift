@@ -88,9 +88,7 @@ public final class DenseLayer: CompositeLayer {
         norm.backward(outputGradient: activatedGradient, inputGradient: dx, batch: batch)
         guard let dx else { return }
         for n in 0..<batch {
-            let target = dx + n * inCount
-            let source = dy + n * (inCount + newCount)
-            for i in 0..<inCount { target[i] += source[i] }
+            VectorKernels.add(dy + n * (inCount + newCount), into: dx + n * inCount, count: inCount)
         }
     }
 }

@@ -18,7 +18,7 @@ public final class ReLU: Layer {
     {
         guard let output else { preconditionFailure("ReLU: reserve(maxBatch:) not called") }
         let y = output.pointer
-        for i in 0..<(batch * inputShape.count) { y[i] = max(x[i], 0) }
+        VectorKernels.relu(x, y, count: batch * inputShape.count)
         return y
     }
 
@@ -27,6 +27,6 @@ public final class ReLU: Layer {
         batch: Int
     ) {
         guard let dx, let y = output?.pointer else { return }
-        for i in 0..<(batch * inputShape.count) { dx[i] = y[i] > 0 ? dy[i] : 0 }
+        VectorKernels.reluBackward(y, dy, dx, count: batch * inputShape.count)
     }
 }

@@ -1,0 +1,375 @@
+import Engine
+import Foundation
+
+// `ssgd bench`: the machine's sgemm rate and each model's training throughput, measured in one
+// run so the ratios compare like with like (DESIGN §8, MODELS.md conventions).
+//
+// - sgemm GFLOPS = 2·M·N·K / seconds, median of timed calls after one warm-up call.
+// - A training step = zero gradients, forward, softmax cross-entropy, backward, and MODELS.md's
+//   throughput-benchmark optimiser: heavy-ball momentum v ← 0.9 v + g, θ ← θ − 0.01 v
+//   (PyTorch SGD, momentum 0.9, no Nesterov, no weight decay). BN uses one ghost batch of the
+//   whole micro-batch, as PyTorch's BN does. Random Gaussian inputs, random labels.
+// - images/s = batch / median step time; achieved GFLOPS = 3 × forward FLOPs × images/s
+//   (MODELS.md: training ≈ 3 × forward); fraction = achieved / sgemm peak at the same thread
+//   count, the peak being the fastest of the measured sgemm shapes.
+// - Spectral overhead: one SpectralNormRegularizer.apply (one power iteration per weight
+//   matrix, then the rank-1 gradient term) against one training step at the largest batch.
+
+/// A network the benchmark can build, with the input it takes.
+public struct BenchmarkModel {
+    public var name: String
+    public var inputShape: Shape
+    public var classes: Int
+    /// Builds the network for a micro-batch (BN's ghost batch is the micro-batch).
+    public var make: (_ batch: Int) throws -> Network
+
+    public init(name: String, inputShape: Shape, classes: Int, make: @escaping (_ batch: Int) throws -> Network) {
+        self.name = name
+        self.inputShape = inputShape
+        self.classes = classes
+        self.make = make
+    }
+
+    public static let standardNames = ["mlp", "vgg16", "nin", "densenet40", "densenet22"]
+
+    /// The reference networks of MODELS.md by name.
+    public static func named(_ name: String) throws -> BenchmarkModel {
+        var config = TrainingConfig()
+        let shape: Shape
+        let classes: Int
+        switch name {
+        case "mlp": (config.model, shape, classes) = (.mlp, Shape(1, 28, 28), 10)
+        case "vgg16": (config.model, shape, classes) = (.vgg16, Shape(3, 32, 32), 10)
+        case "nin": (config.model, shape, classes) = (.nin, Shape(3, 32, 32), 100)
+        case "densenet40": (config.model, config.depth, shape, classes) = (.densenet, 40, Shape(3, 32, 32), 100)
+        case "densenet22": (config.model, config.depth, shape, classes) = (.densenet, 22, Shape(3, 96, 96), 10)
+        default:
+            throw ConfigError(key: nil, "unknown model '\(name)'; choose from \(standardNames.joined(separator: ", "))")
+        }
+        let base = config
+        return BenchmarkModel(name: name, inputShape: shape, classes: classes) { batch in
+            var config = base
+            config.ghostBatch = batch
+            return try ModelFactory.make(config, inputShape: shape, classes: classes)
+        }
+    }
+}
+
+/// An sgemm shape C (M×N) = A (M×K) · B (K×N), row-major, no transposes.
+public struct GemmShape: Codable, Sendable, Equatable, CustomStringConvertible {
+    public var m: Int, n: Int, k: Int
+    public var label: String
+
+    public init(m: Int, n: Int, k: Int, label: String) {
+        self.m = m
+        self.n = n
+        self.k = k
+        self.label = label
+    }
+
+    public var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
+    public var description: String { "\(label) (M=\(m), N=\(n), K=\(k))" }
+
+    /// 2048³, and VGG's second conv at micro-batch 64 as one im2col GEMM
+    /// (O = 64, K = 64·3·3, N·P = 64·32·32).
+    public static let standard = [
+        GemmShape(m: 2048, n: 2048, k: 2048, label: "square 2048³"),
+        GemmShape(m: 64, n: 65536, k: 576, label: "im2col vgg conv2 B=64"),
+    ]
+    public static let quick = [
+        GemmShape(m: 256, n: 256, k: 256, label: "square 256³"),
+        GemmShape(m: 16, n: 4096, k: 144, label: "im2col-like small"),
+    ]
+}
+
+public struct BenchmarkOptions {
+    public var models: [BenchmarkModel]
+    public var batches: [Int] = [64, 128]
+    public var threads: [Int] = [1, 2]
+    /// Timed steps per (model, batch, threads); fewer when `timeBudget` runs out, never < `minimumIterations`.
+    public var iterations = 5
+    public var minimumIterations = 3
+    public var warmupIterations = 1
+    /// Seconds of timed steps per configuration after which timing stops early.
+    public var timeBudget: Double = 12
+    public var gemmShapes = GemmShape.standard
+    public var gemmIterations = 5
+    public var spectral = true
+    public var spectralIterations = 5
+
+    public init(models: [BenchmarkModel]) { self.models = models }
+
+    /// Tiny iteration counts and sgemm shapes: a smoke test, not a measurement.
+    public mutating func makeQuick() {
+        iterations = 2
+        minimumIterations = 1
+        warmupIterations = 1
+        timeBudget = 2
+        gemmShapes = GemmShape.quick
+        gemmIterations = 2
+        spectralIterations = 2
+    }
+}
+
+public struct GemmResult: Codable, Sendable {
+    public var shape: GemmShape
+    public var threads: Int
+    public var seconds: Double
+    public var gflops: Double
+}
+
+public struct ModelResult: Codable, Sendable {
+    public var model: String
+    public var batch: Int
+    public var threads: Int
+    public var iterations: Int
+    public var forwardFLOPsPerImage: Int
+    /// Median seconds per training step.
+    public var stepSeconds: Double
+    public var imagesPerSecond: Double
+    /// 3 × forward FLOPs × images/s, in GFLOPS.
+    public var achievedGFLOPS: Double
+    /// achievedGFLOPS / sgemm peak at the same thread count.
+    public var fractionOfPeak: Double
+}
+
+public struct SpectralResult: Codable, Sendable {
+    public var model: String
+    public var threads: Int
+    public var batch: Int
+    public var matrices: Int
+    public var regularizerSeconds: Double
+    public var stepSeconds: Double
+    /// regularizerSeconds / stepSeconds.
+    public var fraction: Double
+}
+
+public struct BenchmarkReport: Codable, Sendable {
+    public var coreName: String
+    public var optimizer: String
+    public var gemm: [GemmResult]
+    /// Fastest sgemm GFLOPS per thread count, as [threads: GFLOPS] pairs.
+    public var peaks: [PeakEntry]
+    public var models: [ModelResult]
+    public var spectral: [SpectralResult]
+
+    public struct PeakEntry: Codable, Sendable {
+        public var threads: Int
+        public var gflops: Double
+    }
+
+    public func peak(threads: Int) -> Double? { peaks.first { $0.threads == threads }?.gflops }
+
+    public func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+}
+
+public enum Benchmark {
+    public static let optimizerDescription = "SGD momentum 0.9, lr 0.01, no Nesterov (v ← 0.9 v + g; θ ← θ − lr·v)"
+
+    /// Runs everything in `options`, calling `progress` with a line per measurement.
+    public static func run(_ options: BenchmarkOptions, progress: (String) -> Void = { _ in }) throws -> BenchmarkReport {
+        let originalThreads = BLASThreads.current
+        defer { BLASThreads.set(originalThreads) }
+        var report = BenchmarkReport(
+            coreName: BLASThreads.coreName, optimizer: optimizerDescription, gemm: [], peaks: [], models: [],
+            spectral: [])
+        progress("OpenBLAS core: \(report.coreName)")
+        for threads in options.threads {
+            BLASThreads.set(threads)
+            var best = 0.0
+            for shape in options.gemmShapes {
+                let seconds = timeGemm(shape, iterations: options.gemmIterations)
+                let result = GemmResult(shape: shape, threads: threads, seconds: seconds, gflops: shape.flops / seconds / 1e9)
+                best = max(best, result.gflops)
+                report.gemm.append(result)
+                progress("sgemm \(shape), \(threads) thread(s): \(format(result.gflops, 1)) GFLOPS")
+            }
+            report.peaks.append(.init(threads: threads, gflops: best))
+        }
+        for model in options.models {
+            for batch in options.batches {
+                let network = try model.make(batch)
+                let bench = TrainingStepBench(network: network, batch: batch, classes: model.classes)
+                let flops = ModelInfo(network).forwardFLOPs
+                for threads in options.threads {
+                    BLASThreads.set(threads)
+                    let times = bench.time(
+                        warmup: options.warmupIterations, iterations: options.iterations,
+                        minimum: options.minimumIterations, budget: options.timeBudget)
+                    let step = median(times)
+                    let imagesPerSecond = Double(batch) / step
+                    let achieved = 3 * Double(flops) * imagesPerSecond / 1e9
+                    let peak = report.peak(threads: threads) ?? 0
+                    let result = ModelResult(
+                        model: model.name, batch: batch, threads: threads, iterations: times.count,
+                        forwardFLOPsPerImage: flops, stepSeconds: step, imagesPerSecond: imagesPerSecond,
+                        achievedGFLOPS: achieved, fractionOfPeak: peak > 0 ? achieved / peak : 0)
+                    report.models.append(result)
+                    progress(
+                        "\(model.name) B=\(batch) \(threads)T: \(format(imagesPerSecond, 1)) img/s, "
+                            + "\(format(achieved, 1)) GFLOPS = \(format(100 * result.fractionOfPeak, 1))% of peak "
+                            + "(median of \(times.count) steps, \(format(step * 1000, 1)) ms)")
+                }
+                if options.spectral, batch == options.batches.max() {
+                    let regularizer = SpectralNormRegularizer(
+                        matrices: network.weightMatrices, lambda: 0.01, seed: 1)
+                    for threads in options.threads {
+                        BLASThreads.set(threads)
+                        guard let stepResult = report.models.last(where: {
+                            $0.model == model.name && $0.batch == batch && $0.threads == threads
+                        }) else { continue }
+                        var samples = [Double]()
+                        regularizer.apply(parameters: network.parameters, gradient: network.gradients)
+                        for _ in 0..<options.spectralIterations {
+                            let start = MonotonicClock.now()
+                            regularizer.apply(parameters: network.parameters, gradient: network.gradients)
+                            samples.append(MonotonicClock.now() - start)
+                        }
+                        let seconds = median(samples)
+                        let result = SpectralResult(
+                            model: model.name, threads: threads, batch: batch, matrices: regularizer.matrices.count,
+                            regularizerSeconds: seconds, stepSeconds: stepResult.stepSeconds,
+                            fraction: seconds / stepResult.stepSeconds)
+                        report.spectral.append(result)
+                        progress(
+                            "spectral \(model.name) \(threads)T: \(format(seconds * 1000, 2)) ms per apply "
+                                + "= \(format(100 * result.fraction, 2))% of the B=\(batch) step")
+                    }
+                }
+            }
+        }
+        return report
+    }
+
+    /// Median seconds of one C = A·B of `shape` (inputs filled with small values).
+    static func timeGemm(_ shape: GemmShape, iterations: Int) -> Double {
+        let a = FloatBuffer(count: shape.m * shape.k)
+        let b = FloatBuffer(count: shape.k * shape.n)
+        let c = FloatBuffer(count: shape.m * shape.n)
+        for i in 0..<a.count { a[i] = Float(i % 7) * 0.01 }
+        for i in 0..<b.count { b[i] = Float(i % 5) * 0.01 }
+        func call() {
+            gemm(.none, .none, m: shape.m, n: shape.n, k: shape.k, a.pointer, lda: shape.k, b.pointer,
+                 ldb: shape.n, beta: 0, c.pointer, ldc: shape.n)
+        }
+        call()
+        var samples = [Double]()
+        for _ in 0..<max(iterations, 1) {
+            let start = MonotonicClock.now()
+            call()
+            samples.append(MonotonicClock.now() - start)
+        }
+        return median(samples)
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        precondition(!values.isEmpty, "median of no values")
+        let sorted = values.sorted()
+        let middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+    }
+
+    /// Fixed-point text with `digits` decimals.
+    public static func format(_ value: Double, _ digits: Int) -> String {
+        String(format: "%.\(digits)f", value)
+    }
+
+    /// The report as aligned text tables.
+    public static func text(_ report: BenchmarkReport) -> String {
+        var lines = [String]()
+        lines.append("OpenBLAS core: \(report.coreName)")
+        lines.append("optimizer: \(report.optimizer)")
+        lines.append("")
+        lines.append(row(["sgemm shape", "threads", "ms", "GFLOPS"], widths: [40, 8, 10, 10]))
+        for g in report.gemm {
+            lines.append(row([g.shape.description, "\(g.threads)", format(g.seconds * 1000, 1), format(g.gflops, 1)],
+                             widths: [40, 8, 10, 10]))
+        }
+        lines.append("")
+        let widths = [12, 6, 8, 12, 12, 10, 10]
+        lines.append(row(["model", "batch", "threads", "step ms", "images/s", "GFLOPS", "of peak"], widths: widths))
+        for m in report.models {
+            lines.append(row([m.model, "\(m.batch)", "\(m.threads)", format(m.stepSeconds * 1000, 1),
+                              format(m.imagesPerSecond, 1), format(m.achievedGFLOPS, 1),
+                              format(100 * m.fractionOfPeak, 1) + "%"], widths: widths))
+        }
+        if !report.spectral.isEmpty {
+            lines.append("")
+            for s in report.spectral {
+                lines.append(
+                    "spectral overhead \(s.model) (\(s.matrices) matrices) \(s.threads)T: "
+                        + "\(format(s.regularizerSeconds * 1000, 2)) ms vs B=\(s.batch) step "
+                        + "\(format(s.stepSeconds * 1000, 1)) ms = \(format(100 * s.fraction, 2))%")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    private static func row(_ cells: [String], widths: [Int]) -> String {
+        zip(cells, widths).enumerated().map { index, pair in
+            let (cell, width) = pair
+            let padding = String(repeating: " ", count: max(width - cell.count, 0))
+            return index == 0 ? cell + padding : padding + cell
+        }.joined(separator: " ")
+    }
+}
+
+/// One network's training step on fixed random data, with its own momentum buffer.
+final class TrainingStepBench {
+    let network: Network
+    let batch: Int
+    private let input: FloatBuffer  // (batch, input count)
+    private let labels: [Int32]  // (batch)
+    private let velocity: FloatBuffer  // same layout as the parameter arena
+    private let learningRate: Float = 0.01
+    private let momentum: Float = 0.9
+
+    init(network: Network, batch: Int, classes: Int) {
+        self.network = network
+        self.batch = batch
+        network.initializeParameters(seed: 1)
+        network.reserve(maxBatch: batch)
+        input = FloatBuffer(count: batch * network.inputShape.count)
+        var generator = SplitMix64(keys: 7, 11)
+        for i in 0..<input.count { input[i] = generator.nextGaussian() }
+        labels = (0..<batch).map { _ in Int32(generator.nextIndex(below: classes)) }
+        velocity = FloatBuffer(count: network.parameterCount)
+    }
+
+    func step() {
+        network.gradients.zero()
+        labels.withUnsafeBufferPointer { y in
+            let logits = network.forward(input.pointer, batch: batch, context: ForwardContext(mode: .training))
+            _ = network.loss.forward(logits: logits, labels: y.baseAddress!, batch: batch)
+            network.backward(logitGradient: network.loss.backward(scale: 1), batch: batch)
+        }
+        let theta = network.parameters.pointer, g = network.gradients.pointer, v = velocity.pointer
+        let (mu, lr) = (momentum, learningRate)
+        for i in 0..<network.parameterCount {
+            let updated = mu * v[i] + g[i]
+            v[i] = updated
+            theta[i] -= lr * updated
+        }
+    }
+
+    /// Seconds of each timed step after `warmup` untimed ones: `iterations` steps, or fewer
+    /// (at least `minimum`) once `budget` seconds are spent.
+    func time(warmup: Int, iterations: Int, minimum: Int, budget: Double) -> [Double] {
+        for _ in 0..<warmup { step() }
+        var samples = [Double]()
+        var spent = 0.0
+        while samples.count < max(iterations, 1) {
+            if samples.count >= max(minimum, 1) && spent >= budget { break }
+            let start = MonotonicClock.now()
+            step()
+            let elapsed = MonotonicClock.now() - start
+            samples.append(elapsed)
+            spent += elapsed
+        }
+        return samples
+    }
+}

@@ -1,0 +1,57 @@
+import Engine
+import Foundation
+import Testing
+import Training
+
+// The benchmark's logic in --quick mode on a tiny MLP: structure and sanity of the report,
+// never timing thresholds.
+@Suite struct BenchmarkTests {
+    static func tinyModel() -> BenchmarkModel {
+        BenchmarkModel(name: "tiny-mlp", inputShape: Shape(1, 4, 4), classes: 3) { _ in
+            MLP.make(inputShape: Shape(1, 4, 4), hidden: [8], classes: 3)
+        }
+    }
+
+    @Test func quickRunReportsEveryConfigurationWithPositiveNumbers() throws {
+        var options = BenchmarkOptions(models: [Self.tinyModel()])
+        options.makeQuick()
+        options.batches = [2, 4]
+        options.threads = [1]
+        var lines = [String]()
+        let report = try Benchmark.run(options) { lines.append($0) }
+
+        #expect(!report.coreName.isEmpty)
+        #expect(report.gemm.count == options.gemmShapes.count)
+        #expect(report.gemm.allSatisfy { $0.seconds > 0 && $0.gflops > 0 })
+        #expect(report.peaks.map(\.threads) == [1])
+        #expect((report.peak(threads: 1) ?? 0) > 0)
+
+        #expect(report.models.map(\.batch) == [2, 4])
+        for result in report.models {
+            #expect(result.model == "tiny-mlp")
+            #expect(result.forwardFLOPsPerImage == 2 * (16 * 8 + 8 * 3))
+            #expect(result.iterations >= 1)
+            #expect(result.stepSeconds > 0 && result.imagesPerSecond > 0 && result.achievedGFLOPS > 0)
+            #expect(result.fractionOfPeak > 0 && result.fractionOfPeak < 1.5)
+        }
+        // Spectral overhead is measured once, at the largest batch.
+        #expect(report.spectral.count == 1)
+        if let spectral = report.spectral.first {
+            #expect(spectral.batch == 4 && spectral.matrices == 2)
+            #expect(spectral.regularizerSeconds > 0 && spectral.fraction > 0)
+        }
+        #expect(lines.count == report.gemm.count + report.models.count + report.spectral.count + 1)
+
+        let text = Benchmark.text(report)
+        #expect(text.contains("tiny-mlp") && text.contains("of peak") && text.contains("spectral overhead"))
+        let decoded = try JSONDecoder().decode(BenchmarkReport.self, from: try report.json())
+        #expect(decoded.models.count == report.models.count)
+    }
+
+    @Test func benchmarkModelsByNameMatchTheReferenceCounts() throws {
+        let network = try BenchmarkModel.named("densenet40").make(64)
+        #expect(network.parameterCount == 1_060_132)
+        #expect(abs(Double(ModelInfo(network).forwardMACs) / 1e6 - 264.853) < 0.001)
+        #expect(throws: ConfigError.self) { try BenchmarkModel.named("resnet") }
+    }
+}
