@@ -63,44 +63,44 @@ private_key() {
 case "$role" in
 coordinator)
     run_dir="${SSGD_RUN_DIR:?set SSGD_RUN_DIR to the run directory}"
-    args=()
+    coordinator_args=()
     if compgen -G "$run_dir/checkpoints/step-*.ckpt" > /dev/null; then
         if [ -f "$run_dir/summary.json" ]; then
             echo "entrypoint: $run_dir has finished (summary.json)"
             if [ "${SSGD_AFTER_FINISH:-exit}" = "sleep" ]; then exec sleep infinity; fi
             exit 0
         fi
-        args+=(--resume "$run_dir")
+        coordinator_args+=(--resume "$run_dir")
     elif [ -f "$run_dir/config.yaml" ]; then
         # A run that stopped before its first checkpoint: nothing to resume. Keep it aside and
         # start again from its resolved config.
         aside="$run_dir.no-checkpoint.$(date +%Y%m%d-%H%M%S)"
         mv "$run_dir" "$aside"
         echo "entrypoint: $run_dir had no checkpoint; moved to $aside, starting again" >&2
-        args+=(--config "$aside/config.yaml" --run-dir "$run_dir")
+        coordinator_args+=(--config "$aside/config.yaml" --run-dir "$run_dir")
     else
-        args+=(--config "${SSGD_CONFIG:-/usr/share/ssgd/configs/quickstart.yaml}" --run-dir "$run_dir")
+        coordinator_args+=(--config "${SSGD_CONFIG:-/usr/share/ssgd/configs/quickstart.yaml}" --run-dir "$run_dir")
     fi
     if [ -n "${SSGD_SECRET_KEY:-}" ]; then
-        args+=(--curve-secret-key "$(private_key "$SSGD_SECRET_KEY")")
-        args+=(--curve-allow "${SSGD_ALLOW:?set SSGD_ALLOW to the public keys of the workers}")
+        coordinator_args+=(--curve-secret-key "$(private_key "$SSGD_SECRET_KEY")")
+        coordinator_args+=(--curve-allow "${SSGD_ALLOW:?set SSGD_ALLOW to the public keys of the workers}")
     elif [ "${SSGD_INSECURE:-0}" = 1 ]; then
-        args+=(--insecure)
+        coordinator_args+=(--insecure)
     fi
-    exec "$SSGD_BIN" coordinator "${args[@]}" \
+    exec "$SSGD_BIN" coordinator "${coordinator_args[@]}" \
         --bind "${SSGD_BIND:-tcp://0.0.0.0:5555}" \
         --workers "${SSGD_WORKERS:-1}" \
         --threads "${SSGD_THREADS:-1}" \
         "$@"
     ;;
 worker)
-    args=(--connect "${SSGD_CONNECT:?set SSGD_CONNECT to the coordinator endpoint, e.g. tcp://HOST:5555}")
-    if [ -n "${SSGD_DATA:-}" ]; then args+=(--data "$SSGD_DATA"); fi
+    worker_args=(--connect "${SSGD_CONNECT:?set SSGD_CONNECT to the coordinator endpoint, e.g. tcp://HOST:5555}")
+    if [ -n "${SSGD_DATA:-}" ]; then worker_args+=(--data "$SSGD_DATA"); fi
     if [ -n "${SSGD_SECRET_KEY:-}" ]; then
-        args+=(--curve-secret-key "$(private_key "$SSGD_SECRET_KEY")")
-        args+=(--curve-server-key "${SSGD_SERVER_KEY:?set SSGD_SERVER_KEY to the .pub file of the coordinator}")
+        worker_args+=(--curve-secret-key "$(private_key "$SSGD_SECRET_KEY")")
+        worker_args+=(--curve-server-key "${SSGD_SERVER_KEY:?set SSGD_SERVER_KEY to the .pub file of the coordinator}")
     fi
-    exec "$SSGD_BIN" worker "${args[@]}" \
+    exec "$SSGD_BIN" worker "${worker_args[@]}" \
         --threads "${SSGD_THREADS:-1}" \
         --name "${SSGD_NAME:-$(hostname)}" \
         "$@"
