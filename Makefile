@@ -4,21 +4,29 @@
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PACKAGES := libopenblas-dev liblapacke-dev libzmq3-dev zlib1g-dev pkg-config dataset-fashion-mnist
+# Only the tests need these: iproute2 (multi-host test in network namespaces), shellcheck (deploy scripts).
+TEST_PACKAGES := iproute2 shellcheck
 WORKERS ?= 2
 
-.PHONY: demo test deps build release smoke clean
+.PHONY: demo test deps test-deps install build release smoke clean
 
 deps:
-	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@$(MAKE) --no-print-directory install LIST="$(PACKAGES)"
+
+test-deps:
+	@$(MAKE) --no-print-directory install LIST="$(PACKAGES) $(TEST_PACKAGES)"
+
+install:
+	@missing=""; for p in $(LIST); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
 release: deps
 	swift build -c release
 
-build: deps
+build: test-deps
 	swift build --build-tests
 
 demo: release
