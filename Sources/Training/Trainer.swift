@@ -196,6 +196,7 @@ public final class Trainer {
                 break
             }
             let statistics: StepStatistics
+            let stepStarted = MonotonicClock.now()
             do {
                 statistics = try trainStep()
             } catch let error as NumericalError {
@@ -206,8 +207,9 @@ public final class Trainer {
                 throw error
             }
             imagesTrained += statistics.samples
-            window.add(statistics)
-            sinceEvaluation.add(statistics)
+            let stepSeconds = MonotonicClock.now() - stepStarted
+            window.add(statistics, seconds: stepSeconds)
+            sinceEvaluation.add(statistics, seconds: stepSeconds)
             if config.checkpointEverySteps > 0 && step % config.checkpointEverySteps == 0 && step < end {
                 try writeCheckpoint()
             }
@@ -221,7 +223,7 @@ public final class Trainer {
             let now = MonotonicClock.now()
             if now - lastPrint >= config.progressSeconds || step == end {
                 output(window.line(step: step, totalSteps: schedule.totalSteps, stepsPerEpoch: stepsPerEpoch,
-                                   lr: rates.rate(atStep: step - 1), seconds: now - lastPrint))
+                                   lr: rates.rate(atStep: step - 1)))
                 window = ProgressWindow()
                 lastPrint = now
             }
@@ -285,9 +287,12 @@ struct ProgressWindow {
     var reduce = 0.0
     var workers = 0
     var bytes = 0
+    /// Wall time of the steps themselves (not of evaluations or checkpoints between them).
+    var seconds = 0.0
 
-    mutating func add(_ statistics: StepStatistics) {
+    mutating func add(_ statistics: StepStatistics, seconds stepSeconds: Double) {
         steps += 1
+        seconds += stepSeconds
         lossSum += statistics.lossSum
         correct += statistics.correct
         samples += statistics.samples
@@ -301,7 +306,7 @@ struct ProgressWindow {
     var meanLoss: Double { samples > 0 ? lossSum / Double(samples) : 0 }
     var accuracy: Double { samples > 0 ? Double(correct) / Double(samples) : 0 }
 
-    func line(step: Int, totalSteps: Int, stepsPerEpoch: Int, lr: Double, seconds: Double) -> String {
+    func line(step: Int, totalSteps: Int, stepsPerEpoch: Int, lr: Double) -> String {
         let perStep = Double(max(steps, 1))
         var line = String(format: "step %d/%d epoch %.2f loss %.4f acc %.2f%% lr %g %.0f img/s workers %d | step %.3fs = compute %.3fs + transfer %.3fs + reduce/update %.3fs",
                           step, totalSteps, Double(step) / Double(stepsPerEpoch), meanLoss, 100 * accuracy, lr,
