@@ -90,6 +90,8 @@ public final class LocalExecutor: GradientExecutor {
     public let runner: ShardRunner
     private let units: Int
     private let unitSize: Int
+    /// Block sums when the units do not form one power-of-two block (allocated once).
+    private var blockPool: [FloatBuffer] = []
 
     public init(runner: ShardRunner, unitsPerStep: Int) {
         self.runner = runner
@@ -105,16 +107,16 @@ public final class LocalExecutor: GradientExecutor {
         if parameters !== network.parameters { network.parameters.copy(from: parameters) }
         let started = MonotonicClock.now()
         var sums = [UnitBlock: UnsafeMutablePointer<Float>]()
-        var blockBuffers = [FloatBuffer]()
+        var used = 0
         let outcomes = try task.indices.withUnsafeBufferPointer { indices in
             try runner.train(step: task.step, epoch: task.epoch, firstUnit: 0, unitCount: units, indices: indices) { block, sum in
                 if units == block.count && block.first == 0 {
                     gradientSum.pointer.update(from: sum, count: gradientSum.count)
                 } else {
-                    let copy = FloatBuffer(count: gradientSum.count)
-                    copy.pointer.update(from: sum, count: gradientSum.count)
-                    blockBuffers.append(copy)
-                    sums[block] = copy.pointer
+                    if used == blockPool.count { blockPool.append(FloatBuffer(count: gradientSum.count)) }
+                    blockPool[used].pointer.update(from: sum, count: gradientSum.count)
+                    sums[block] = blockPool[used].pointer
+                    used += 1
                 }
             }
         }
@@ -127,7 +129,6 @@ public final class LocalExecutor: GradientExecutor {
         statistics.averageNormalization(outcomes.normalizationStatistics, units: units, width: 2 * network.normalizationChannels)
         statistics.computeSeconds = computed - started
         statistics.reduceSeconds = MonotonicClock.now() - computed
-        withExtendedLifetime(blockBuffers) {}
         return statistics
     }
 
