@@ -333,6 +333,10 @@ public final class ClusterExecutor: GradientExecutor {
                     ignoredResults += 1
                     continue
                 }
+                if let problem = invalid(result, for: tasks[shard]) {
+                    declareDead(routingID, reason: "it sent an invalid result (\(problem))")
+                    continue
+                }
                 results[shard] = result
                 missing -= 1
             }
@@ -345,6 +349,22 @@ public final class ClusterExecutor: GradientExecutor {
             }
         }
         return results.compactMap { $0 }
+    }
+
+    /// Why a decoded result cannot be used for its task (sizes that disagree with this model).
+    private func invalid(_ result: ResultMessage, for task: TaskMessage) -> String? {
+        let units = Int(task.unitCount)
+        if result.lossSums.count != units { return "\(result.lossSums.count) unit losses for \(units) units" }
+        if let block = result.gradientBlocks.first(where: { $0.gradient.count != parameterCount }) {
+            return "a gradient of \(block.gradient.count) values, the model has \(parameterCount)"
+        }
+        if task.kind == .train {
+            if result.gradientBlocks.isEmpty { return "no gradient" }
+            if result.batchNormStatistics.count != units * statisticsPerUnit {
+                return "\(result.batchNormStatistics.count) batch-norm statistics, expected \(units * statisticsPerUnit)"
+            }
+        }
+        return nil
     }
 
     public func computeStep(_ task: StepTask, parameters: FloatBuffer, gradientSum: FloatBuffer) throws -> StepStatistics {
@@ -373,9 +393,6 @@ public final class ClusterExecutor: GradientExecutor {
         var slowest = 0.0
         for result in results {
             for block in result.gradientBlocks {
-                guard block.gradient.count == parameterCount else {
-                    throw ClusterError("a worker returned a gradient of \(block.gradient.count) values, the model has \(parameterCount): mismatched builds?")
-                }
                 if poolIndex == blockPool.count { blockPool.append(FloatBuffer(count: parameterCount)) }
                 block.gradient.copy(into: blockPool[poolIndex].pointer)
                 sums[UnitBlock(first: Int(block.firstUnit), count: Int(block.unitCount))] = blockPool[poolIndex].pointer

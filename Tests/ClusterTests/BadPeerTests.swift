@@ -66,7 +66,10 @@ import Training
         try junk.send(badLength)
 
         let worker = try SSGDProcess(["worker", "--connect", endpoint, "--threads", "1", "--name", "honest"])
-        defer { _ = worker.wait(timeout: 10) }
+        defer {
+            executor.shutdown()
+            _ = worker.wait(timeout: 10)
+        }
         try executor.waitForWorkers(1)
         #expect(executor.workerNames == ["honest"])
 
@@ -102,6 +105,8 @@ import Training
         #expect(executor.droppedMessages >= 4)
         #expect(executor.ignoredResults >= 2)
         #expect(lines.contains { $0.contains("refused a worker") })
+        executor.shutdown()
+        #expect(worker.wait(timeout: 10) == 0, "\(worker.output)")
     }
 
     @Test func workerWithAnotherConfigIsRefusedAndTheCoordinatorCarriesOn() throws {
@@ -133,4 +138,81 @@ import Training
         #expect(result.output.contains("in use"), "\(result.output)")
         #expect(result.output.contains(endpoint))
     }
+
+    /// A peer that passes the handshake but answers its task with a gradient of the wrong size:
+    /// it is dropped, its shard is re-issued to an honest worker, and the step is unchanged.
+    @Test func aJoinedWorkerSendingAnInvalidResultIsDroppedAndItsShardReissued() throws {
+        var config = try TrainingConfig.parse(yaml: ClusterFixtures.config(model: "mlp", method: "vanilla"))
+        config.threads = 1
+        BLASThreads.set(1)
+        let (data, network) = try TrainingSession.loadDataAndModel(config)
+        network.initializeParameters(seed: 12)
+        let identity = JobIdentity(config: config, dataFingerprint: data.fingerprint)
+        let endpoint = ClusterFixtures.ipcEndpoint()
+        let executor = try ClusterExecutor(config: config, identity: identity, network: network,
+                                           settings: ClusterSettings(bind: endpoint, waitForWorkersSeconds: 60, workerTimeoutSeconds: 30))
+        var lines = [String]()
+        executor.log = { lines.append($0) }
+        defer { executor.shutdown() }
+
+        let liar = try raw(endpoint)
+        defer { liar.close() }
+        try liar.send(try hello(job: identity.jobID, data: identity.dataFingerprint))
+        try executor.waitForWorkers(1)
+        let honest = try SSGDProcess(["worker", "--connect", endpoint, "--threads", "1", "--name", "honest"])
+        defer {
+            executor.shutdown()
+            _ = honest.wait(timeout: 10)
+        }
+        try executor.waitForWorkers(2)
+        _ = try liar.receive(timeout: .seconds(5))  // its WELCOME
+
+        let schedule = try StepSchedule(samples: data.train.count, batchSize: config.batchSize, epochs: 1, seed: config.seed)
+        let task = StepTask(step: 0, epoch: 0, indices: Array(schedule.batch(step: 0, permutation: schedule.permutation(epoch: 0))))
+        let distributed = FloatBuffer(count: network.parameterCount)
+        // The executor works on a helper thread while this thread plays the liar.
+        let done = DispatchSemaphore(value: 0)
+        let shared = HandedOver((executor, network, distributed))
+        let thread = Thread {
+            let (executor, network, distributed) = shared.value
+            shared.outcome = Result { try executor.computeStep(task, parameters: network.parameters, gradientSum: distributed) }
+            done.signal()
+        }
+        thread.start()
+        let frames = try #require(try liar.receive(timeout: .seconds(30)))
+        let envelope = try WireProtocol.decode(frames)
+        guard case .task(let assigned) = envelope.message else {
+            Issue.record("the liar got \(envelope.kind), not a task")
+            return
+        }
+        let lie = ResultMessage(
+            taskKind: .train, firstUnit: assigned.firstUnit, unitCount: assigned.unitCount,
+            lossSums: [Double](repeating: 0, count: Int(assigned.unitCount)),
+            correctCounts: [UInt32](repeating: 0, count: Int(assigned.unitCount)),
+            sampleCounts: [UInt32](repeating: 16, count: Int(assigned.unitCount)),
+            gradientBlocks: UnitTree.blocks(first: Int(assigned.firstUnit), count: Int(assigned.unitCount)).map {
+                GradientBlock(firstUnit: UInt32($0.first), unitCount: UInt32($0.count), gradient: WireFloats([1, 2, 3]))
+            },
+            statisticsPerUnit: 0, batchNormStatistics: .empty, computeSeconds: 0)
+        try liar.send(try WireProtocol.encode(WireEnvelope(jobID: identity.jobID, step: envelope.step, shardID: envelope.shardID, message: .result(lie))))
+        #expect(done.wait(timeout: .now() + 60) == .success)
+        let statistics = try #require(try shared.outcome?.get())
+        #expect(statistics.samples == 96)
+
+        let local = LocalExecutor(runner: ShardRunner(network: try TrainingSession.loadDataAndModel(config).1, data: data, config: config), unitsPerStep: 6)
+        let expected = FloatBuffer(count: network.parameterCount)
+        _ = try local.computeStep(task, parameters: network.parameters, gradientSum: expected)
+        #expect(distributed.toArray() == expected.toArray())
+        #expect(lines.contains { $0.contains("invalid result") })
+        #expect(lines.contains { $0.contains("re-issued to honest") })
+        executor.shutdown()
+        #expect(honest.wait(timeout: 10) == 0, "\(honest.output)")
+    }
+}
+
+/// Hands objects to one other thread, which uses them while this thread waits (never both at once).
+final class HandedOver<T>: @unchecked Sendable {
+    let value: T
+    var outcome: Result<StepStatistics, Error>?
+    init(_ value: T) { self.value = value }
 }
