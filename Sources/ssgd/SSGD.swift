@@ -7,7 +7,7 @@ struct SSGD: ParsableCommand {
         commandName: "ssgd",
         abstract: "Distributed synchronous SGD with spectral norm regularization (Yoshida & Miyato 2017).",
         discussion: """
-            Start with: ssgd train --config configs/quickstart.yaml
+            Start with: ssgd launch --config configs/quickstart.yaml --workers 2
             Every config key is documented in docs/configuration.md.
             """,
         subcommands: [
