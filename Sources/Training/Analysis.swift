@@ -72,7 +72,7 @@ public final class RunAnalysis {
         var first = 0
         while first < count {
             let n = min(chunkSize, count - first)
-            (input.pointer).update(from: dataset.sample(first), count: n * sampleSize)
+            input.pointer.update(from: dataset.sample(first), count: n * sampleSize)
             for j in 0..<n { labels[j] = dataset.labels[first + j] }
             lossSum += labels.withUnsafeBufferPointer { y in
                 let logits = network.forward(input.pointer, batch: n, context: .inference)
