@@ -23,6 +23,9 @@ public enum ReportFigures {
 
         var accuracy = SVGPlot(title: "Test accuracy — \(context)", xLabel: "epoch", yLabel: "test accuracy (%)")
         var gap = SVGPlot(title: "Generalization gap — \(context)", xLabel: "epoch", yLabel: "train − test accuracy (%)")
+        accuracy.integerX = true
+        gap.integerX = true
+        gap.includeZero = true
         for method in group.methods {
             let runs = group.runs[method] ?? []
             accuracy.addLine(method.rawValue, points: curve(runs) { 100 * $0.testAccuracy }, color: color(method))
@@ -36,6 +39,8 @@ public enum ReportFigures {
         if !layers.isEmpty {
             var sigma = SVGPlot(title: "Largest singular value per layer — \(context)",
                                 xLabel: "layer index (1 = first weight matrix)", yLabel: "σ_max(W)")
+            sigma.integerX = true
+            sigma.includeZero = true
             for method in group.methods {
                 let runs = group.runs[method] ?? []
                 let points: [(x: Double, y: Double)] = layers.enumerated().compactMap { index, name in
@@ -50,6 +55,7 @@ public enum ReportFigures {
         if let chosen = spectrumLayer(analysed, requested: layer) {
             var spectrum = SVGPlot(title: "Singular values of \(chosen) — \(context)",
                                    xLabel: "rank i", yLabel: "σ_i (log scale)", yScale: .log10)
+            spectrum.integerX = true
             for method in group.methods {
                 let spectra = (group.runs[method] ?? []).compactMap { $0.analysis?.singularValues?[chosen] }
                 guard !spectra.isEmpty else { continue }
@@ -64,28 +70,30 @@ public enum ReportFigures {
             figures.append(ReportFigure(fileName: "\(prefix)-spectrum.svg", title: spectrum.title, plot: spectrum))
         }
 
-        let gradientValues: [(Method, [Double?])] = group.methods.map { method in
+        let gradientValues: [(Method, [Double?])] = group.methods.compactMap { method in
             let runs = group.runs[method] ?? []
-            return (method, [
+            let values = [
                 mean(runs.compactMap { $0.analysis?.inputGradientNorm?.train?.mean }),
                 mean(runs.compactMap { $0.analysis?.inputGradientNorm?.test?.mean }),
-            ])
+            ]
+            return values.contains { $0 != nil } ? (method, values) : nil
         }
-        if gradientValues.contains(where: { $0.1.contains { $0 != nil } }) {
+        if !gradientValues.isEmpty {
             var plot = SVGPlot(title: "Input-gradient norm — \(context)", xLabel: "data", yLabel: "mean ‖∇ₓL‖₂ per example")
             plot.setCategories(["train", "test"])
             for (method, values) in gradientValues { plot.addBars(method.rawValue, values: values, color: color(method)) }
             figures.append(ReportFigure(fileName: "\(prefix)-input-gradient.svg", title: plot.title, plot: plot))
         }
 
-        let hessianValues: [(Method, [Double?])] = group.methods.map { method in
+        let hessianValues: [(Method, [Double?])] = group.methods.compactMap { method in
             let runs = group.runs[method] ?? []
-            return (method, [
+            let values = [
                 mean(runs.compactMap { $0.analysis?.hessianMaxEigenvalue?.train?.value }),
                 mean(runs.compactMap { $0.analysis?.hessianMaxEigenvalue?.test?.value }),
-            ])
+            ]
+            return values.contains { $0 != nil } ? (method, values) : nil
         }
-        if hessianValues.contains(where: { $0.1.contains { $0 != nil } }) {
+        if !hessianValues.isEmpty {
             var plot = SVGPlot(title: "Largest Hessian eigenvalue — \(context)", xLabel: "data", yLabel: "λ_max(∇²L)")
             plot.setCategories(["train", "test"])
             for (method, values) in hessianValues { plot.addBars(method.rawValue, values: values, color: color(method)) }

@@ -33,6 +33,10 @@ public struct SVGPlot: Sendable {
     public var xLabel: String
     public var yLabel: String
     public var yScale: YScale
+    /// x ticks only at whole numbers (epochs, layer indices).
+    public var integerX = false
+    /// Stretch a linear y axis to include 0.
+    public var includeZero = false
     public var width: Double = 720
     public var height: Double = 440
     public private(set) var lines: [Line] = []
@@ -117,7 +121,7 @@ public struct SVGPlot: Sendable {
 
     private func yTransform() -> Axis {
         var values = yValues()
-        if isBarChart { values.append(0) }  // bars start at zero
+        if isBarChart || (includeZero && yScale == .linear) { values.append(0) }  // bars start at zero
         guard let low = values.min(), let high = values.max() else {
             return Axis(low: 0, high: 1, ticks: SVGPlot.niceTicks(low: 0, high: 1), log: false, empty: true)
         }
@@ -136,7 +140,10 @@ public struct SVGPlot: Sendable {
     private func xRange() -> (low: Double, high: Double, ticks: [Double]) {
         let xs = lines.flatMap { $0.points.map { $0.x } }.filter(\.isFinite)
         guard let low = xs.min(), let high = xs.max() else { return (0, 1, SVGPlot.niceTicks(low: 0, high: 1)) }
-        let ticks = SVGPlot.niceTicks(low: low, high: high)
+        var ticks = SVGPlot.niceTicks(low: low, high: high)
+        if integerX && ticks.contains(where: { $0 != $0.rounded() }) {
+            ticks = stride(from: floor(low), through: max(ceil(high), floor(low) + 1), by: 1).map { $0 }
+        }
         return (ticks.first ?? low, ticks.last ?? high, ticks)
     }
 

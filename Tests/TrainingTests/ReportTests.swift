@@ -268,6 +268,7 @@ import FoundationXML
         // Bars: train and test for the two analysed methods.
         let hessian = try SVGInspector.inspect(try #require(figures[prefix + "hessian.svg"]).plot.render())
         #expect(hessian.bars == 4)
+        #expect(hessian.texts["legend-entry"] == "vanillaspectral")  // no bars, no legend entry
         let gradient = try SVGInspector.inspect(try #require(figures[prefix + "input-gradient.svg"]).plot.render())
         #expect(gradient.bars == 4)
     }
