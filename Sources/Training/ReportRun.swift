@@ -33,7 +33,7 @@ public struct ReportRun: Sendable {
     public var configHash: String { summary?.configHash ?? config.trajectoryHash }
 
     /// Largest singular value per weight matrix: analysis.json's `sigma_max` (many power
-    /// iterations) when present, else the last evaluation's `sigma` (the training estimate).
+    /// iterations) when present, else the last evaluation's `sigma`.
     public var sigmaMax: [String: Double] {
         if let fromAnalysis = analysis?.sigmaMax, !fromAnalysis.isEmpty { return fromAnalysis }
         return (records.last?.sigma ?? [:]).mapValues(Double.init)

@@ -96,9 +96,8 @@ public struct Report: Sendable {
             out += "Methods: \(group.methods.map(\.rawValue).joined(separator: ", ")).\n\n"
             let prefix = "\(group.setting.slug)-b\(group.batchSize)-"
             for figure in figures where figure.fileName.hasPrefix(prefix) {
-                out += "- [\(figure.title)](\(figure.fileName))\n"
+                out += "[![\(figure.title)](\(figure.fileName))](\(figure.fileName))\n\n"
             }
-            out += "\n"
         }
         out += "## Runs\n\n"
         out += "| run directory | setting | B | method | λ | seed | evaluations | test accuracy | analysis | config hash |\n"
