@@ -10,12 +10,12 @@ public struct ReportRun: Sendable {
     public var summary: TrainingSummary?
     /// Evaluations in file order (one per metrics.jsonl line that decodes).
     public var records: [EvaluationRecord]
-    public var analysis: RunAnalysis?
+    public var analysis: ReportedAnalysis?
     /// Problems that did not stop loading (an undecodable metrics line, a broken analysis.json).
     public var warnings: [String]
 
     public init(path: String, config: TrainingConfig, summary: TrainingSummary? = nil,
-                records: [EvaluationRecord], analysis: RunAnalysis? = nil, warnings: [String] = []) {
+                records: [EvaluationRecord], analysis: ReportedAnalysis? = nil, warnings: [String] = []) {
         self.path = path
         self.config = config
         self.summary = summary
@@ -87,11 +87,11 @@ public struct ReportRun: Sendable {
                 warnings.append("\(run.summaryPath): not a training summary, ignored (\(error))")
             }
         }
-        var analysis: RunAnalysis?
+        var analysis: ReportedAnalysis?
         let analysisPath = run.file("analysis.json")
         if let data = manager.contents(atPath: analysisPath) {
             do {
-                analysis = try decoder.decode(RunAnalysis.self, from: data)
+                analysis = try decoder.decode(ReportedAnalysis.self, from: data)
             } catch {
                 warnings.append("\(analysisPath): not JSON, ignored (\(error))")
             }
@@ -120,7 +120,7 @@ public enum ReportError: Error, CustomStringConvertible, Equatable {
 
 /// RUN_DIR/analysis.json as written by `ssgd analyze`. Every field is optional and a field of
 /// an unexpected type is read as absent, so the report works with older, newer or partial files.
-public struct RunAnalysis: Decodable, Sendable, Equatable {
+public struct ReportedAnalysis: Decodable, Sendable, Equatable {
     public struct NormStatistics: Decodable, Sendable, Equatable {
         public var mean: Double?
         public var median: Double?
