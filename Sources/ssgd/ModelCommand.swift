@@ -15,21 +15,12 @@ struct ModelCommand: ParsableCommand {
 
         func run() throws {
             try reportingErrors {
-                var config = TrainingConfig()
-                let shape: Shape
-                let classes: Int
-                switch name {
-                case "mlp": (config.model, shape, classes) = (.mlp, Shape(1, 28, 28), 10)
-                case "vgg16": (config.model, shape, classes) = (.vgg16, Shape(3, 32, 32), 10)
-                case "nin": (config.model, shape, classes) = (.nin, Shape(3, 32, 32), 100)
-                case "densenet40": (config.model, config.depth, shape, classes) = (.densenet, 40, Shape(3, 32, 32), 100)
-                case "densenet22": (config.model, config.depth, shape, classes) = (.densenet, 22, Shape(3, 96, 96), 10)
-                default: throw ValidationError("unknown model '\(name)'; choose mlp, vgg16, nin, densenet40 or densenet22")
-                }
-                let network = try ModelFactory.make(config, inputShape: shape, classes: classes)
-                let info = ModelInfo(network)
-                Console.line("\(name): input \(shape), \(classes) classes")
-                Console.line(info.description)
+                // The reference networks by name, as `ssgd bench` builds them (the ghost batch
+                // does not change any count).
+                let model = try BenchmarkModel.named(name)
+                let network = try model.make(128)
+                Console.line("\(name): input \(model.inputShape), \(model.classes) classes")
+                Console.line(ModelInfo(network).description)
                 Console.line("regularised weight matrices: \(network.weightMatrices.count)")
             }
         }

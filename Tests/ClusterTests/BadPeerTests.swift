@@ -33,17 +33,8 @@ import Training
     }
 
     @Test func foreignPeersAreRefusedJunkIsDroppedAndTheStepIsUnchanged() throws {
-        var config = try TrainingConfig.parse(yaml: ClusterFixtures.config(model: "mlp", method: "spectral"))
-        config.threads = 1
-        BLASThreads.set(1)
-        let (data, network) = try TrainingSession.loadDataAndModel(config)
-        network.initializeParameters(seed: 11)
-        let identity = JobIdentity(config: config, dataFingerprint: data.fingerprint)
-        let endpoint = ClusterFixtures.ipcEndpoint()
-        let executor = try ClusterExecutor(config: config, identity: identity, network: network,
-                                           settings: ClusterSettings(bind: endpoint, waitForWorkersSeconds: 60, workerTimeoutSeconds: 30))
-        var lines = [String]()
-        executor.log = { lines.append($0) }
+        let scene = try CoordinatorScene(method: "spectral", seed: 11)
+        let (executor, network, identity, endpoint) = (scene.executor, scene.network, scene.identity, scene.endpoint)
         defer { executor.shutdown() }
 
         // Three refused handshakes, each on its own connection.
@@ -90,21 +81,18 @@ import Training
         try junk.send(try WireProtocol.encode(WireEnvelope(jobID: identity.jobID, step: 0, shardID: 0, message: .result(staleResult))))
         Thread.sleep(forTimeInterval: 0.3)
 
-        let schedule = try StepSchedule(samples: data.train.count, batchSize: config.batchSize, epochs: 1, seed: config.seed)
-        let task = StepTask(step: 0, epoch: 0, indices: Array(schedule.batch(step: 0, permutation: schedule.permutation(epoch: 0))))
+        let task = try scene.firstStep()
         let distributed = FloatBuffer(count: network.parameterCount)
         let statistics = try executor.computeStep(task, parameters: network.parameters, gradientSum: distributed)
         #expect(statistics.samples == 96)
 
-        let local = LocalExecutor(runner: ShardRunner(network: try TrainingSession.loadDataAndModel(config).1, data: data, config: config), unitsPerStep: 6)
-        let expected = FloatBuffer(count: network.parameterCount)
-        let localStatistics = try local.computeStep(task, parameters: network.parameters, gradientSum: expected)
+        let (expected, localStatistics) = try scene.inProcess(task)
         #expect(distributed.toArray() == expected.toArray())
         #expect(statistics.lossSum == localStatistics.lossSum)
 
         #expect(executor.droppedMessages >= 4)
         #expect(executor.ignoredResults >= 2)
-        #expect(lines.contains { $0.contains("refused a worker") })
+        #expect(scene.lines.contains { $0.contains("refused a worker") })
         executor.shutdown()
         #expect(worker.wait(timeout: 10) == 0, "\(worker.output)")
     }
@@ -142,17 +130,8 @@ import Training
     /// A peer that passes the handshake but answers its task with a gradient of the wrong size:
     /// it is dropped, its shard is re-issued to an honest worker, and the step is unchanged.
     @Test func aJoinedWorkerSendingAnInvalidResultIsDroppedAndItsShardReissued() throws {
-        var config = try TrainingConfig.parse(yaml: ClusterFixtures.config(model: "mlp", method: "vanilla"))
-        config.threads = 1
-        BLASThreads.set(1)
-        let (data, network) = try TrainingSession.loadDataAndModel(config)
-        network.initializeParameters(seed: 12)
-        let identity = JobIdentity(config: config, dataFingerprint: data.fingerprint)
-        let endpoint = ClusterFixtures.ipcEndpoint()
-        let executor = try ClusterExecutor(config: config, identity: identity, network: network,
-                                           settings: ClusterSettings(bind: endpoint, waitForWorkersSeconds: 60, workerTimeoutSeconds: 30))
-        var lines = [String]()
-        executor.log = { lines.append($0) }
+        let scene = try CoordinatorScene(method: "vanilla", seed: 12)
+        let (executor, network, identity, endpoint) = (scene.executor, scene.network, scene.identity, scene.endpoint)
         defer { executor.shutdown() }
 
         let liar = try raw(endpoint)
@@ -167,8 +146,7 @@ import Training
         try executor.waitForWorkers(2)
         _ = try liar.receive(timeout: .seconds(5))  // its WELCOME
 
-        let schedule = try StepSchedule(samples: data.train.count, batchSize: config.batchSize, epochs: 1, seed: config.seed)
-        let task = StepTask(step: 0, epoch: 0, indices: Array(schedule.batch(step: 0, permutation: schedule.permutation(epoch: 0))))
+        let task = try scene.firstStep()
         let distributed = FloatBuffer(count: network.parameterCount)
         // The executor works on a helper thread while this thread plays the liar.
         let done = DispatchSemaphore(value: 0)
@@ -199,12 +177,10 @@ import Training
         let statistics = try #require(try shared.outcome?.get())
         #expect(statistics.samples == 96)
 
-        let local = LocalExecutor(runner: ShardRunner(network: try TrainingSession.loadDataAndModel(config).1, data: data, config: config), unitsPerStep: 6)
-        let expected = FloatBuffer(count: network.parameterCount)
-        _ = try local.computeStep(task, parameters: network.parameters, gradientSum: expected)
+        let (expected, _) = try scene.inProcess(task)
         #expect(distributed.toArray() == expected.toArray())
-        #expect(lines.contains { $0.contains("invalid result") })
-        #expect(lines.contains { $0.contains("re-issued to honest") })
+        #expect(scene.lines.contains { $0.contains("invalid result") })
+        #expect(scene.lines.contains { $0.contains("re-issued to honest") })
         executor.shutdown()
         #expect(honest.wait(timeout: 10) == 0, "\(honest.output)")
     }
@@ -215,4 +191,43 @@ final class HandedOver<T>: @unchecked Sendable {
     let value: T
     var outcome: Result<StepStatistics, Error>?
     init(_ value: T) { self.value = value }
+}
+
+/// A coordinator executor in this process over the MLP fixture, with what the tests compare
+/// against: the first step's task and its in-process gradient.
+final class CoordinatorScene {
+    let config: TrainingConfig
+    let data: DatasetPair
+    let network: Network
+    let identity: JobIdentity
+    let endpoint = ClusterFixtures.ipcEndpoint()
+    let executor: ClusterExecutor
+    var lines = [String]()
+
+    init(method: String, seed: UInt64) throws {
+        var config = try TrainingConfig.parse(yaml: ClusterFixtures.config(model: "mlp", method: method))
+        config.threads = 1
+        BLASThreads.set(1)
+        self.config = config
+        (data, network) = try TrainingSession.loadDataAndModel(config)
+        network.initializeParameters(seed: seed)
+        identity = JobIdentity(config: config, dataFingerprint: data.fingerprint)
+        executor = try ClusterExecutor(config: config, identity: identity, network: network,
+                                       settings: ClusterSettings(bind: endpoint, waitForWorkersSeconds: 60, workerTimeoutSeconds: 30))
+        executor.log = { [unowned self] in self.lines.append($0) }
+    }
+
+    func firstStep() throws -> StepTask {
+        let schedule = try StepSchedule(samples: data.train.count, batchSize: config.batchSize, epochs: 1, seed: config.seed)
+        return StepTask(step: 0, epoch: 0, indices: Array(schedule.batch(step: 0, permutation: schedule.permutation(epoch: 0))))
+    }
+
+    /// The same step computed by a LocalExecutor on a fresh replica with the same parameters.
+    func inProcess(_ task: StepTask) throws -> (FloatBuffer, StepStatistics) {
+        let replica = try TrainingSession.loadDataAndModel(config).1
+        let local = LocalExecutor(runner: ShardRunner(network: replica, data: data, config: config), unitsPerStep: config.unitsPerStep)
+        let gradient = FloatBuffer(count: network.parameterCount)
+        let statistics = try local.computeStep(task, parameters: network.parameters, gradientSum: gradient)
+        return (gradient, statistics)
+    }
 }
