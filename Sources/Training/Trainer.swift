@@ -25,6 +25,8 @@ public final class Trainer {
     public var resumeCommand = "ssgd train"
 
     private let gradient: FloatBuffer
+    /// Each BN layer's (running_mean, running_var) state entries, in layer order.
+    private let runningStatisticPairs: [(StateEntry, StateEntry)]
     private var permutation: (epoch: Int, order: [Int32])?
     private var indices: [Int32]
 
@@ -44,6 +46,8 @@ public final class Trainer {
         configHash = config.trajectoryHash
         dataFingerprint = data.fingerprint
         gradient = FloatBuffer(count: network.parameterCount)
+        runningStatisticPairs = Array(zip(
+            network.stateTable.filter { $0.role == .runningMean }, network.stateTable.filter { $0.role == .runningVariance }))
         indices = [Int32](repeating: 0, count: config.batchSize)
     }
 
@@ -138,10 +142,8 @@ public final class Trainer {
         let channels = network.normalizationChannels
         guard channels > 0, statistics.count == 2 * channels else { return }
         let momentum: Float = 0.1
-        let means = network.stateTable.filter { $0.role == .runningMean }
-        let variances = network.stateTable.filter { $0.role == .runningVariance }
         var channel = 0
-        for (mean, variance) in zip(means, variances) {
+        for (mean, variance) in runningStatisticPairs {
             let runningMean = network.state.pointer + mean.offset
             let runningVariance = network.state.pointer + variance.offset
             for c in 0..<mean.count {
