@@ -15,15 +15,25 @@ let systemLibraries: [Target] = [
 // MARK: - Modules (dependencies point down only)
 
 let modules: [Target] = [
+    // Tensors, BLAS/LAPACK, layers, losses, models.
     .target(name: "Engine", dependencies: ["CBLAS"]),
+    // Data sets: readers, preprocessing, augmentation, synthetic data, fingerprints.
+    .target(name: "Data", dependencies: ["Engine", "CZlib"]),
+    // The training loop: config, schedule, methods, optimiser, the executor and run-store seams.
     .target(
         name: "Training",
-        dependencies: ["Engine", "CZlib", .product(name: "Yams", package: "Yams")]),
-    .target(name: "Cluster", dependencies: ["Training", "Engine", "CZMQ", "CProcess"]),
+        dependencies: ["Engine", "Data", .product(name: "Yams", package: "Yams")]),
+    // What outlives a process: run directories, checkpoints, safetensors, session setup.
+    .target(name: "Runs", dependencies: ["Training", "Data", "Engine"]),
+    // The paper's measurements and report: analysis, Table 1, SVG figures.
+    .target(name: "Study", dependencies: ["Runs", "Training", "Data", "Engine"]),
+    // `ssgd bench`: sgemm peak and per-model throughput.
+    .target(name: "Bench", dependencies: ["Training", "Engine"]),
+    .target(name: "Cluster", dependencies: ["Runs", "Training", "Data", "Engine", "CZMQ", "CProcess"]),
     .executableTarget(
         name: "ssgd",
         dependencies: [
-            "Engine", "Training", "Cluster",
+            "Engine", "Data", "Training", "Runs", "Study", "Bench", "Cluster",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 ]
@@ -31,10 +41,12 @@ let modules: [Target] = [
 // MARK: - Tests
 
 let tests: [Target] = [
-    .target(name: "TestSupport", dependencies: ["Engine", "Training"], path: "Tests/TestSupport"),
+    .target(name: "TestSupport", dependencies: ["Engine", "Data", "Training", "Runs"], path: "Tests/TestSupport"),
     .testTarget(name: "EngineTests", dependencies: ["Engine", "CBLAS", "TestSupport"]),
-    .testTarget(name: "TrainingTests", dependencies: ["Training", "Engine", "CBLAS", "CZlib", "TestSupport"]),
-    .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Training", "Engine", "CZMQ", "TestSupport"]),
+    .testTarget(
+        name: "TrainingTests",
+        dependencies: ["Training", "Data", "Runs", "Study", "Bench", "Engine", "CBLAS", "CZlib", "TestSupport"]),
+    .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Runs", "Training", "Data", "Engine", "CZMQ", "TestSupport"]),
 ]
 
 let package = Package(

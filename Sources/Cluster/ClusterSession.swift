@@ -1,4 +1,5 @@
 import Engine
+import Runs
 import Training
 
 // The coordinator's trainer: the same Trainer as `ssgd train`, over a ClusterExecutor.

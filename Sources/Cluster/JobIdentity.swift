@@ -1,3 +1,4 @@
+import Data
 import Training
 
 // Who may join a run: a worker must compute the same job id (SHA-256 of the training config's

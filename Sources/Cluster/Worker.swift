@@ -1,5 +1,7 @@
+import Data
 import Engine
 import Foundation
+import Runs
 import Training
 
 // A worker process (DEALER, connects): handshake, then compute whatever shards the coordinator

@@ -1,3 +1,4 @@
+import Data
 import Engine
 
 // The seam between the trainer and where gradients are computed (DESIGN §2). The trainer

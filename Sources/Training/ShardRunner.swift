@@ -1,3 +1,4 @@
+import Data
 import Engine
 import Foundation
 

@@ -1,3 +1,4 @@
+import Data
 import Engine
 
 // Step t → (epoch, slice of that epoch's permutation). The global batch of step t is

@@ -1,3 +1,4 @@
+import Data
 import Engine
 import Foundation
 
@@ -10,7 +11,7 @@ public final class Trainer {
     public let data: DatasetPair
     public let network: Network
     public let executor: GradientExecutor
-    public let run: RunDirectory
+    public let run: RunStore
     public let schedule: StepSchedule
     public let rates: LearningRateSchedule
     public let optimizer: NesterovMomentum
@@ -30,7 +31,7 @@ public final class Trainer {
     private var permutation: (epoch: Int, order: [Int32])?
     private var indices: [Int32]
 
-    public init(config: TrainingConfig, data: DatasetPair, network: Network, executor: GradientExecutor, run: RunDirectory) throws {
+    public init(config: TrainingConfig, data: DatasetPair, network: Network, executor: GradientExecutor, run: RunStore) throws {
         self.config = config
         self.data = data
         self.network = network
@@ -66,35 +67,20 @@ public final class Trainer {
 
     /// Continue from the newest checkpoint that verifies; corrupt ones are reported and skipped.
     public func restoreLatestCheckpoint() throws {
-        var problems = [String]()
-        for path in Checkpoint.list(directory: run.checkpointsPath) {
-            do {
-                let saved = try Checkpoint.read(
-                    path: path, configHash: configHash, parameterCount: network.parameterCount,
-                    stateCount: network.state.count, spectralCount: spectral.vectors.count)
-                network.parameters.copy(from: saved.parameters)
-                optimizer.velocity.copy(from: saved.momentum)
-                network.state.copy(from: saved.normalizationState)
-                spectral.vectors.copy(from: saved.spectralVectors)
-                step = saved.step
-                for problem in problems { output("warning: \(problem); using \(path) instead") }
-                output("resumed from \(path) at step \(step)")
-                return
-            } catch let error as CheckpointError {
-                if case .mismatch = error { throw error }
-                problems.append(error.description)
-            }
-        }
-        for problem in problems { output("warning: \(problem)") }
-        throw CheckpointError.noneFound(directory: run.checkpointsPath)
+        let sizes = TrainingStateSizes(
+            parameters: network.parameterCount, state: network.state.count, spectral: spectral.vectors.count)
+        let restored = try run.latestCheckpoint(configHash: configHash, sizes: sizes)
+        network.parameters.copy(from: restored.state.parameters)
+        optimizer.velocity.copy(from: restored.state.momentum)
+        network.state.copy(from: restored.state.normalizationState)
+        spectral.vectors.copy(from: restored.state.spectralVectors)
+        step = restored.state.step
+        for problem in restored.skipped { output("warning: \(problem); using \(restored.path) instead") }
+        output("resumed from \(restored.path) at step \(step)")
     }
 
     public func writeCheckpoint() throws {
-        let path = (run.checkpointsPath as NSString).appendingPathComponent(Checkpoint.fileName(step: step))
-        try Checkpoint.write(state, configHash: configHash, seed: config.seed, to: path)
-        for old in Checkpoint.list(directory: run.checkpointsPath).dropFirst(config.keepCheckpoints) {
-            try? FileManager.default.removeItem(atPath: old)
-        }
+        try run.saveCheckpoint(state, configHash: configHash, seed: config.seed, keep: config.keepCheckpoints)
     }
 
     /// The step at which this invocation stops.
@@ -247,7 +233,7 @@ public final class Trainer {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let text = String(decoding: try encoder.encode(summary), as: UTF8.self)
-        try AtomicFileWriter.write(text + "\n", to: run.summaryPath)
+        try run.writeSummary(text + "\n")
         output(String(format: "done: step %d/%d, test accuracy %.2f%%, train accuracy %.2f%%, test loss %.4f, %.1f s, %.0f images/s",
                       step, schedule.totalSteps, 100 * final.test.accuracy, 100 * final.train.accuracy, final.test.loss, wall,
                       summary.imagesPerSecond))

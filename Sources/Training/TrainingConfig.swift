@@ -1,17 +1,11 @@
+import Data
+
 // The resolved description of one training run. Parsed once from YAML (unknown keys are
 // rejected), checked by `validate()` before any work, and written back in canonical form to the
 // run directory. Every key is documented in docs/configuration.md.
 
 public enum ModelKind: String, Sendable, CaseIterable { case mlp, vgg16, nin, densenet }
-public enum DatasetKind: String, Sendable, CaseIterable {
-    case fashionMNIST = "fashion-mnist"
-    case synthetic, cifar10, cifar100, stl10
-}
 public enum Method: String, Sendable, CaseIterable { case vanilla, decay, adversarial, spectral }
-public enum Augmentation: String, Sendable, CaseIterable {
-    case none
-    case cropFlip = "crop_flip"
-}
 
 public struct TrainingConfig: Sendable, Equatable {
     // Run identity
@@ -74,6 +68,18 @@ public struct TrainingConfig: Sendable, Equatable {
     }
 
     public var unitsPerStep: Int { batchSize / ghostBatch }
+
+    /// The part of the config the data layer reads.
+    public var dataSpec: DataSpec {
+        var spec = DataSpec(dataset: dataset, dataPath: dataPath)
+        spec.syntheticTrainSamples = syntheticTrainSamples
+        spec.syntheticTestSamples = syntheticTestSamples
+        spec.syntheticClasses = syntheticClasses
+        spec.syntheticShape = syntheticShape
+        spec.syntheticNoise = syntheticNoise
+        spec.seed = seed
+        return spec
+    }
 }
 
 public struct ConfigError: Error, CustomStringConvertible, Equatable {

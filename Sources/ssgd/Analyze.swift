@@ -1,6 +1,8 @@
 import ArgumentParser
 import Engine
 import Foundation
+import Runs
+import Study
 import Training
 
 struct Analyze: ParsableCommand {

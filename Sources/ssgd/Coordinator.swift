@@ -1,7 +1,8 @@
 import ArgumentParser
-import Foundation
 import Cluster
 import Engine
+import Foundation
+import Runs
 import Training
 
 struct CoordinatorCommand: ParsableCommand {

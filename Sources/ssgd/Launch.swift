@@ -2,6 +2,7 @@ import ArgumentParser
 import Cluster
 import Engine
 import Foundation
+import Runs
 import Training
 
 struct Launch: ParsableCommand {

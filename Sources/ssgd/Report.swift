@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Study
 import Training
 
 struct Report: ParsableCommand {
@@ -36,7 +37,7 @@ struct Report: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let report = try Training.Report.load(
+            let report = try Study.Report.load(
                 runDirectories: runDirectories, options: ReportOptions(alpha: alpha, layer: layer))
             for warning in report.warnings { Console.error("warning: \(warning)") }
             let written = try report.write(to: output)

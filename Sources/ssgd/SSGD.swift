@@ -1,5 +1,6 @@
 import ArgumentParser
 import Engine
+import Runs
 import Training
 
 struct SSGD: ParsableCommand {

@@ -1,8 +1,10 @@
 import Cluster
+import Data
 import Engine
 import Foundation
-import Testing
+import Runs
 import TestSupport
+import Testing
 import Training
 
 /// A real coordinator executor in this process, a real worker process, and a raw DEALER that

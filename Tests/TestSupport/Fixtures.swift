@@ -1,4 +1,5 @@
 import Foundation
+import Runs
 import Training
 
 // Shared fixtures: temporary folders and small, fast configs on synthetic data.

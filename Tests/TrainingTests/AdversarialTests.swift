@@ -1,6 +1,7 @@
+import Data
 import Engine
-import Testing
 import TestSupport
+import Testing
 import Training
 
 @Suite struct AdversarialTests {

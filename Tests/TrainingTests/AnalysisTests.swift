@@ -1,7 +1,10 @@
+import Data
 import Engine
 import Foundation
-import Testing
+import Runs
+import Study
 import TestSupport
+import Testing
 import Training
 
 // `ssgd analyze` (docs/analysis.md) against independent oracles: per-example gradients one

@@ -1,7 +1,8 @@
 import Engine
 import Foundation
-import Testing
+import Runs
 import TestSupport
+import Testing
 import Training
 
 /// export → import → resume: a new run starts from another run's weights, bit for bit.

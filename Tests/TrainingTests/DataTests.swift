@@ -1,8 +1,9 @@
 import CZlib
+import Data
 import Engine
 import Foundation
-import Testing
 import TestSupport
+import Testing
 import Training
 
 @Suite struct DataTests {

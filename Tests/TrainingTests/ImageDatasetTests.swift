@@ -1,7 +1,8 @@
+import Data
 import Engine
 import Foundation
-import Testing
 import TestSupport
+import Testing
 import Training
 
 // CIFAR-10, CIFAR-100 and STL-10 readers and `ssgd data inspect`'s library half, on tiny files

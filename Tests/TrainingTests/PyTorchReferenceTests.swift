@@ -1,7 +1,9 @@
+import Data
 import Engine
 import Foundation
-import Testing
+import Runs
 import TestSupport
+import Testing
 import Training
 
 // ssgd against numbers exported from PyTorch (tools/pytorch_reference.py, see tools/README.md):

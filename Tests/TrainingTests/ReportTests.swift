@@ -1,6 +1,8 @@
 import Foundation
-import Testing
+import Runs
+import Study
 import TestSupport
+import Testing
 import Training
 #if canImport(FoundationXML)
 import FoundationXML

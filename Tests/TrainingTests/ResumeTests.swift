@@ -1,6 +1,7 @@
 import Foundation
-import Testing
+import Runs
 import TestSupport
+import Testing
 import Training
 
 @Suite struct ResumeTests {

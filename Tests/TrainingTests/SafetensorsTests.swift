@@ -1,7 +1,8 @@
 import Engine
 import Foundation
-import Testing
+import Runs
 import TestSupport
+import Testing
 import Training
 
 @Suite struct SafetensorsTests {

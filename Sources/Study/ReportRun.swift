@@ -1,4 +1,6 @@
 import Foundation
+import Runs
+import Training
 
 // One run directory as `ssgd report` sees it: config.yaml and metrics.jsonl (required),
 // summary.json (absent while a run is unfinished) and analysis.json (written by `ssgd analyze`;

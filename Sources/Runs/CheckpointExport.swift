@@ -1,5 +1,7 @@
+import Data
 import Engine
 import Foundation
+import Training
 
 // A run's checkpoint as a PyTorch-readable safetensors file: the run's config.yaml builds the
 // model (no data needed), a checkpoint fills it, Safetensors writes it under PyTorch's names.

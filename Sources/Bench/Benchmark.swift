@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Training
 
 // `ssgd bench`: the machine's sgemm rate and each model's training throughput, measured in one
 // run so the ratios compare like with like (DESIGN §8, MODELS.md conventions).

@@ -1,5 +1,7 @@
+import Data
 import Engine
 import Foundation
+import Training
 
 // Everything between "the user asked to train" and the loop: resolve the config (file, flags,
 // or a run directory being resumed), prepare the run directory, load data, build the model.

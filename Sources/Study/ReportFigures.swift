@@ -1,4 +1,5 @@
 import Foundation
+import Training
 
 // The report's figures, one set per setting × batch size, one series per method. Several runs
 // of a method (seeds) are averaged point by point: curves by epoch, σ_max by layer, spectra by

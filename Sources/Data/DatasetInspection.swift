@@ -131,10 +131,7 @@ public enum DatasetInspection {
         guard kind != .synthetic else {
             throw DataError.inconsistent("synthetic data has no files to inspect")
         }
-        var config = TrainingConfig()
-        config.dataset = kind
-        config.dataPath = directory
-        let data = try DatasetLoader.load(config)
+        let data = try DatasetLoader.load(DataSpec(dataset: kind, dataPath: directory))
         let names = classNames(kind: kind, directory: directory, classes: data.classes, coarseClasses: data.train.coarseClasses)
         return DatasetSummary(
             kind: kind, directory: directory, detected: dataset == nil,

@@ -13,6 +13,11 @@ public struct FileWriteError: Error, CustomStringConvertible {
     public var path: String
     public var reason: String
     public var description: String { "cannot write \(path): \(reason)" }
+
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
 }
 
 public final class AtomicFileWriter {

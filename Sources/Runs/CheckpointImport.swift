@@ -1,5 +1,7 @@
+import Data
 import Engine
 import Foundation
+import Training
 
 // The other direction of CheckpointExport: start a new run from weights in a safetensors file
 // (e.g. trained or edited in PyTorch, or exported from another ssgd run). The file must hold

@@ -1,4 +1,5 @@
 import Foundation
+import Runs
 
 // What `ssgd analyze` writes to RUN_DIR/analysis.json (docs/analysis.md): the paper's
 // sensitivity measurements on one checkpoint. Keys are snake_case; `ssgd report` decodes the

@@ -1,4 +1,6 @@
+import Data
 import Foundation
+import Training
 
 // Table 1 of Yoshida & Miyato (2017): per setting (model, data set) and batch size, the test
 // accuracy and the generalization gap of each method. Runs that share a cell (seeds) are shown

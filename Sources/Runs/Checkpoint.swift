@@ -1,5 +1,7 @@
+import Data
 import Engine
 import Foundation
+import Training
 
 // Checkpoint file, format version 1, little-endian:
 //   "SSGDCKPT" | version UInt32 | header length UInt32 | header (JSON, UTF-8)
@@ -28,25 +30,17 @@ public struct CheckpointHeader: Codable, Equatable, Sendable {
 public enum CheckpointError: Error, CustomStringConvertible {
     case corrupt(path: String, reason: String)
     case mismatch(path: String, reason: String)
-    case noneFound(directory: String)
+    /// `skipped`: why each checkpoint found was not usable.
+    case noneFound(directory: String, skipped: [String] = [])
 
     public var description: String {
         switch self {
         case .corrupt(let path, let reason): return "checkpoint \(path) is corrupt: \(reason)"
         case .mismatch(let path, let reason): return "checkpoint \(path) does not fit this run: \(reason)"
-        case .noneFound(let directory): return "no usable checkpoint in \(directory)"
+        case .noneFound(let directory, let skipped):
+            return "no usable checkpoint in \(directory)" + skipped.map { "; \($0)" }.joined()
         }
     }
-}
-
-/// The state a run needs to continue bit-identically: everything else is a function of `step`.
-public struct TrainingState {
-    public var step: Int
-    public var epoch: Int
-    public var parameters: FloatBuffer
-    public var momentum: FloatBuffer
-    public var normalizationState: FloatBuffer
-    public var spectralVectors: FloatBuffer
 }
 
 public enum Checkpoint {

@@ -5,7 +5,7 @@ import Foundation
 // that holds the files.
 
 enum ImageDatasets {
-    static func load(_ config: TrainingConfig) throws -> DatasetPair {
+    static func load(_ config: DataSpec) throws -> DatasetPair {
         let directory = config.dataPath
         let (train, test): (Dataset, Dataset)
         switch config.dataset {

@@ -10,7 +10,7 @@ public enum DatasetLoader {
         + "(sudo apt-get install dataset-fashion-mnist, files in /usr/share/datasets/fashion-mnist), "
         + "or set data_path to a folder holding train-images-idx3-ubyte.gz and its three siblings."
 
-    public static func load(_ config: TrainingConfig) throws -> DatasetPair {
+    public static func load(_ config: DataSpec) throws -> DatasetPair {
         switch config.dataset {
         case .synthetic:
             return SyntheticData.make(

@@ -4,7 +4,7 @@ extension DatasetLoader {
     /// The per-sample input shape and class count `load(config)` would produce, without reading
     /// any data: enough to build the model (e.g. to export a checkpoint on a machine without
     /// the data set). Fashion-MNIST is taken as the standard 28×28.
-    public static func inputShapeAndClasses(_ config: TrainingConfig) -> (shape: Shape, classes: Int) {
+    public static func inputShapeAndClasses(_ config: DataSpec) -> (shape: Shape, classes: Int) {
         switch config.dataset {
         case .synthetic: return (Shape(config.syntheticShape), config.syntheticClasses)
         case .fashionMNIST: return (Shape(1, 28, 28), 10)

@@ -1,4 +1,5 @@
 import Foundation
+import Runs
 
 // `ssgd report`: read run directories, group them, and write table1.md, the SVG figures and
 // index.md into one folder. A directory that cannot be read is skipped with a warning as long

@@ -1,5 +1,7 @@
+import Data
 import Engine
 import Foundation
+import Runs
 
 // The paper's sensitivity measurements on a trained network (Yoshida & Miyato 2017, §5;
 // docs/analysis.md): per-example input-gradient norms, the largest eigenvalue of the loss
