@@ -361,8 +361,8 @@ public final class ClusterExecutor: GradientExecutor {
         }
         if task.kind == .train {
             if result.gradientBlocks.isEmpty { return "no gradient" }
-            if result.batchNormStatistics.count != units * statisticsPerUnit {
-                return "\(result.batchNormStatistics.count) batch-norm statistics, expected \(units * statisticsPerUnit)"
+            if result.batchStatistics.count != units * statisticsPerUnit {
+                return "\(result.batchStatistics.count) batch-norm statistics, expected \(units * statisticsPerUnit)"
             }
         }
         return nil
@@ -404,11 +404,11 @@ public final class ClusterExecutor: GradientExecutor {
             outcomes.correct = result.correctCounts.map(Int.init)
             outcomes.samples = result.sampleCounts.map(Int.init)
             statistics.accumulate(outcomes)
-            perUnitNormalization.append(contentsOf: result.batchNormStatistics.toArray())
+            perUnitNormalization.append(contentsOf: result.batchStatistics.toArray())
             slowest = max(slowest, result.computeSeconds)
         }
         try UnitTree.combine(units: units, sums: sums, length: parameterCount, into: gradientSum.pointer)
-        statistics.averageNormalization(perUnitNormalization, units: units, width: statisticsPerUnit)
+        statistics.averageBatchStatistics(perUnitNormalization, units: units, width: statisticsPerUnit)
         // The parameters may change only once libzmq has let go of the zero-copy frames.
         _ = tracker.waitUntilReleased(timeout: .seconds(10))
         statistics.computeSeconds = slowest

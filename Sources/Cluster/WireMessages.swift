@@ -267,14 +267,14 @@ public struct ResultMessage: Equatable, Sendable {
     /// Batch-norm statistics floats per unit (0 if the model has no batch norm).
     public var statisticsPerUnit: UInt32
     /// (unitCount, statisticsPerUnit) per-unit batch-norm statistics.
-    public var batchNormStatistics: WireFloats
+    public var batchStatistics: WireFloats
     /// Wall time the worker spent computing, in seconds.
     public var computeSeconds: Double
 
     public init(
         taskKind: TaskKind, firstUnit: UInt32, unitCount: UInt32, lossSums: [Double],
         correctCounts: [UInt32], sampleCounts: [UInt32], gradientBlocks: [GradientBlock],
-        statisticsPerUnit: UInt32, batchNormStatistics: WireFloats, computeSeconds: Double
+        statisticsPerUnit: UInt32, batchStatistics: WireFloats, computeSeconds: Double
     ) {
         self.taskKind = taskKind
         self.firstUnit = firstUnit
@@ -284,7 +284,7 @@ public struct ResultMessage: Equatable, Sendable {
         self.sampleCounts = sampleCounts
         self.gradientBlocks = gradientBlocks
         self.statisticsPerUnit = statisticsPerUnit
-        self.batchNormStatistics = batchNormStatistics
+        self.batchStatistics = batchStatistics
         self.computeSeconds = computeSeconds
     }
 }

@@ -394,7 +394,7 @@ public enum WireProtocol {
             summary.u32(block.unitCount)
         }
         return [.bytes(summary.output)] + result.gradientBlocks.map { $0.gradient.frame }
-            + [result.batchNormStatistics.frame]
+            + [result.batchStatistics.frame]
     }
 
     static func decodeResult(_ frames: [ZMQReceivedFrame]) throws -> ResultMessage {
@@ -440,11 +440,11 @@ public enum WireProtocol {
             let gradient = try floats(.result, "gradient[\(index)]", frames[1 + index])
             blocks.append(GradientBlock(firstUnit: range.0, unitCount: range.1, gradient: gradient))
         }
-        let statistics = try floats(.result, "batchNormStatistics", frames[frames.count - 1])
+        let statistics = try floats(.result, "batchStatistics", frames[frames.count - 1])
         let result = ResultMessage(
             taskKind: parsed.0, firstUnit: parsed.1, unitCount: parsed.2, lossSums: parsed.5,
             correctCounts: parsed.6, sampleCounts: parsed.7, gradientBlocks: blocks,
-            statisticsPerUnit: parsed.3, batchNormStatistics: statistics, computeSeconds: parsed.4)
+            statisticsPerUnit: parsed.3, batchStatistics: statistics, computeSeconds: parsed.4)
         try result.validate()
         return result
     }
@@ -656,10 +656,10 @@ extension ResultMessage {
         try WireProtocol.expectRange(
             .result, "statisticsPerUnit", Int(statisticsPerUnit), 0...Int(WireLimits.maxStatisticsPerUnit))
         let statistics = units * Int(statisticsPerUnit)
-        guard batchNormStatistics.count == statistics else {
+        guard batchStatistics.count == statistics else {
             throw WireError.invalidValue(
-                .result, field: "batchNormStatistics",
-                reason: "\(batchNormStatistics.count) floats, unitCount·statisticsPerUnit = \(statistics)")
+                .result, field: "batchStatistics",
+                reason: "\(batchStatistics.count) floats, unitCount·statisticsPerUnit = \(statistics)")
         }
         guard computeSeconds.isFinite && computeSeconds >= 0 else {
             throw WireError.invalidValue(.result, field: "computeSeconds", reason: "\(computeSeconds) is not a duration")

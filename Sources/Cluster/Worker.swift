@@ -251,7 +251,7 @@ public final class Worker {
                 taskKind: .train, firstUnit: task.firstUnit, unitCount: task.unitCount, lossSums: outcomes.lossSums,
                 correctCounts: outcomes.correct.map { UInt32($0) }, sampleCounts: outcomes.samples.map { UInt32($0) },
                 gradientBlocks: blocks, statisticsPerUnit: UInt32(2 * network.normalizationChannels),
-                batchNormStatistics: WireFloats(outcomes.normalizationStatistics), computeSeconds: MonotonicClock.now() - started)
+                batchStatistics: WireFloats(outcomes.batchStatistics), computeSeconds: MonotonicClock.now() - started)
             try send(.result(result), step: step, shard: shard)
         case .evaluate:
             guard task.parameters.count == network.parameterCount + network.state.count else {
@@ -271,7 +271,7 @@ public final class Worker {
                 taskKind: .evaluate, firstUnit: task.firstUnit, unitCount: UInt32(losses.count), lossSums: losses,
                 correctCounts: correct.map { UInt32($0) },
                 sampleCounts: (0..<losses.count).map { UInt32(min(runner.unitSize, task.sampleIndices.count - $0 * runner.unitSize)) },
-                gradientBlocks: [], statisticsPerUnit: 0, batchNormStatistics: .empty, computeSeconds: MonotonicClock.now() - started)
+                gradientBlocks: [], statisticsPerUnit: 0, batchStatistics: .empty, computeSeconds: MonotonicClock.now() - started)
             try send(.result(result), step: step, shard: shard)
         case .hessianVectorProduct:
             throw WorkerTaskError(description: "this worker does not compute Hessian-vector products yet")

@@ -14,11 +14,14 @@ import Darwin
 //
 // Training:  μ = mean, σ² = biased variance over the chunk;  x̂ = (x − μ)/√(σ² + ε);
 //            y = γ x̂ + β.
-//            Batch statistics for the trainer (which updates the running statistics with
-//            momentum 0.1; forward never touches them): for channel c of this layer,
+//            Batch statistics (forward never touches the running statistics): for channel
+//            c of this layer,
 //            batchStatistics[offset + c] = mean over chunks of μ,
 //            batchStatistics[channels + offset + c] = mean over chunks of the UNBIASED
 //            variance σ²·M/(M−1) (σ² itself when M = 1).
+// Running:   once per step the trainer hands back the step's batch statistics (the mean over
+//            its units of each unit's batch statistics) and the layer folds them in:
+//            running ← (1 − momentum)·running + momentum·step statistic (PyTorch's form).
 // Inference: y = γ (x − running_mean)/√(running_var + ε) + β.
 // Backward (training, per chunk and channel):
 //            dγ += Σ dy·x̂;  dβ += Σ dy;  dx = γ/(M√(σ²+ε)) · (M·dy − Σdy − x̂·Σ dy·x̂).
@@ -29,6 +32,8 @@ public final class BatchNorm2d: Layer {
     public let channels: Int
     public let ghostBatch: Int
     public let epsilon: Float = 1e-5
+    /// Weight of a step's batch statistics in the running statistics (PyTorch's `momentum`).
+    public var momentum: Float = 0.1
     private let name: String
     private let spatial: Int
 
@@ -71,7 +76,19 @@ public final class BatchNorm2d: Layer {
             varianceOffset = layout.addState(
                 "running_var", shape: [channels], role: .runningVariance, initialValue: 1)
         }
-        statisticsOffset = layout.addNormalizationChannels(channels)
+        statisticsOffset = layout.addNormalizationChannels(channels, owner: self)
+    }
+
+    /// Fold a step's batch statistics (laid out as `Arenas.batchStatistics`: every BN channel's
+    /// mean, then every BN channel's variance; `totalChannels` per half) into this layer's
+    /// running statistics.
+    public func foldBatchStatistics(_ statistics: UnsafePointer<Float>, totalChannels: Int) {
+        let means = statistics + statisticsOffset
+        let variances = statistics + totalChannels + statisticsOffset
+        for c in 0..<channels {
+            runningMean[c] = (1 - momentum) * runningMean[c] + momentum * means[c]
+            runningVariance[c] = (1 - momentum) * runningVariance[c] + momentum * variances[c]
+        }
     }
 
     public func bind(_ arenas: Arenas) {

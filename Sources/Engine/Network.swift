@@ -15,6 +15,8 @@ public final class Network {
     /// Batch statistics written by training-mode BN forwards: means then variances.
     public let batchStatistics: FloatBuffer
     public let normalizationChannels: Int
+    /// The layers that own running statistics, in batch-statistics order.
+    public let batchNormLayers: [BatchNorm2d]
     public let loss: SoftmaxCrossEntropy
 
     public private(set) var maxBatch = 0
@@ -43,6 +45,7 @@ public final class Network {
         gradients = FloatBuffer(count: layout.parameterCount)
         state = FloatBuffer(count: layout.stateCount)
         normalizationChannels = layout.normalizationChannels
+        batchNormLayers = layout.batchNormLayers
         batchStatistics = FloatBuffer(count: 2 * layout.normalizationChannels)
         loss = SoftmaxCrossEntropy(classes: classes)
         let arenas = Arenas(
@@ -54,6 +57,23 @@ public final class Network {
     }
 
     public var parameterCount: Int { parameters.count }
+
+    /// Every BN layer's weight of a step's batch statistics in its running statistics.
+    public func setBatchNormMomentum(_ momentum: Float) {
+        for layer in batchNormLayers { layer.momentum = momentum }
+    }
+
+    /// Each BN layer folds its channels of a step's batch statistics (2·normalizationChannels
+    /// values, laid out as `batchStatistics`) into its running statistics.
+    public func foldBatchStatistics(_ statistics: [Float]) {
+        precondition(
+            statistics.count == 2 * normalizationChannels,
+            "step batch statistics hold \(statistics.count) values, the network's BN layers need \(2 * normalizationChannels)")
+        statistics.withUnsafeBufferPointer { values in
+            guard let base = values.baseAddress else { return }
+            for layer in batchNormLayers { layer.foldBatchStatistics(base, totalChannels: normalizationChannels) }
+        }
+    }
 
     /// The regularised weight matrices (conv kernels as out × in·kh·kw), in arena order.
     public var weightMatrices: [WeightMatrix] {

@@ -54,6 +54,8 @@ public final class ParameterLayout {
     public private(set) var stateCount = 0
     /// Channels of every batch-norm layer, in declaration order (their batch statistics).
     public private(set) var normalizationChannels = 0
+    /// Every BN layer, in declaration (= batch statistics) order.
+    public private(set) var batchNormLayers: [BatchNorm2d] = []
     private var prefixes: [String] = []
 
     public init() {}
@@ -91,10 +93,12 @@ public final class ParameterLayout {
         return offset
     }
 
-    /// Reserve `channels` (mean, variance) pairs of batch statistics; returns the channel offset.
-    public func addNormalizationChannels(_ channels: Int) -> Int {
+    /// Reserve `channels` (mean, variance) pairs of batch statistics for `owner`, which folds
+    /// them into its running statistics; returns the channel offset.
+    public func addNormalizationChannels(_ channels: Int, owner: BatchNorm2d) -> Int {
         let offset = normalizationChannels
         normalizationChannels += channels
+        batchNormLayers.append(owner)
         return offset
     }
 }

@@ -6,7 +6,9 @@ import Training
 // Checkpoint file, format version 1, little-endian:
 //   "SSGDCKPT" | version UInt32 | header length UInt32 | header (JSON, UTF-8)
 //   | sections: float32 arrays in header order | SHA-256 of all preceding bytes (32 bytes)
-// The header records step, config hash, seed and each section's name and float count. A file
+// The header records step, config hash, seed and each section's name and float count. The
+// method's persistent state (TrainingMethod.state) is the section "spectral_vectors", its name
+// from when spectral `v` was the only such state (kept so older checkpoints still load). A file
 // whose checksum, magic, version, sizes or config hash do not match is refused with a reason.
 
 public struct CheckpointHeader: Codable, Equatable, Sendable {
@@ -55,7 +57,7 @@ public enum Checkpoint {
     public static func write(_ state: TrainingState, configHash: String, seed: UInt64, to path: String) throws {
         let sections: [(String, FloatBuffer)] = [
             ("parameters", state.parameters), ("momentum", state.momentum),
-            ("normalization_state", state.normalizationState), ("spectral_vectors", state.spectralVectors),
+            ("normalization_state", state.normalizationState), ("spectral_vectors", state.methodState),
         ]
         let header = CheckpointHeader(
             step: state.step, epoch: state.epoch, configHash: configHash, seed: seed,
@@ -84,7 +86,7 @@ public enum Checkpoint {
 
     /// Read and verify a checkpoint; sizes must match the given expectations.
     public static func read(
-        path: String, configHash: String, parameterCount: Int, stateCount: Int, spectralCount: Int
+        path: String, configHash: String, parameterCount: Int, stateCount: Int, methodStateCount: Int
     ) throws -> TrainingState {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CheckpointError.corrupt(path: path, reason: "cannot be read")
@@ -114,7 +116,7 @@ public enum Checkpoint {
             throw CheckpointError.mismatch(
                 path: path, reason: "it was written with another training config (hash \(header.configHash.prefix(12))…, this run \(configHash.prefix(12))…)")
         }
-        let expected = ["parameters": parameterCount, "momentum": parameterCount, "normalization_state": stateCount, "spectral_vectors": spectralCount]
+        let expected = ["parameters": parameterCount, "momentum": parameterCount, "normalization_state": stateCount, "spectral_vectors": methodStateCount]
         var buffers = [String: FloatBuffer]()
         var offset = 16 + headerLength
         for section in header.sections {
@@ -135,7 +137,7 @@ public enum Checkpoint {
         else { throw CheckpointError.corrupt(path: path, reason: "sections missing or trailing bytes") }
         return TrainingState(
             step: header.step, epoch: header.epoch, parameters: parameters, momentum: momentum,
-            normalizationState: normalization, spectralVectors: spectral)
+            normalizationState: normalization, methodState: spectral)
     }
 
     /// Checkpoint files in a folder, newest step first.

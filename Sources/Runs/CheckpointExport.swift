@@ -26,12 +26,11 @@ public enum CheckpointExport {
         let config = try TrainingConfig.load(path: run.configPath)
         let (shape, classes) = DatasetLoader.inputShapeAndClasses(config)
         let network = try ModelFactory.make(config, inputShape: shape, classes: classes)
-        // Trainer keeps one right singular vector (cols floats) per weight matrix for spectral runs.
-        let spectralCount = config.method == .spectral ? network.weightMatrices.map(\.cols).reduce(0, +) : 0
+        let methodStateCount = config.makeMethod(matrices: network.weightMatrices).state.count
         func read(_ path: String) throws -> TrainingState {
             try Checkpoint.read(
                 path: path, configHash: config.trajectoryHash, parameterCount: network.parameterCount,
-                stateCount: network.state.count, spectralCount: spectralCount)
+                stateCount: network.state.count, methodStateCount: methodStateCount)
         }
         var skipped = [String]()
         var found: (state: TrainingState, path: String)?

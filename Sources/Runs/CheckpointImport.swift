@@ -17,11 +17,10 @@ public enum CheckpointImport {
         let (shape, classes) = DatasetLoader.inputShapeAndClasses(config)
         let network = try ModelFactory.make(config, inputShape: shape, classes: classes)
         try Safetensors.load(path: file, into: network)
-        let spectral = SpectralNormRegularizer(
-            matrices: config.method == .spectral ? network.weightMatrices : [], lambda: config.effectiveLambda, seed: config.seed)
+        let method = config.makeMethod(matrices: network.weightMatrices)
         let state = TrainingState(
             step: 0, epoch: 0, parameters: network.parameters, momentum: FloatBuffer(count: network.parameterCount),
-            normalizationState: network.state, spectralVectors: spectral.vectors)
+            normalizationState: network.state, methodState: method.state)
         let path = (prepared.run.checkpointsPath as NSString).appendingPathComponent(Checkpoint.fileName(step: 0))
         try Checkpoint.write(state, configHash: config.trajectoryHash, seed: config.seed, to: path)
         return path

@@ -20,7 +20,7 @@ extension RunDirectory: RunStore {
             do {
                 let state = try Checkpoint.read(
                     path: path, configHash: configHash, parameterCount: sizes.parameters, stateCount: sizes.state,
-                    spectralCount: sizes.spectral)
+                    methodStateCount: sizes.methodState)
                 return RestoredState(state: state, path: path, skipped: skipped)
             } catch let error as CheckpointError {
                 if case .mismatch = error { throw error }

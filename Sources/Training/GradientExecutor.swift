@@ -25,7 +25,7 @@ public struct StepStatistics: Sendable {
     public var correct = 0
     public var samples = 0
     /// Mean over units (in unit order) of each BN channel's batch mean, then batch variance.
-    public var normalizationStatistics: [Float] = []
+    public var batchStatistics: [Float] = []
     /// Wall time of the slowest worker's compute, of moving data, of the reduction.
     public var computeSeconds = 0.0
     public var transferSeconds = 0.0
@@ -45,15 +45,15 @@ public struct StepStatistics: Sendable {
         }
     }
 
-    /// Average per-unit BN statistics (units × width, unit order) into `normalizationStatistics`.
-    public mutating func averageNormalization(_ perUnit: [Float], units: Int, width: Int) {
+    /// Average per-unit BN statistics (units × width, unit order) into `batchStatistics`.
+    public mutating func averageBatchStatistics(_ perUnit: [Float], units: Int, width: Int) {
         guard width > 0, units > 0 else { return }
         var mean = [Float](repeating: 0, count: width)
         for u in 0..<units {
             for i in 0..<width { mean[i] += perUnit[u * width + i] }
         }
         let inverse = 1 / Float(units)
-        normalizationStatistics = mean.map { $0 * inverse }
+        batchStatistics = mean.map { $0 * inverse }
     }
 }
 
@@ -127,7 +127,7 @@ public final class LocalExecutor: GradientExecutor {
         }
         var statistics = StepStatistics()
         statistics.accumulate(outcomes)
-        statistics.averageNormalization(outcomes.normalizationStatistics, units: units, width: 2 * network.normalizationChannels)
+        statistics.averageBatchStatistics(outcomes.batchStatistics, units: units, width: 2 * network.normalizationChannels)
         statistics.computeSeconds = computed - started
         statistics.reduceSeconds = MonotonicClock.now() - computed
         return statistics

@@ -4,6 +4,12 @@ import Engine
 
 public enum ModelFactory {
     public static func make(_ config: TrainingConfig, inputShape: Shape, classes: Int) throws -> Network {
+        let network = try architecture(config, inputShape: inputShape, classes: classes)
+        network.setBatchNormMomentum(Float(config.bnMomentum))
+        return network
+    }
+
+    private static func architecture(_ config: TrainingConfig, inputShape: Shape, classes: Int) throws -> Network {
         if config.model != .mlp {
             guard inputShape.rank == 3 else {
                 throw ConfigError(key: "model", "\(config.model.rawValue) needs image input (channels × height × width), the data set gives \(inputShape)")

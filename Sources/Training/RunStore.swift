@@ -12,19 +12,19 @@ public struct TrainingState {
     public var parameters: FloatBuffer
     public var momentum: FloatBuffer
     public var normalizationState: FloatBuffer
-    /// The methods' persistent state (e.g. spectral `v` vectors), in `MethodState` order.
-    public var spectralVectors: FloatBuffer
+    /// The method's persistent state (`TrainingMethod.state`, e.g. spectral `v` vectors).
+    public var methodState: FloatBuffer
 
     public init(
         step: Int, epoch: Int, parameters: FloatBuffer, momentum: FloatBuffer, normalizationState: FloatBuffer,
-        spectralVectors: FloatBuffer
+        methodState: FloatBuffer
     ) {
         self.step = step
         self.epoch = epoch
         self.parameters = parameters
         self.momentum = momentum
         self.normalizationState = normalizationState
-        self.spectralVectors = spectralVectors
+        self.methodState = methodState
     }
 }
 
@@ -32,12 +32,12 @@ public struct TrainingState {
 public struct TrainingStateSizes: Sendable, Equatable {
     public var parameters: Int
     public var state: Int
-    public var spectral: Int
+    public var methodState: Int
 
-    public init(parameters: Int, state: Int, spectral: Int) {
+    public init(parameters: Int, state: Int, methodState: Int) {
         self.parameters = parameters
         self.state = state
-        self.spectral = spectral
+        self.methodState = methodState
     }
 }
 

@@ -7,25 +7,13 @@ import Foundation
 // (UnitTree), plus per-unit loss, accuracy and batch-norm statistics. The in-process executor
 // and the remote worker both call it, so a step computes the same bytes in every mode.
 
-public struct TrainMethod: Sendable {
-    public var adversarial: Bool
-    public var alpha: Float
-    public var epsilon: Float
-
-    public init(config: TrainingConfig) {
-        adversarial = config.method == .adversarial
-        alpha = Float(config.adversarialAlpha)
-        epsilon = Float(config.adversarialEpsilon)
-    }
-}
-
 /// Per-unit outcomes of a shard, in unit order.
 public struct UnitOutcomes: Sendable {
     public var lossSums: [Double] = []
     public var correct: [Int] = []
     public var samples: [Int] = []
     /// unitCount × (2 · normalizationChannels): each unit's BN batch means then variances.
-    public var normalizationStatistics: [Float] = []
+    public var batchStatistics: [Float] = []
 
     public init() {}
 }
@@ -34,14 +22,13 @@ public final class ShardRunner {
     public let network: Network
     public let data: DatasetPair
     public let unitSize: Int
-    public let method: TrainMethod
+    /// The method's per-unit loss (plain, or e.g. adversarial).
+    public let objective: UnitObjective
     public let augmenter: Augmenter
     public let seed: UInt64
 
     private let sampleSize: Int
     private let input: FloatBuffer  // (unitSize, sampleSize)
-    private let perturbed: FloatBuffer  // (unitSize, sampleSize)
-    private let inputGradient: FloatBuffer  // (unitSize, sampleSize)
     private var labels: [Int32]  // (unitSize)
     private var levels: [FloatBuffer] = []  // tree partial sums, one per level, parameterCount each
     /// Test-only: SSGD_TEST_NAN_AT_STEP=N puts a NaN into the first input of step N's units.
@@ -51,13 +38,11 @@ public final class ShardRunner {
         self.network = network
         self.data = data
         self.unitSize = config.ghostBatch
-        self.method = TrainMethod(config: config)
+        objective = config.method.implementation.makeObjective(config: config, unitSize: config.ghostBatch, sampleSize: data.shape.count)
         self.augmenter = Augmenter(kind: config.augment, padding: config.cropPadding, seed: config.seed)
         self.seed = config.seed
         sampleSize = data.shape.count
         input = FloatBuffer(count: unitSize * sampleSize)
-        perturbed = FloatBuffer(count: method.adversarial ? unitSize * sampleSize : 0)
-        inputGradient = FloatBuffer(count: method.adversarial ? unitSize * sampleSize : 0)
         labels = [Int32](repeating: 0, count: unitSize)
         network.reserve(maxBatch: unitSize)
     }
@@ -77,7 +62,7 @@ public final class ShardRunner {
         var outcomes = UnitOutcomes()
         outcomes.lossSums.reserveCapacity(unitCount)
         let statsPerUnit = 2 * network.normalizationChannels
-        outcomes.normalizationStatistics.reserveCapacity(unitCount * statsPerUnit)
+        outcomes.batchStatistics.reserveCapacity(unitCount * statsPerUnit)
         for block in UnitTree.blocks(first: firstUnit, count: unitCount) {
             ensureLevels(UnitTree.depth(units: block.count) + 1)
             try sumBlock(
@@ -121,25 +106,11 @@ public final class ShardRunner {
         if step == nanAtStep { input[0] = .nan }
         network.gradients.zero()
         let context = ForwardContext(mode: .training, seed: seed, step: UInt64(step), unit: UInt64(unit))
-        let (lossSum, correct) = labels.withUnsafeBufferPointer { y -> (Double, Int) in
-            let logits = network.forward(input.pointer, batch: n, context: context)
-            let clean = network.loss.forward(logits: logits, labels: y.baseAddress!, batch: n)
-            outcomes.normalizationStatistics.append(contentsOf: network.batchStatistics.buffer)
-            guard method.adversarial else {
-                network.backward(logitGradient: network.loss.backward(scale: 1), batch: n)
-                return clean
+        let (lossSum, correct) = labels.withUnsafeBufferPointer { y in
+            let unit = UnitInput(input: input.pointer, labels: y.baseAddress!, count: n, sampleSize: sampleSize, context: context)
+            return objective.run(unit, network: network) {
+                outcomes.batchStatistics.append(contentsOf: network.batchStatistics.buffer)
             }
-            // α·L(x): its input gradient g gives the direction of the perturbation.
-            network.backward(logitGradient: network.loss.backward(scale: method.alpha), batch: n, inputGradient: inputGradient.pointer)
-            AdversarialPerturbation.perturb(
-                input.pointer, gradient: inputGradient.pointer, into: perturbed.pointer, batch: n,
-                sampleSize: sampleSize, epsilon: method.epsilon)
-            // (1−α)·L(x + η)
-            let adversarialLogits = network.forward(perturbed.pointer, batch: n, context: context)
-            let adversarial = network.loss.forward(logits: adversarialLogits, labels: y.baseAddress!, batch: n)
-            network.backward(logitGradient: network.loss.backward(scale: 1 - method.alpha), batch: n)
-            let alpha = Double(method.alpha)
-            return (alpha * clean.lossSum + (1 - alpha) * adversarial.lossSum, clean.correct)
         }
         outcomes.lossSums.append(lossSum)
         outcomes.correct.append(correct)

@@ -3,8 +3,9 @@ import Engine
 import Foundation
 
 // The training loop, the same in every mode (DESIGN §4): the trainer owns the parameters,
-// Nesterov momentum, regularisers and BN running statistics; the executor returns each step's
-// tree-reduced gradient sum. Per step: reduce → ÷B → + decay/spectral → Nesterov → BN stats.
+// Nesterov momentum and the method's state; the executor returns each step's tree-reduced
+// gradient sum. Per step: reduce → ÷B → + method term → Nesterov → BN layers fold the step's
+// batch statistics into their running statistics.
 
 public final class Trainer {
     public let config: TrainingConfig
@@ -15,8 +16,8 @@ public final class Trainer {
     public let schedule: StepSchedule
     public let rates: LearningRateSchedule
     public let optimizer: NesterovMomentum
-    public let spectral: SpectralNormRegularizer
-    public let decay: WeightDecay?
+    /// The regularisation method: its per-step gradient term and its persistent state.
+    public let method: TrainingMethod
     public let configHash: String
     public let dataFingerprint: String
     public private(set) var step = 0
@@ -26,8 +27,6 @@ public final class Trainer {
     public var resumeCommand = "ssgd train"
 
     private let gradient: FloatBuffer
-    /// Each BN layer's (running_mean, running_var) state entries, in layer order.
-    private let runningStatisticPairs: [(StateEntry, StateEntry)]
     private var permutation: (epoch: Int, order: [Int32])?
     private var indices: [Int32]
 
@@ -40,15 +39,10 @@ public final class Trainer {
         schedule = try StepSchedule(samples: data.train.count, batchSize: config.batchSize, epochs: config.epochs, seed: config.seed)
         rates = LearningRateSchedule(initial: config.lr, totalSteps: schedule.totalSteps)
         optimizer = NesterovMomentum(parameterCount: network.parameterCount, momentum: config.momentum)
-        let matrices = network.weightMatrices
-        spectral = SpectralNormRegularizer(
-            matrices: config.method == .spectral ? matrices : [], lambda: config.effectiveLambda, seed: config.seed)
-        decay = config.method == .decay ? WeightDecay(lambda: Float(config.effectiveLambda), matrices: matrices) : nil
+        method = config.makeMethod(matrices: network.weightMatrices)
         configHash = config.trajectoryHash
         dataFingerprint = data.fingerprint
         gradient = FloatBuffer(count: network.parameterCount)
-        runningStatisticPairs = Array(zip(
-            network.stateTable.filter { $0.role == .runningMean }, network.stateTable.filter { $0.role == .runningVariance }))
         indices = [Int32](repeating: 0, count: config.batchSize)
     }
 
@@ -62,18 +56,18 @@ public final class Trainer {
     public var state: TrainingState {
         TrainingState(
             step: step, epoch: schedule.epoch(ofStep: step), parameters: network.parameters,
-            momentum: optimizer.velocity, normalizationState: network.state, spectralVectors: spectral.vectors)
+            momentum: optimizer.velocity, normalizationState: network.state, methodState: method.state)
     }
 
     /// Continue from the newest checkpoint that verifies; corrupt ones are reported and skipped.
     public func restoreLatestCheckpoint() throws {
         let sizes = TrainingStateSizes(
-            parameters: network.parameterCount, state: network.state.count, spectral: spectral.vectors.count)
+            parameters: network.parameterCount, state: network.state.count, methodState: method.state.count)
         let restored = try run.latestCheckpoint(configHash: configHash, sizes: sizes)
         network.parameters.copy(from: restored.state.parameters)
         optimizer.velocity.copy(from: restored.state.momentum)
         network.state.copy(from: restored.state.normalizationState)
-        spectral.vectors.copy(from: restored.state.spectralVectors)
+        method.state.copy(from: restored.state.methodState)
         step = restored.state.step
         for problem in restored.skipped { output("warning: \(problem); using \(restored.path) instead") }
         output("resumed from \(restored.path) at step \(step)")
@@ -100,10 +94,9 @@ public final class Trainer {
         guard statistics.lossSum.isFinite else { throw NumericalError.nonFiniteLoss(step: step, value: statistics.lossSum) }
         try checkFinite(gradient)
         scale(count: gradient.count, by: 1 / Float(config.batchSize), gradient.pointer)
-        decay?.apply(parameters: network.parameters, gradient: gradient)
-        if config.method == .spectral { spectral.apply(parameters: network.parameters, gradient: gradient) }
+        method.addGradientTerm(parameters: network.parameters, gradient: gradient)
         optimizer.step(parameters: network.parameters, gradient: gradient, learningRate: rates.rate(atStep: step))
-        updateRunningStatistics(statistics.normalizationStatistics)
+        if network.normalizationChannels > 0 { network.foldBatchStatistics(statistics.batchStatistics) }
         step += 1
         var result = statistics
         result.reduceSeconds += MonotonicClock.now() - started
@@ -122,39 +115,12 @@ public final class Trainer {
         }
     }
 
-    /// running ← (1 − 0.1)·running + 0.1·(mean over the step's units of the unit statistic);
-    /// the k-th running_mean / running_var pair belongs to the k-th BN layer's channels.
-    private func updateRunningStatistics(_ statistics: [Float]) {
-        let channels = network.normalizationChannels
-        guard channels > 0, statistics.count == 2 * channels else { return }
-        let momentum: Float = 0.1
-        var channel = 0
-        for (mean, variance) in runningStatisticPairs {
-            let runningMean = network.state.pointer + mean.offset
-            let runningVariance = network.state.pointer + variance.offset
-            for c in 0..<mean.count {
-                runningMean[c] = (1 - momentum) * runningMean[c] + momentum * statistics[channel + c]
-                runningVariance[c] = (1 - momentum) * runningVariance[c] + momentum * statistics[channels + channel + c]
-            }
-            channel += mean.count
-        }
-    }
-
     /// Test and train loss/accuracy and σ of every weight matrix.
     public func evaluate() throws -> (train: EvaluationResult, test: EvaluationResult, sigma: [String: Float]) {
         let test = try executor.evaluate(split: .test, sampleCount: data.test.count, parameters: network.parameters, state: network.state)
         let trainCount = config.trainEvalSamples > 0 ? min(config.trainEvalSamples, data.train.count) : data.train.count
         let train = try executor.evaluate(split: .train, sampleCount: trainCount, parameters: network.parameters, state: network.state)
-        return (train, test, Trainer.spectralNorms(network: network, seed: config.seed))
-    }
-
-    /// σ of each weight matrix by 30 power iterations from a seeded start.
-    public static func spectralNorms(network: Network, seed: UInt64, iterations: Int = 30) -> [String: Float] {
-        let monitor = SpectralNormRegularizer(matrices: network.weightMatrices, lambda: 0, seed: seed ^ 0x4D4F_4E49)
-        for _ in 0..<iterations { monitor.iterate(parameters: network.parameters) }
-        var result = [String: Float]()
-        for (matrix, sigma) in zip(monitor.matrices, monitor.sigmas) { result[matrix.name] = sigma }
-        return result
+        return (train, test, SpectralNorms.largest(network: network, seed: config.seed))
     }
 
     public var parametersSHA256: String {

@@ -11,6 +11,9 @@ struct ConfigKey: Sendable {
     let hashed: Bool
     let read: @Sendable (inout TrainingConfig, Node) throws -> Void
     let write: @Sendable (TrainingConfig) -> String?
+    /// For hashed keys added after runs already existed: at this value the key is left out of
+    /// the trajectory hash, so those runs keep their hash (and their checkpoints stay usable).
+    var unhashedDefault: String? = nil
 }
 
 private func scalarText(_ node: Node, _ key: String) throws -> String {
@@ -116,6 +119,8 @@ extension TrainingConfig {
         ConfigKey(name: "epochs", hashed: true, read: { $0.epochs = try readInt($1, "epochs") }, write: { "\($0.epochs)" }),
         ConfigKey(name: "lr", hashed: true, read: { $0.lr = try readDouble($1, "lr") }, write: { number($0.lr) }),
         ConfigKey(name: "momentum", hashed: true, read: { $0.momentum = try readDouble($1, "momentum") }, write: { number($0.momentum) }),
+        ConfigKey(name: "bn_momentum", hashed: true, read: { $0.bnMomentum = try readDouble($1, "bn_momentum") }, write: { number($0.bnMomentum) },
+                  unhashedDefault: number(TrainingConfig().bnMomentum)),
         ConfigKey(name: "seed", hashed: true, read: {
             let value = try readInt($1, "seed")
             guard value >= 0 else { throw ConfigError(key: "seed", "must be ≥ 0, got \(value)") }
@@ -205,7 +210,7 @@ extension TrainingConfig {
     /// hash, data and binary produce the same parameters.
     public var trajectoryHash: String {
         let text = TrainingConfig.keys.filter(\.hashed).compactMap { key in
-            key.write(self).map { "\(key.name): \($0)" }
+            key.write(self).flatMap { $0 == key.unhashedDefault ? nil : "\(key.name): \($0)" }
         }.joined(separator: "\n")
         return SHA256.hex(SHA256.hash(string: text))
     }

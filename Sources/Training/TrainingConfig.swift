@@ -5,7 +5,6 @@ import Data
 // run directory. Every key is documented in docs/configuration.md.
 
 public enum ModelKind: String, Sendable, CaseIterable { case mlp, vgg16, nin, densenet }
-public enum Method: String, Sendable, CaseIterable { case vanilla, decay, adversarial, spectral }
 
 public struct TrainingConfig: Sendable, Equatable {
     // Run identity
@@ -40,6 +39,8 @@ public struct TrainingConfig: Sendable, Equatable {
     public var epochs = 10
     public var lr: Double = 0.1
     public var momentum: Double = 0.9
+    /// BatchNorm running statistics: running ← (1 − m)·running + m·batch statistic (PyTorch's 0.1).
+    public var bnMomentum: Double = 0.1
     public var seed: UInt64 = 1
     // Run control (not part of the config hash: they do not change the trajectory)
     public var evalEveryEpochs = 1
@@ -58,14 +59,7 @@ public struct TrainingConfig: Sendable, Equatable {
 
     public init() {}
 
-    public var effectiveLambda: Double {
-        if let lambda { return lambda }
-        switch method {
-        case .decay: return 1e-4
-        case .spectral: return 0.01
-        case .vanilla, .adversarial: return 0
-        }
-    }
+    public var effectiveLambda: Double { lambda ?? method.implementation.defaultLambda }
 
     public var unitsPerStep: Int { batchSize / ghostBatch }
 
@@ -110,6 +104,7 @@ extension TrainingConfig {
         try require(epochs > 0, "epochs", "must be > 0, got \(epochs)")
         try require(lr > 0 && lr.isFinite, "lr", "must be a positive number, got \(lr)")
         try require(momentum >= 0 && momentum < 1, "momentum", "must be in [0, 1), got \(momentum)")
+        try require(bnMomentum >= 0 && bnMomentum <= 1, "bn_momentum", "must be in [0, 1], got \(bnMomentum)")
         if let lambda { try require(lambda >= 0 && lambda.isFinite, "lambda", "must be ≥ 0, got \(lambda)") }
         try require(
             adversarialAlpha >= 0 && adversarialAlpha <= 1, "adversarial_alpha",

@@ -78,7 +78,7 @@ import Training
         let staleResult = ResultMessage(
             taskKind: .train, firstUnit: 0, unitCount: 1, lossSums: [1], correctCounts: [0], sampleCounts: [16],
             gradientBlocks: [GradientBlock(firstUnit: 0, unitCount: 1, gradient: WireFloats([Float](repeating: 7, count: network.parameterCount)))],
-            statisticsPerUnit: 0, batchNormStatistics: .empty, computeSeconds: 0)
+            statisticsPerUnit: 0, batchStatistics: .empty, computeSeconds: 0)
         try junk.send(try WireProtocol.encode(WireEnvelope(jobID: identity.jobID, step: 999, shardID: 0, message: .result(staleResult))))
         try junk.send(try WireProtocol.encode(WireEnvelope(jobID: identity.jobID, step: 0, shardID: 0, message: .result(staleResult))))
         Thread.sleep(forTimeInterval: 0.3)
@@ -173,7 +173,7 @@ import Training
             gradientBlocks: UnitTree.blocks(first: Int(assigned.firstUnit), count: Int(assigned.unitCount)).map {
                 GradientBlock(firstUnit: UInt32($0.first), unitCount: UInt32($0.count), gradient: WireFloats([1, 2, 3]))
             },
-            statisticsPerUnit: 0, batchNormStatistics: .empty, computeSeconds: 0)
+            statisticsPerUnit: 0, batchStatistics: .empty, computeSeconds: 0)
         try liar.send(try WireProtocol.encode(WireEnvelope(jobID: identity.jobID, step: envelope.step, shardID: envelope.shardID, message: .result(lie))))
         #expect(done.wait(timeout: .now() + 60) == .success)
         let statistics = try #require(try shared.outcome?.get())

@@ -36,11 +36,11 @@ enum WireSamples {
                 GradientBlock(firstUnit: 4, unitCount: 2, gradient: floats(parameterCount, scale: 0.5)),
                 GradientBlock(firstUnit: 6, unitCount: 1, gradient: floats(parameterCount, scale: 1.5)),
             ],
-            statisticsPerUnit: 2, batchNormStatistics: floats(6), computeSeconds: 0.75)
+            statisticsPerUnit: 2, batchStatistics: floats(6), computeSeconds: 0.75)
         let evaluateResult = ResultMessage(
             taskKind: .evaluate, firstUnit: 0, unitCount: 2, lossSums: [4, 1], correctCounts: [3, 1],
             sampleCounts: [4, 1], gradientBlocks: [], statisticsPerUnit: 0,
-            batchNormStatistics: .empty, computeSeconds: 0)
+            batchStatistics: .empty, computeSeconds: 0)
         let messages: [WireMessage] = [
             .hello(hello), .welcome(welcome), .task(train), .task(evaluate), .task(hvp),
             .result(trainResult), .result(evaluateResult),

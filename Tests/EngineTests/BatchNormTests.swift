@@ -102,3 +102,28 @@ struct BatchNormTests {
         #expect(network.batchStatistics.toArray().count == 6)
     }
 }
+
+struct BatchNormRunningStatisticsTests {
+    /// Two BN layers share one step-statistics vector (all means, then all variances); each
+    /// folds its own channels with its own momentum.
+    @Test func eachLayerFoldsItsChannelsOfTheStepStatisticsWithItsMomentum() {
+        let first = BatchNorm2d(name: "a", inputShape: Shape(2, 1, 1), ghostBatch: 4)
+        let second = BatchNorm2d(name: "b", inputShape: Shape(2, 1, 1), ghostBatch: 4)
+        let network = makeNetwork([first, second], maxBatch: 4)
+        #expect(network.batchNormLayers.count == 2)
+        #expect(first.momentum == 0.1)
+        network.setBatchNormMomentum(0.25)
+        second.momentum = 0.5
+        // means: a = [1, 2], b = [3, 4]; variances: a = [5, 6], b = [7, 8]
+        network.foldBatchStatistics([1, 2, 3, 4, 5, 6, 7, 8])
+        func state(_ name: String) -> [Float] {
+            let entry = network.stateTable.first { $0.name == name }!
+            return (0..<entry.count).map { network.state[entry.offset + $0] }
+        }
+        // running mean starts at 0, running variance at 1.
+        #expect(state("a.running_mean") == [0.25 * 1, 0.25 * 2])
+        #expect(state("a.running_var") == [0.75 + 0.25 * 5, 0.75 + 0.25 * 6])
+        #expect(state("b.running_mean") == [0.5 * 3, 0.5 * 4])
+        #expect(state("b.running_var") == [0.5 + 0.5 * 7, 0.5 + 0.5 * 8])
+    }
+}

@@ -32,7 +32,7 @@ import Training
         let start = try Checkpoint.read(
             path: target + "/checkpoints/" + Checkpoint.fileName(step: 0), configHash: config.trajectoryHash,
             parameterCount: trainer.network.parameterCount, stateCount: trainer.network.state.count,
-            spectralCount: trainer.spectral.vectors.count)
+            methodStateCount: trainer.method.state.count)
         #expect(start.step == 0)
         #expect(start.parameters.toArray().map(\.bitPattern) == trainer.network.parameters.toArray().map(\.bitPattern))
         #expect(start.normalizationState.toArray() == trainer.network.state.toArray())

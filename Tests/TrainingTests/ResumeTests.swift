@@ -56,7 +56,7 @@ import Training
         #expect(restored.parametersSHA256 == goodHash)
         #expect(throws: CheckpointError.self) {
             try Checkpoint.read(path: newest, configHash: config.trajectoryHash, parameterCount: restored.network.parameterCount,
-                                stateCount: 0, spectralCount: 0)
+                                stateCount: 0, methodStateCount: 0)
         }
     }
 

@@ -55,23 +55,25 @@ import Training
         config.lambda = 0.01
         let directory = Fixtures.temporaryDirectory()
         let trainer = try Fixtures.trainer(config, runDirectory: directory)
-        let initial = trainer.spectral.vectors.toArray()
+        #expect(trainer.method is SpectralNormMethod)
+        let initial = trainer.method.state.toArray()
         _ = try trainer.trainStep()
-        let afterOne = trainer.spectral.vectors.toArray()
+        let afterOne = trainer.method.state.toArray()
         #expect(afterOne != initial)
         // One more power iteration from the persisted vector moves it only a little.
         _ = try trainer.trainStep()
-        let afterTwo = trainer.spectral.vectors.toArray()
+        let afterTwo = trainer.method.state.toArray()
         let change = zip(afterOne, afterTwo).map { abs($0 - $1) }.max() ?? 0
         #expect(change < 0.5)
         try trainer.writeCheckpoint()
         let restored = try Fixtures.trainer(config, runDirectory: directory, resume: true)
-        #expect(restored.spectral.vectors.toArray() == afterTwo)
+        #expect(restored.method.state.toArray() == afterTwo)
         #expect(restored.step == 2)
         // Every persisted vector is a unit vector.
         var offset = 0
-        for matrix in restored.spectral.matrices {
-            let length = norm2(count: matrix.cols, restored.spectral.vectors.pointer + offset)
+        let spectral = try #require(restored.method as? SpectralNormMethod)
+        for matrix in spectral.regularizer.matrices {
+            let length = norm2(count: matrix.cols, spectral.state.pointer + offset)
             #expect(abs(length - 1) < 1e-5)
             offset += matrix.cols
         }

@@ -1,25 +1,5 @@
 import Engine
 
-// The penalties added to the reduced, averaged gradient once per step, on weight matrices only
-// (conv kernels as out × in·kh·kw; never biases or BN γ/β).
-
-/// Weight decay: ∇ of (λ/2)‖W‖² is λW.
-public struct WeightDecay: Sendable {
-    public let lambda: Float
-    public let matrices: [WeightMatrix]
-
-    public init(lambda: Float, matrices: [WeightMatrix]) {
-        self.lambda = lambda
-        self.matrices = matrices
-    }
-
-    public func apply(parameters: FloatBuffer, gradient: FloatBuffer) {
-        for matrix in matrices {
-            axpy(count: matrix.count, alpha: lambda, parameters.pointer + matrix.offset, gradient.pointer + matrix.offset)
-        }
-    }
-}
-
 /// Spectral norm regularisation (Yoshida & Miyato 2017): ∇ of (λ/2)·σ(W)² is λ·σ·u₁v₁ᵀ. Per
 /// step and matrix, ONE power iteration from a persistent unit vector v:
 ///   u = W v; û = u/‖u‖; v' = Wᵀ û; σ = ‖v'‖; v̂ = v'/σ; grad += λ·σ·û·v̂ᵀ
