@@ -41,6 +41,8 @@ let modules: [Target] = [
 // MARK: - Tests
 
 let tests: [Target] = [
+    // Enforces the module graph (docs/ARCHITECTURE.md) by reading Sources/*/ imports.
+    .testTarget(name: "ArchitectureTests"),
     .target(name: "TestSupport", dependencies: ["Engine", "Data", "Training", "Runs"], path: "Tests/TestSupport"),
     .testTarget(name: "EngineTests", dependencies: ["Engine", "CBLAS", "TestSupport"]),
     .testTarget(
