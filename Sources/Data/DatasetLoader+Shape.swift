@@ -14,3 +14,16 @@ extension DatasetLoader {
         }
     }
 }
+
+extension DatasetLoader {
+    /// Train + test samples `load(spec)` reads: exact for synthetic data, the published sizes
+    /// of the real data sets (for sizing memory before loading).
+    public static func expectedSampleCount(_ spec: DataSpec) -> Double {
+        switch spec.dataset {
+        case .synthetic: Double(spec.syntheticTrainSamples) + Double(spec.syntheticTestSamples)
+        case .fashionMNIST: 70_000
+        case .cifar10, .cifar100: 60_000
+        case .stl10: 13_000
+        }
+    }
+}

@@ -15,6 +15,14 @@ public enum DenseNet {
         depth: Int = 40, growth: Int = 12, inputShape: Shape = Shape(3, 32, 32), classes: Int = 100,
         ghostBatch: Int
     ) -> Network {
+        Network(layers: layers(depth: depth, growth: growth, inputShape: inputShape, classes: classes, ghostBatch: ghostBatch), classes: classes)
+    }
+
+    /// The layers of `make`, before any arena is allocated (e.g. to size a model first).
+    public static func layers(
+        depth: Int = 40, growth: Int = 12, inputShape: Shape = Shape(3, 32, 32), classes: Int = 100,
+        ghostBatch: Int
+    ) -> [Layer] {
         precondition(depth >= 7 && (depth - 4) % 3 == 0, "DenseNet: depth must be 3n + 4, got \(depth)")
         let layersPerBlock = (depth - 4) / 3
         let workspace = Workspace()
@@ -42,6 +50,6 @@ public enum DenseNet {
         let pool = GlobalAvgPool(inputShape: shape)
         layers += [norm, ReLU(inputShape: shape), pool]
         layers.append(Linear(name: "fc", inputShape: pool.outputShape, outFeatures: classes))
-        return Network(layers: layers, classes: classes)
+        return layers
     }
 }

@@ -4,6 +4,11 @@
 
 public enum MLP {
     public static func make(inputShape: Shape, hidden: [Int], classes: Int) -> Network {
+        Network(layers: layers(inputShape: inputShape, hidden: hidden, classes: classes), classes: classes)
+    }
+
+    /// The layers of `make`, before any arena is allocated (e.g. to size a model first).
+    public static func layers(inputShape: Shape, hidden: [Int], classes: Int) -> [Layer] {
         var layers: [Layer] = []
         var shape = Shape(inputShape.count)
         var index = 0
@@ -15,6 +20,6 @@ public enum MLP {
             index += 2
         }
         layers.append(Linear(name: String(index), inputShape: shape, outFeatures: classes))
-        return Network(layers: layers, classes: classes)
+        return layers
     }
 }

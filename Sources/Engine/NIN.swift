@@ -12,6 +12,13 @@ public enum NIN {
     public static func make(
         classes: Int = 100, inputShape: Shape = Shape(3, 32, 32), dropout: Float = 0
     ) -> Network {
+        Network(layers: layers(classes: classes, inputShape: inputShape, dropout: dropout), classes: classes)
+    }
+
+    /// The layers of `make`, before any arena is allocated (e.g. to size a model first).
+    public static func layers(
+        classes: Int = 100, inputShape: Shape = Shape(3, 32, 32), dropout: Float = 0
+    ) -> [Layer] {
         let workspace = Workspace()
         var layers: [Layer] = []
         var shape = inputShape
@@ -43,6 +50,6 @@ public enum NIN {
         conv(192, 1)
         conv(classes, 1)
         layers.append(GlobalAvgPool(inputShape: shape))
-        return Network(layers: layers, classes: classes)
+        return layers
     }
 }

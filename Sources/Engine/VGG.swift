@@ -19,6 +19,14 @@ public enum VGG {
         classes: Int = 10, ghostBatch: Int, inputShape: Shape = Shape(3, 32, 32),
         widthDivisor: Int = 1, dropout: Float = 0
     ) -> Network {
+        Network(layers: vgg16BNLayers(classes: classes, ghostBatch: ghostBatch, inputShape: inputShape, widthDivisor: widthDivisor, dropout: dropout), classes: classes)
+    }
+
+    /// The layers of `vgg16BN`, before any arena is allocated (e.g. to size a model first).
+    public static func vgg16BNLayers(
+        classes: Int = 10, ghostBatch: Int, inputShape: Shape = Shape(3, 32, 32),
+        widthDivisor: Int = 1, dropout: Float = 0
+    ) -> [Layer] {
         precondition(widthDivisor >= 1 && 64 % widthDivisor == 0, "VGG: widthDivisor must divide 64")
         let workspace = Workspace()
         var layers: [Layer] = []
@@ -56,6 +64,6 @@ public enum VGG {
         classifier += 2
         addDropout()
         layers.append(Linear(name: "classifier.\(classifier)", inputShape: shape, outFeatures: classes))
-        return Network(layers: layers, classes: classes)
+        return layers
     }
 }

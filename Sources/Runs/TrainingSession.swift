@@ -46,6 +46,7 @@ public enum TrainingSession {
             config = try TrainingConfig.load(path: run.configPath)
             for (key, value) in request.overrides { try config.set(key, value: value) }
             try config.validate()
+            try MemoryBudget.check(config)
             return PreparedRun(config: config, run: run, resuming: true)
         } else {
             guard let path = request.configPath else {
@@ -55,6 +56,7 @@ public enum TrainingSession {
         }
         for (key, value) in request.overrides { try config.set(key, value: value) }
         try config.validate()
+        try MemoryBudget.check(config)
         let directory = RunDirectory(path: request.runDirectory ?? RunDirectory.defaultPath(name: config.name, method: config.method.rawValue))
         try directory.createForNewRun()
         try AtomicFileWriter.write(config.yaml(), to: directory.configPath)
@@ -63,6 +65,7 @@ public enum TrainingSession {
 
     /// Data and model for a config; checks the model fits the data set.
     public static func loadDataAndModel(_ config: TrainingConfig) throws -> (DatasetPair, Network) {
+        try MemoryBudget.check(config)
         let data = try DatasetLoader.load(config)
         let network = try ModelFactory.make(config, inputShape: data.shape, classes: data.classes)
         return (data, network)

@@ -4,12 +4,13 @@ import Engine
 
 public enum ModelFactory {
     public static func make(_ config: TrainingConfig, inputShape: Shape, classes: Int) throws -> Network {
-        let network = try architecture(config, inputShape: inputShape, classes: classes)
+        let network = Network(layers: try layers(config, inputShape: inputShape, classes: classes), classes: classes)
         network.setBatchNormMomentum(Float(config.bnMomentum))
         return network
     }
 
-    private static func architecture(_ config: TrainingConfig, inputShape: Shape, classes: Int) throws -> Network {
+    /// The config's layers, before any arena is allocated (see MemoryEstimate).
+    public static func layers(_ config: TrainingConfig, inputShape: Shape, classes: Int) throws -> [Layer] {
         if config.model != .mlp {
             guard inputShape.rank == 3 else {
                 throw ConfigError(key: "model", "\(config.model.rawValue) needs image input (channels × height × width), the data set gives \(inputShape)")
@@ -17,23 +18,23 @@ public enum ModelFactory {
         }
         switch config.model {
         case .mlp:
-            return MLP.make(inputShape: inputShape, hidden: config.hidden, classes: classes)
+            return MLP.layers(inputShape: inputShape, hidden: config.hidden, classes: classes)
         case .vgg16:
             guard inputShape[1] >= 32, inputShape[2] >= 32 else {
                 throw ConfigError(key: "model", "vgg16 pools five times and needs images of at least 32×32, the data set gives \(inputShape)")
             }
-            return VGG.vgg16BN(classes: classes, ghostBatch: config.ghostBatch, inputShape: inputShape,
+            return VGG.vgg16BNLayers(classes: classes, ghostBatch: config.ghostBatch, inputShape: inputShape,
                                widthDivisor: config.widthDivisor, dropout: Float(config.dropout))
         case .nin:
             guard inputShape[1] >= 8, inputShape[2] >= 8 else {
                 throw ConfigError(key: "model", "nin needs images of at least 8×8, the data set gives \(inputShape)")
             }
-            return NIN.make(classes: classes, inputShape: inputShape, dropout: Float(config.dropout))
+            return NIN.layers(classes: classes, inputShape: inputShape, dropout: Float(config.dropout))
         case .densenet:
             guard inputShape[1] >= 4, inputShape[2] >= 4 else {
                 throw ConfigError(key: "model", "densenet pools twice and needs images of at least 4×4, the data set gives \(inputShape)")
             }
-            return DenseNet.make(depth: config.depth, growth: config.growth, inputShape: inputShape, classes: classes,
+            return DenseNet.layers(depth: config.depth, growth: config.growth, inputShape: inputShape, classes: classes,
                                  ghostBatch: config.ghostBatch)
         }
     }

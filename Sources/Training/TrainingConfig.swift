@@ -1,3 +1,4 @@
+import Foundation
 import Data
 
 // The resolved description of one training run. Parsed once from YAML (unknown keys are
@@ -63,6 +64,13 @@ public struct TrainingConfig: Sendable, Equatable {
 
     public var unitsPerStep: Int { batchSize / ghostBatch }
 
+    /// Largest layer width (a BLAS dimension is an Int32; squares must not overflow Int).
+    public static let maxWidth = 1 << 24
+    /// The wire protocol carries at most 2^24 sample indices per task.
+    public static let maxBatchSize = 1 << 24
+    /// The wire protocol's largest unit.
+    public static let maxGhostBatch = 1 << 16
+
     /// The part of the config the data layer reads.
     public var dataSpec: DataSpec {
         var spec = DataSpec(dataset: dataset, dataPath: dataPath)
@@ -114,8 +122,15 @@ extension TrainingConfig {
             "must be ≥ 0, got \(adversarialEpsilon)")
         try require(dropout >= 0 && dropout < 1, "dropout", "must be in [0, 1), got \(dropout)")
         try require(hidden.allSatisfy { $0 > 0 }, "hidden", "widths must be > 0, got \(hidden)")
+        try require(
+            hidden.allSatisfy { $0 <= TrainingConfig.maxWidth }, "hidden",
+            "widths must be ≤ \(TrainingConfig.maxWidth) (a BLAS dimension is 32-bit), got \(hidden)")
+        try require(batchSize <= TrainingConfig.maxBatchSize, "batch_size", "must be ≤ \(TrainingConfig.maxBatchSize), got \(batchSize)")
+        try require(ghostBatch <= TrainingConfig.maxGhostBatch, "ghost_batch", "must be ≤ \(TrainingConfig.maxGhostBatch), got \(ghostBatch)")
         try require(depth >= 7 && (depth - 4) % 3 == 0, "depth", "DenseNet depth must be 3n+4 (e.g. 22, 40), got \(depth)")
+        try require(depth <= 1000, "depth", "must be ≤ 1000, got \(depth)")
         try require(growth > 0, "growth", "must be > 0, got \(growth)")
+        try require(growth <= 4096, "growth", "must be ≤ 4096, got \(growth)")
         try require(
             widthDivisor >= 1 && 64 % widthDivisor == 0, "width_divisor",
             "must divide 64 (1, 2, 4, 8, …), got \(widthDivisor)")
@@ -127,6 +142,13 @@ extension TrainingConfig {
             syntheticShape.count == 1 || syntheticShape.count == 3, "synthetic_shape",
             "must be [features] or [channels, height, width], got \(syntheticShape)")
         try require(syntheticShape.allSatisfy { $0 > 0 }, "synthetic_shape", "sizes must be > 0")
+        let sampleValues = syntheticShape.reduce(1.0) { $0 * Double($1) }
+        try require(
+            sampleValues <= Double(Int32.max), "synthetic_shape",
+            "a sample of \(syntheticShape) has \(String(format: "%.0f", sampleValues)) values; at most \(Int32.max) (a BLAS dimension is 32-bit)")
+        try require(
+            syntheticTrainSamples <= Int(Int32.max) && syntheticTestSamples <= Int(Int32.max), "synthetic_train_samples",
+            "synthetic_train_samples and synthetic_test_samples must be ≤ \(Int32.max) (sample indices are 32-bit)")
         try require(evalEveryEpochs >= 0, "eval_every_epochs", "must be ≥ 0 (0: only at the end)")
         try require(trainEvalSamples >= 0, "train_eval_samples", "must be ≥ 0 (0: all)")
         try require(checkpointEverySteps >= 0, "checkpoint_every_steps", "must be ≥ 0 (0: only at the end)")

@@ -1,0 +1,59 @@
+import Data
+import Engine
+import Foundation
+
+// Refuse a run that cannot fit in this machine's memory before anything large is allocated,
+// naming the figures (issue: `hidden=4000000000` used to die in "failed to allocate").
+//
+// A process that trains holds: one replica (parameters, gradients, BN state, activations of
+// one unit of `ghost_batch` samples), the unit tree's partial sums (one parameter-sized buffer
+// per level), the step's gradient sum, Nesterov momentum and the method's state, and the data
+// set (train + test, float32). The estimate errs high; the limit is the machine's total memory,
+// so a run that fits is never refused.
+
+public struct MemoryBudgetError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+public enum MemoryBudget {
+    /// Bytes this process will need for `config`, by part.
+    public static func estimate(_ config: TrainingConfig) throws -> [(part: String, bytes: Double)] {
+        let (shape, classes) = DatasetLoader.inputShapeAndClasses(config)
+        let model = MemoryEstimate(layers: try ModelFactory.layers(config, inputShape: shape, classes: classes))
+        let units = max(config.unitsPerStep, 1)
+        let treeLevels = Double(UnitTree.depth(units: units) + 1)
+        let samples = DatasetLoader.expectedSampleCount(config.dataSpec)
+        return [
+            ("parameters, gradients and BN state", 4 * (2 * model.parameters + model.state)),
+            ("gradient sums, momentum and method state", 4 * model.parameters * (treeLevels + 3)),
+            ("activations of one unit of \(config.ghostBatch)", 4 * Double(config.ghostBatch) * model.activationsPerSample),
+            ("data (\(Int(samples)) samples)", 4 * samples * Double(shape.count)),
+        ]
+    }
+
+    /// Throws when the estimate exceeds this machine's memory.
+    public static func check(_ config: TrainingConfig, machineBytes: Double? = MemoryBudget.machineBytes()) throws {
+        guard let machineBytes else { return }
+        let parts = try estimate(config)
+        let total = parts.map(\.bytes).reduce(0, +)
+        guard total > machineBytes else { return }
+        let detail = parts.filter { $0.bytes >= 0.01 * total }.map { "\($0.part) \(gigabytes($0.bytes))" }.joined(separator: ", ")
+        throw MemoryBudgetError(description:
+            "this run needs about \(gigabytes(total)) of memory (\(detail)) and this machine has \(gigabytes(machineBytes)); "
+            + "make the model or the data smaller (hidden, synthetic_shape, synthetic_train_samples, ghost_batch)")
+    }
+
+    static func gigabytes(_ bytes: Double) -> String {
+        bytes >= 1e15 ? String(format: "%.3g PB", bytes / 1e15) : String(format: "%.1f GB", bytes / 1e9)
+    }
+
+    /// MemTotal from /proc/meminfo; nil where that file does not exist.
+    public static func machineBytes() -> Double? {
+        guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("MemTotal:") {
+            let fields = line.split(separator: " ")
+            if fields.count >= 2, let kilobytes = Double(fields[1]) { return kilobytes * 1024 }
+        }
+        return nil
+    }
+}
