@@ -16,6 +16,9 @@ public struct CheckpointHeader: Codable, Equatable, Sendable {
     public var epoch: Int
     public var configHash: String
     public var seed: UInt64
+    /// The fingerprint of the data the run trained on (absent in checkpoints written before it
+    /// was recorded, and in an import's step-0 checkpoint, which has trained on nothing yet).
+    public var dataFingerprint: String?
     public var sections: [Section]
 
     public struct Section: Codable, Equatable, Sendable {
@@ -26,12 +29,15 @@ public struct CheckpointHeader: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case step, epoch, seed, sections
         case configHash = "config_hash"
+        case dataFingerprint = "data_fingerprint"
     }
 }
 
 public enum CheckpointError: Error, CustomStringConvertible {
     case corrupt(path: String, reason: String)
     case mismatch(path: String, reason: String)
+    /// The checkpoint was trained on data with another fingerprint.
+    case otherData(path: String, saved: String, current: String)
     /// `skipped`: why each checkpoint found was not usable.
     case noneFound(directory: String, skipped: [String] = [])
 
@@ -39,6 +45,11 @@ public enum CheckpointError: Error, CustomStringConvertible {
         switch self {
         case .corrupt(let path, let reason): return "checkpoint \(path) is corrupt: \(reason)"
         case .mismatch(let path, let reason): return "checkpoint \(path) does not fit this run: \(reason)"
+        case .otherData(let path, let saved, let current):
+            return "checkpoint \(path) was trained on data with fingerprint \(saved.prefix(16))…, but the data now found has "
+                + "fingerprint \(current.prefix(16))… (other files, or files changed in place). A run continues only on its own data; "
+                + "to train these weights on other data, start a new run from them: ssgd export RUN_DIR --format safetensors "
+                + "--output weights.safetensors, then ssgd import weights.safetensors --config CONFIG"
         case .noneFound(let directory, let skipped):
             return "no usable checkpoint in \(directory)" + skipped.map { "; \($0)" }.joined()
         }
@@ -54,13 +65,15 @@ public enum Checkpoint {
         return "step-" + String(repeating: "0", count: max(0, 9 - digits.count)) + digits + ".ckpt"
     }
 
-    public static func write(_ state: TrainingState, configHash: String, seed: UInt64, to path: String) throws {
+    public static func write(
+        _ state: TrainingState, configHash: String, seed: UInt64, dataFingerprint: String? = nil, to path: String
+    ) throws {
         let sections: [(String, FloatBuffer)] = [
             ("parameters", state.parameters), ("momentum", state.momentum),
             ("normalization_state", state.normalizationState), ("spectral_vectors", state.methodState),
         ]
         let header = CheckpointHeader(
-            step: state.step, epoch: state.epoch, configHash: configHash, seed: seed,
+            step: state.step, epoch: state.epoch, configHash: configHash, seed: seed, dataFingerprint: dataFingerprint,
             sections: sections.map { .init(name: $0.0, count: $0.1.count) })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -84,9 +97,11 @@ public enum Checkpoint {
         try writer.commit()
     }
 
-    /// Read and verify a checkpoint; sizes must match the given expectations.
+    /// Read and verify a checkpoint; sizes must match the given expectations, and the data
+    /// fingerprint (when both the file and the caller have one) must match too.
     public static func read(
-        path: String, configHash: String, parameterCount: Int, stateCount: Int, methodStateCount: Int
+        path: String, configHash: String, parameterCount: Int, stateCount: Int, methodStateCount: Int,
+        dataFingerprint: String? = nil
     ) throws -> TrainingState {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CheckpointError.corrupt(path: path, reason: "cannot be read")
@@ -115,6 +130,9 @@ public enum Checkpoint {
         guard header.configHash == configHash else {
             throw CheckpointError.mismatch(
                 path: path, reason: "it was written with another training config (hash \(header.configHash.prefix(12))…, this run \(configHash.prefix(12))…)")
+        }
+        if let saved = header.dataFingerprint, let dataFingerprint, saved != dataFingerprint {
+            throw CheckpointError.otherData(path: path, saved: saved, current: dataFingerprint)
         }
         let expected = ["parameters": parameterCount, "momentum": parameterCount, "normalization_state": stateCount, "spectral_vectors": methodStateCount]
         var buffers = [String: FloatBuffer]()

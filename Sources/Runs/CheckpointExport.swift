@@ -42,7 +42,7 @@ public enum CheckpointExport {
                     found = (try read(path), path)
                     break
                 } catch let error as CheckpointError {
-                    if case .mismatch = error { throw error }
+                    if !error.isSkippable { throw error }
                     skipped.append(error.description)
                 }
             }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 
 // A run's folder: config.yaml (resolved), metrics.jsonl (one JSON object per evaluation),
@@ -15,18 +18,37 @@ public struct RunDirectory: Sendable {
 
     public func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
 
-    /// Create the folder for a new run; refuses a folder that already holds a run.
-    public func createForNewRun() throws {
+    /// Create the folder for a new run and lock it (RunLock). A folder that already holds a run
+    /// is refused — unless that run never wrote a checkpoint or a summary (it failed before its
+    /// first checkpoint), in which case it is reused from scratch and `true` is returned.
+    @discardableResult
+    public func createForNewRun() throws -> Bool {
         let manager = FileManager.default
-        if manager.fileExists(atPath: configPath) {
-            throw RunDirectoryError(
-                "run directory \(path) already holds a run; continue it with --resume \(path), or pick another --run-dir")
-        }
         do {
             try manager.createDirectory(atPath: checkpointsPath, withIntermediateDirectories: true)
         } catch {
-            throw RunDirectoryError("cannot create run directory \(path): \(error.localizedDescription)")
+            throw RunDirectoryError("cannot create run directory \(path): \(RunDirectory.reason(error))")
         }
+        try RunLock.acquire(self)
+        guard manager.fileExists(atPath: configPath) else { return false }
+        if !Checkpoint.list(directory: checkpointsPath).isEmpty || manager.fileExists(atPath: summaryPath) {
+            throw RunDirectoryError(
+                "run directory \(path) already holds a run; continue it with --resume \(path), or pick another --run-dir")
+        }
+        try? manager.removeItem(atPath: metricsPath)
+        return true
+    }
+
+    /// The POSIX reason behind a Foundation file error ("Permission denied"), not its
+    /// "NSCocoaErrorDomain error 512" wrapper.
+    public static func reason(_ error: Error) -> String {
+        let nsError = error as NSError
+        if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? Error {
+            let posix = underlying as NSError
+            if posix.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(posix.code))) }
+        }
+        if nsError.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(nsError.code))) }
+        return nsError.localizedFailureReason ?? nsError.localizedDescription
     }
 
     /// A default folder name under runs/: NAME-METHOD-YYYYMMDD-HHMMSS.

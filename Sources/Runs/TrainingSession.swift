@@ -47,6 +47,7 @@ public enum TrainingSession {
             for (key, value) in request.overrides { try config.set(key, value: value) }
             try config.validate()
             try MemoryBudget.check(config)
+            try RunLock.acquire(run)
             return PreparedRun(config: config, run: run, resuming: true)
         } else {
             guard let path = request.configPath else {
@@ -58,7 +59,9 @@ public enum TrainingSession {
         try config.validate()
         try MemoryBudget.check(config)
         let directory = RunDirectory(path: request.runDirectory ?? RunDirectory.defaultPath(name: config.name, method: config.method.rawValue))
-        try directory.createForNewRun()
+        if try directory.createForNewRun() {
+            Console.line("reusing run directory \(directory.path): its earlier start wrote no checkpoint")
+        }
         try AtomicFileWriter.write(config.yaml(), to: directory.configPath)
         return PreparedRun(config: config, run: directory, resuming: false)
     }

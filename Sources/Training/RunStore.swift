@@ -54,16 +54,36 @@ public struct RestoredState {
     }
 }
 
+/// What a checkpoint must match to continue a run: the trajectory (config hash), the data it
+/// trained on, and the seed it records.
+public struct RunIdentity: Sendable, Equatable {
+    public var configHash: String
+    public var dataFingerprint: String
+    public var seed: UInt64
+
+    public init(configHash: String, dataFingerprint: String, seed: UInt64) {
+        self.configHash = configHash
+        self.dataFingerprint = dataFingerprint
+        self.seed = seed
+    }
+}
+
 public protocol RunStore: Sendable {
     /// Where the run lives, for messages ("continue with --resume PATH").
     var path: String { get }
     /// Keep `state` as the newest checkpoint, then drop all but the newest `keep`.
-    func saveCheckpoint(_ state: TrainingState, configHash: String, seed: UInt64, keep: Int) throws
-    /// The newest checkpoint that verifies against `configHash` and `sizes`; throws when a
-    /// checkpoint belongs to another run or none is usable.
-    func latestCheckpoint(configHash: String, sizes: TrainingStateSizes) throws -> RestoredState
+    func saveCheckpoint(_ state: TrainingState, identity: RunIdentity, keep: Int) throws
+    /// The newest checkpoint that verifies against `identity` and `sizes`; nil when the run has
+    /// written none yet. Throws when a checkpoint belongs to another run or other data, or
+    /// when checkpoints exist but none is usable.
+    func latestCheckpoint(identity: RunIdentity, sizes: TrainingStateSizes) throws -> RestoredState?
     /// One evaluation record (a JSON line).
     func appendMetrics(_ line: String) throws
+    /// Drop evaluation records of steps after `step` (written after the checkpoint a resumed
+    /// run continues from; the resumed run writes them again).
+    func discardMetrics(afterStep step: Int) throws
     /// The run's final summary (JSON), replacing any earlier one.
     func writeSummary(_ text: String) throws
+    /// The summary written at the end of the run, if any.
+    func readSummary() -> String?
 }

@@ -59,22 +59,35 @@ public final class Trainer {
             momentum: optimizer.velocity, normalizationState: network.state, methodState: method.state)
     }
 
-    /// Continue from the newest checkpoint that verifies; corrupt ones are reported and skipped.
+    /// What this run's checkpoints must match.
+    public var identity: RunIdentity {
+        RunIdentity(configHash: configHash, dataFingerprint: dataFingerprint, seed: config.seed)
+    }
+
+    /// Continue from the newest checkpoint that verifies (corrupt ones are reported and
+    /// skipped); a run that has written none yet starts from step 0 with its stored config.
+    /// Evaluation records written after the checkpoint are dropped: this run writes them again.
     public func restoreLatestCheckpoint() throws {
         let sizes = TrainingStateSizes(
             parameters: network.parameterCount, state: network.state.count, methodState: method.state.count)
-        let restored = try run.latestCheckpoint(configHash: configHash, sizes: sizes)
+        guard let restored = try run.latestCheckpoint(identity: identity, sizes: sizes) else {
+            initializeFresh()
+            try run.discardMetrics(afterStep: 0)
+            output("no checkpoint yet in \(run.path) (the run stopped before its first): starting it from step 0")
+            return
+        }
         network.parameters.copy(from: restored.state.parameters)
         optimizer.velocity.copy(from: restored.state.momentum)
         network.state.copy(from: restored.state.normalizationState)
         method.state.copy(from: restored.state.methodState)
         step = restored.state.step
+        try run.discardMetrics(afterStep: step)
         for problem in restored.skipped { output("warning: \(problem); using \(restored.path) instead") }
         output("resumed from \(restored.path) at step \(step)")
     }
 
     public func writeCheckpoint() throws {
-        try run.saveCheckpoint(state, configHash: configHash, seed: config.seed, keep: config.keepCheckpoints)
+        try run.saveCheckpoint(state, identity: identity, keep: config.keepCheckpoints)
     }
 
     /// The step at which this invocation stops.
@@ -134,6 +147,15 @@ public final class Trainer {
         let start = MonotonicClock.now()
         let end = endStep
         let stepsPerEpoch = schedule.stepsPerEpoch
+        // Resumed at its end with the summary already written: say so and change nothing.
+        if step >= end, let text = run.readSummary(),
+           let done = try? JSONDecoder().decode(TrainingSummary.self, from: Data(text.utf8)), done.steps == step {
+            let state = step >= schedule.totalSteps
+                ? "already finished" : "already at max_steps \(end) (give --max-steps 0 or a larger value to go on)"
+            output(String(format: "run %@ %@: step %d/%d, test accuracy %.2f%% (summary.json); nothing to do",
+                          run.path, state, step, schedule.totalSteps, 100 * done.testAccuracy))
+            return done
+        }
         output("training \(config.model.rawValue) (\(network.parameterCount) parameters) on \(data.train.name) with \(config.method.rawValue): "
             + "\(schedule.totalSteps) steps of \(config.batchSize) (\(stepsPerEpoch) per epoch, \(config.epochs) epochs), "
             + "\(executor.liveWorkers) worker(s), run directory \(run.path)")

@@ -104,6 +104,9 @@ extension TrainingConfig {
             if !condition { throw ConfigError(key: key, message) }
         }
         try require(!name.isEmpty, "name", "must not be empty")
+        try require(
+            !name.contains("/") && !name.hasPrefix("."), "name",
+            "names the run's folder under runs/, so it must not contain '/' or start with '.', got '\(name)'")
         try require(batchSize > 0, "batch_size", "must be > 0, got \(batchSize)")
         try require(ghostBatch > 0, "ghost_batch", "must be > 0, got \(ghostBatch)")
         try require(
