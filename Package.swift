@@ -19,13 +19,18 @@ let modules: [Target] = [
     .target(
         name: "Training",
         dependencies: ["Engine", "CZlib", .product(name: "Yams", package: "Yams")]),
-    .target(name: "Cluster", dependencies: ["Training", "Engine", "CZMQ", "CProcess"]),
-    .executableTarget(
-        name: "ssgd",
+    // The wire codec over byte frames; no transport in it.
+    .target(name: "Wire", dependencies: ["Engine"]),
+    // How frames travel: the transport protocols, ZeroMQ (CURVE, ZAP, key files), in-process.
+    .target(name: "Transport", dependencies: ["Wire", "CZMQ"]),
+    .target(name: "Cluster", dependencies: ["Training", "Engine", "Wire", "Transport", "CProcess"]),
+    .target(
+        name: "SSGDCommands",
         dependencies: [
-            "Engine", "Training", "Cluster",
+            "Engine", "Training", "Wire", "Transport", "Cluster",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+    .executableTarget(name: "ssgd", dependencies: ["SSGDCommands"]),
 ]
 
 // MARK: - Tests
@@ -34,7 +39,12 @@ let tests: [Target] = [
     .target(name: "TestSupport", dependencies: ["Engine", "Training"], path: "Tests/TestSupport"),
     .testTarget(name: "EngineTests", dependencies: ["Engine", "CBLAS", "TestSupport"]),
     .testTarget(name: "TrainingTests", dependencies: ["Training", "Engine", "CBLAS", "CZlib", "TestSupport"]),
-    .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Training", "Engine", "CZMQ", "TestSupport"]),
+    .testTarget(name: "WireTests", dependencies: ["Wire", "Engine"]),
+    .testTarget(name: "TransportTests", dependencies: ["Transport", "Wire", "Engine", "TestSupport"]),
+    .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Transport", "Wire", "Training", "Engine", "TestSupport"]),
+    // `ssgd` with the test-only fault hooks, for the fault-tolerance tests (not a product).
+    .executableTarget(
+        name: "ssgd-faults", dependencies: ["SSGDCommands", "Cluster", "Training", "Wire"], path: "Tests/FaultInjection"),
 ]
 
 let package = Package(

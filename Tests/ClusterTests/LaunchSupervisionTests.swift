@@ -29,7 +29,8 @@ import TestSupport
         let directory = Fixtures.temporaryDirectory("ssgd-fail") + "/run"
         let result = try SSGDProcess.run(
             ["launch", "--config", config, "--run-dir", directory, "--workers", "3", "--threads", "1"],
-            environment: ["SSGD_TEST_WORKER_EXIT_AT_STEP": "3", "SSGD_TEST_WORKER_NAME": "worker-1"], timeout: 90)
+            environment: ["SSGD_TEST_WORKER_EXIT_AT_STEP": "3", "SSGD_TEST_WORKER_NAME": "worker-1"], timeout: 90,
+            executable: .faults)
         #expect(result.status == 1, "\(result.output)")
         #expect(result.output.contains("worker 1 exited with status 3"), "\(result.output)")
         let pids = SSGDProcess.workerPIDs(in: result.output)
