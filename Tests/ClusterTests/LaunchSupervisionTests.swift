@@ -37,4 +37,13 @@ import TestSupport
         #expect(pids.count == 3)
         #expect(pids.allSatisfy { !SSGDProcess.isAlive($0) })
     }
+
+    /// Fault injection lives in the test binary only: the shipped one does not even name it.
+    @Test func theShippedBinaryHasNoFaultHooks() throws {
+        let shipped = try #require(FileManager.default.contents(atPath: SSGDProcess.Executable.ssgd.path))
+        let faults = try #require(FileManager.default.contents(atPath: SSGDProcess.Executable.faults.path))
+        let marker = Data("SSGD_TEST_".utf8)
+        #expect(shipped.range(of: marker) == nil)
+        #expect(faults.range(of: marker) != nil)
+    }
 }
