@@ -266,7 +266,7 @@ public final class ZMQSocket {
     // MARK: - Receiving
 
     /// Receives one whole multipart message, or nil if none arrived within `timeout`.
-    /// A ROUTER's message starts with the sender's routing id (see WireProtocol.splitRoutingID).
+    /// A ROUTER's message starts with the sender's routing id (see ZMQServerTransport.splitRoutingID).
     /// Throws `isInterrupted` if a signal arrives while waiting.
     public func receive(timeout: Duration) throws -> [ZMQReceivedFrame]? {
         let socket = try open("receive")
