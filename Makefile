@@ -24,7 +24,7 @@ install:
 	fi
 
 release: deps
-	swift build -c release
+	swift build -c release --product ssgd
 
 build: test-deps
 	swift build --build-tests

@@ -29,13 +29,20 @@ let modules: [Target] = [
     .target(name: "Study", dependencies: ["Runs", "Training", "Data", "Engine"]),
     // `ssgd bench`: sgemm peak and per-model throughput.
     .target(name: "Bench", dependencies: ["Training", "Engine"]),
-    .target(name: "Cluster", dependencies: ["Runs", "Training", "Data", "Engine", "CZMQ", "CProcess"]),
-    .executableTarget(
-        name: "ssgd",
+    // The wire codec over byte frames; no transport in it.
+    .target(name: "Wire", dependencies: ["Engine"]),
+    // How frames travel: the transport protocols, ZeroMQ (CURVE, ZAP, key files), in-process.
+    .target(name: "Transport", dependencies: ["Wire", "CZMQ"]),
+    // Membership, scheduling, reduction, status: the coordinator and the worker.
+    .target(name: "Cluster", dependencies: ["Runs", "Training", "Data", "Engine", "Wire", "Transport", "CProcess"]),
+    // The command-line interface (a library, so the test-only ssgd-faults can reuse it).
+    .target(
+        name: "SSGDCommands",
         dependencies: [
-            "Engine", "Data", "Training", "Runs", "Study", "Bench", "Cluster",
+            "Engine", "Data", "Training", "Runs", "Study", "Bench", "Wire", "Transport", "Cluster",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+    .executableTarget(name: "ssgd", dependencies: ["SSGDCommands"]),
 ]
 
 // MARK: - Tests
@@ -48,7 +55,14 @@ let tests: [Target] = [
     .testTarget(
         name: "TrainingTests",
         dependencies: ["Training", "Data", "Runs", "Study", "Bench", "Engine", "CBLAS", "CZlib", "TestSupport"]),
-    .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Runs", "Training", "Data", "Engine", "CZMQ", "TestSupport"]),
+    .testTarget(name: "WireTests", dependencies: ["Wire", "Engine"]),
+    .testTarget(name: "TransportTests", dependencies: ["Transport", "Wire", "Engine", "TestSupport"]),
+    .testTarget(
+        name: "ClusterTests",
+        dependencies: ["Cluster", "Transport", "Wire", "Runs", "Training", "Data", "Engine", "TestSupport"]),
+    // `ssgd` with the test-only fault hooks, for the fault-tolerance tests (not a product).
+    .executableTarget(
+        name: "ssgd-faults", dependencies: ["SSGDCommands", "Cluster", "Training", "Wire"], path: "Tests/FaultInjection"),
 ]
 
 let package = Package(

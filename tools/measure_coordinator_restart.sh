@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Measures how fast connected workers rejoin a coordinator restarted with --resume after a
-# SIGKILL (default tunables). Usage: tools/measure_coordinator_restart.sh [path/to/ssgd]
+# SIGKILL (default tunables). Its workers are slowed by a fault hook, so it needs the
+# fault-injection build (`swift build -c release --product ssgd-faults`).
+# Usage: tools/measure_coordinator_restart.sh [path/to/ssgd-faults]
 set -euo pipefail
-SSGD=${1:-.build/release/ssgd}
+SSGD=${1:-.build/release/ssgd-faults}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 cat > "$work/config.yaml" <<YAML

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Measures how fast a coordinator detects a killed worker and finishes the step without it,
 # with the default tunables (heartbeat_interval 1s, worker_timeout 5s) unless overridden.
-# Usage: tools/measure_failover.sh [path/to/ssgd]   (default .build/release/ssgd)
+# It needs the fault-injection build (`swift build -c release --product ssgd-faults`).
+# Usage: tools/measure_failover.sh [path/to/ssgd-faults]   (default .build/release/ssgd-faults)
 set -euo pipefail
-SSGD=${1:-.build/release/ssgd}
+SSGD=${1:-.build/release/ssgd-faults}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 cat > "$work/config.yaml" <<YAML

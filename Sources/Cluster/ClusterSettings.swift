@@ -1,9 +1,10 @@
 import Training
+import Transport
 
 // Named tunables of the coordinator, with units in their names.
 
 public struct ClusterSettings: Sendable {
-    /// ZeroMQ endpoint the coordinator binds, e.g. tcp://0.0.0.0:5555 or ipc:///tmp/ssgd.sock.
+    /// ZeroMQ endpoint the coordinator binds (the default transport's), e.g. tcp://0.0.0.0:5555 or ipc:///tmp/ssgd.sock.
     public var bind: String
     /// Workers that must have joined before step 0.
     public var minimumWorkers: Int

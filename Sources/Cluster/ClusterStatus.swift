@@ -1,9 +1,9 @@
 import Foundation
 import Synchronization
-import Training
+import Transport
 
 // What `ssgd status` shows: a snapshot the coordinator updates after each step, served as JSON
-// by a REP socket on its own thread (always bound to loopback or ipc: status never leaves the
+// by a LocalReplyServer on its own thread (always loopback or ipc: status never leaves the
 // node unencrypted).
 
 public struct ClusterStatus: Codable, Sendable {
@@ -56,74 +56,44 @@ public struct ClusterStatus: Codable, Sendable {
     }
 }
 
-final class StatusServer: @unchecked Sendable {
-    private let lock = NSLock()
-    private var snapshot = ClusterStatus()
-    private let stopRequested = Atomic<Bool>(false)
-    private let finished = Atomic<Bool>(false)
-    let endpoint: String
+/// Serves the latest ClusterStatus as JSON on a LocalReplyServer.
+final class StatusServer: Sendable {
+    private final class Snapshot: Sendable {
+        let current = Mutex(ClusterStatus())
+    }
+
+    private let snapshot: Snapshot
+    private let server: LocalReplyServer
+
+    var endpoint: String { server.endpoint }
 
     /// Binds on the caller's thread (so a bad endpoint fails at once), serves on its own.
     init(endpoint: String) throws {
         guard SecurityPolicy.isLocal(endpoint) else {
             throw ClusterError("the status endpoint \(endpoint) must be ipc:// or loopback tcp")
         }
-        let probe = try ZMQSocket(.reply)
-        try probe.bind(endpoint)
-        self.endpoint = (try? probe.lastEndpoint) ?? endpoint
-        probe.close()
-        let thread = Thread { [self] in self.serve() }
-        thread.name = "ssgd-status"
-        thread.start()
+        let snapshot = Snapshot()
+        self.snapshot = snapshot
+        server = try LocalReplyServer(endpoint: endpoint) {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return (try? encoder.encode(snapshot.current.withLock { $0 })).map { [UInt8]($0) } ?? []
+        }
     }
 
     func update(_ body: (inout ClusterStatus) -> Void) {
-        lock.lock()
-        body(&snapshot)
-        lock.unlock()
+        snapshot.current.withLock { body(&$0) }
     }
 
-    private func current() -> ClusterStatus {
-        lock.lock()
-        defer { lock.unlock() }
-        return snapshot
-    }
-
-    private func serve() {
-        defer { finished.store(true, ordering: .relaxed) }
-        guard let socket = try? ZMQSocket(.reply) else { return }
-        defer { socket.close() }
-        guard (try? socket.bind(endpoint)) != nil else { return }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        while !stopRequested.load(ordering: .relaxed) {
-            guard (try? socket.receive(timeout: .milliseconds(100))) != nil else { continue }
-            let body = (try? encoder.encode(current())).map { [UInt8]($0) } ?? []
-            try? socket.send([.bytes(body)])
-        }
-    }
-
-    func stop() {
-        stopRequested.store(true, ordering: .relaxed)
-        let deadline = MonotonicClock.now() + 2
-        while !finished.load(ordering: .relaxed) && MonotonicClock.now() < deadline { usleep(1000) }
-    }
-
-    /// Ask a coordinator's status socket (client side of `ssgd status`).
-    static func query(_ endpoint: String, timeoutSeconds: Double) throws -> ClusterStatus {
-        let socket = try ZMQSocket(.request)
-        defer { socket.close() }
-        try socket.connect(endpoint)
-        try socket.send([.bytes(Array("status".utf8))])
-        guard let frames = try socket.receive(timeout: .milliseconds(Int64(timeoutSeconds * 1000))), let frame = frames.first else {
-            throw ClusterError("no answer from a coordinator status socket at \(endpoint) within \(Int(timeoutSeconds)) s")
-        }
-        return try JSONDecoder().decode(ClusterStatus.self, from: Data(frame.bytes))
-    }
+    func stop() { server.stop() }
 }
 
 public enum ClusterStatusClient {
+    /// Ask a coordinator's status socket (client side of `ssgd status`).
     public static func query(_ endpoint: String, timeoutSeconds: Double = 5) throws -> ClusterStatus {
-        try StatusServer.query(endpoint, timeoutSeconds: timeoutSeconds)
+        guard let answer = try LocalReplyServer.ask(endpoint, request: Array("status".utf8), timeout: .milliseconds(Int64(timeoutSeconds * 1000))) else {
+            throw ClusterError("no answer from a coordinator status socket at \(endpoint) within \(Int(timeoutSeconds)) s")
+        }
+        return try JSONDecoder().decode(ClusterStatus.self, from: Data(answer))
     }
 }

@@ -3,9 +3,13 @@ import Engine
 import Foundation
 import Runs
 import Training
+import Transport
+import Wire
 
-// A worker process (DEALER, connects): handshake, then compute whatever shards the coordinator
-// sends until it says SHUTDOWN. It holds the whole data set; only indices and parameters travel.
+// A worker process: handshake, then compute whatever shards the coordinator sends until it says
+// SHUTDOWN. It holds the whole data set; only indices and parameters travel. It reaches the
+// coordinator through a ClientConnector (ZeroMQ unless given another): the main channel on the
+// thread that calls `run`, the heartbeat channel on WorkerHeartbeat's thread.
 //
 // Handshake: HELLO with a zero job id asks for the config (WELCOME carries it as YAML); the
 // worker loads data and model, computes its job id and data fingerprint and says HELLO again;
@@ -13,6 +17,7 @@ import Training
 // the first round.
 
 public struct WorkerOptions: Sendable {
+    /// The coordinator's ZeroMQ endpoint (also named in messages about it).
     public var endpoint: String
     public var configPath: String?
     public var dataPath: String?
@@ -41,36 +46,58 @@ public struct WorkerRefused: Error, CustomStringConvertible {
     public var description: String
 }
 
+/// Test-only interference with a worker. The shipped `ssgd` never sets any; the test binary
+/// `ssgd-faults` (Tests/FaultInjection) installs them from its environment.
+public struct WorkerFaultHooks: Sendable {
+    /// Runs as a task arrives, before any work (may sleep, stall or end the process).
+    public var beforeTask: (@Sendable (_ worker: String, _ kind: TaskKind, _ step: UInt64) -> Void)?
+    /// Given to the worker's ShardRunner (see ShardRunner.inputHook).
+    public var shardInput: ShardRunner.InputHook?
+
+    public init(
+        beforeTask: (@Sendable (_ worker: String, _ kind: TaskKind, _ step: UInt64) -> Void)? = nil,
+        shardInput: ShardRunner.InputHook? = nil
+    ) {
+        self.beforeTask = beforeTask
+        self.shardInput = shardInput
+    }
+}
+
 public final class Worker {
     let options: WorkerOptions
-    let socket: ZMQSocket
     public var log: (String) -> Void = Console.line
+    public var faultHooks = WorkerFaultHooks()
+    private let connector: any ClientConnector
+    private let transport: any ClientTransport
     private var runner: ShardRunner?
     private var identity: JobIdentity?
     private var blockPool: [FloatBuffer] = []
-    private let tracker = ZMQSendTracker()
+    private let tracker = SendTracker()
     private let name: String
-    private let routingID: [UInt8]
     private var heartbeat: WorkerHeartbeat?
     private var coordinatorTimeout = 30.0
 
-    public init(options: WorkerOptions) throws {
+    /// A worker of the ZeroMQ coordinator at `options.endpoint`.
+    public convenience init(options: WorkerOptions) throws {
+        let name = Worker.name(options)
+        try self.init(options: options, connector: ZMQConnector(endpoint: options.endpoint, workerName: name, security: options.security))
+    }
+
+    /// A worker that reaches its coordinator through `connector`.
+    public init(options: WorkerOptions, connector: any ClientConnector) throws {
         self.options = options
-        name = options.name.isEmpty ? "\(ProcessInfo.processInfo.hostName):\(getpid())" : options.name
-        socket = try ZMQSocket(.dealer)
-        routingID = Array("\(name)#\(UInt32.random(in: 0...UInt32.max))".utf8.prefix(200))
-        try socket.setRoutingID(routingID)
-        try socket.setSendHighWaterMark(0)
-        try socket.setReceiveHighWaterMark(0)
-        try socket.setReconnectInterval(initial: .milliseconds(100), maximum: .seconds(2))
-        if let security = options.security {
-            try secureClient(socket, serverPublicKey: security.serverPublicKey, clientKeys: security.keyPair)
-        }
-        try socket.connect(options.endpoint)
+        self.connector = connector
+        name = Worker.name(options)
+        transport = try connector.connect(.main)
+    }
+
+    /// The name in the coordinator's log: `options.name`, or host:pid.
+    private static func name(_ options: WorkerOptions) -> String {
+        options.name.isEmpty ? "\(ProcessInfo.processInfo.hostName):\(getpid())" : options.name
     }
 
     private func send(_ message: WireMessage, step: UInt64 = 0, shard: UInt32 = 0) throws {
-        try socket.send(WireProtocol.encode(WireEnvelope(jobID: identity?.jobID ?? .zero, step: step, shardID: shard, message: message)))
+        try transport.send(WireProtocol.encode(WireEnvelope(jobID: identity?.jobID ?? .zero, step: step, shardID: shard, message: message)))
     }
 
     private func hello() throws {
@@ -84,7 +111,7 @@ public final class Worker {
     private func awaitWelcome() throws -> WelcomeMessage {
         let deadline = MonotonicClock.now() + options.handshakeTimeoutSeconds
         while MonotonicClock.now() < deadline {
-            guard let frames = try socket.receive(timeout: .milliseconds(200)) else { continue }
+            guard let frames = try transport.receive(timeout: .milliseconds(200)) else { continue }
             let envelope: WireEnvelope
             do {
                 envelope = try WireProtocol.decode(frames)
@@ -121,14 +148,16 @@ public final class Worker {
         BLASThreads.set(options.threads)
         let (data, network) = try TrainingSession.loadDataAndModel(config)
         identity = JobIdentity(config: config, dataFingerprint: data.fingerprint)
-        runner = ShardRunner(network: network, data: data, config: config)
+        let runner = ShardRunner(network: network, data: data, config: config)
+        runner.inputHook = faultHooks.shardInput
+        self.runner = runner
         try hello()
         let welcome = try awaitWelcome()
         log("worker \(name) joined as #\(welcome.workerIndex) (\(network.parameterCount) parameters, \(data.train.count) training samples, \(BLASThreads.current) BLAS thread(s))")
         coordinatorTimeout = config.coordinatorTimeout
         let heartbeat = WorkerHeartbeat(
-            endpoint: options.endpoint, workerRoutingID: routingID, jobID: identity?.jobID ?? .zero,
-            interval: Double(welcome.heartbeatIntervalMilliseconds) / 1000, security: options.security)
+            connector: connector, jobID: identity?.jobID ?? .zero,
+            interval: Double(welcome.heartbeatIntervalMilliseconds) / 1000)
         self.heartbeat = heartbeat
         heartbeat.start()
         defer { heartbeat.stop() }
@@ -161,7 +190,7 @@ public final class Worker {
                     throw WorkerRefused(description: "the coordinator at \(options.endpoint) has been silent for \(Int(silence)) s; giving up")
                 }
             }
-            guard let frames = try socket.receive(timeout: .milliseconds(200)) else { continue }
+            guard let frames = try transport.receive(timeout: .milliseconds(200)) else { continue }
             heartbeat?.heard()
             if lostReported {
                 log("worker \(name): the coordinator is back")
@@ -197,30 +226,9 @@ public final class Worker {
         }
     }
 
-    /// Test-only fault hooks, for the worker named in SSGD_TEST_WORKER_NAME (or any worker):
-    /// SSGD_TEST_WORKER_EXIT_AT_STEP=N exits with status 3 on receiving step N's task;
-    /// SSGD_TEST_WORKER_STALL_AT_STEP=N stops computing (mid-step, heartbeats still flowing)
-    /// on step N's task, so a test can kill it there.
-    private static func hookStep(_ variable: String) -> UInt64? {
-        ProcessInfo.processInfo.environment[variable].flatMap { UInt64($0) }
-    }
-    private let exitAtStep = Worker.hookStep("SSGD_TEST_WORKER_EXIT_AT_STEP")
-    private let stallAtStep = Worker.hookStep("SSGD_TEST_WORKER_STALL_AT_STEP")
-    /// SSGD_TEST_WORKER_DELAY_MS=N: every train task takes N ms longer (slow runs for fault tests).
-    private let delayMilliseconds = Worker.hookStep("SSGD_TEST_WORKER_DELAY_MS")
-
     private func perform(_ task: TaskMessage, step: UInt64, shard: UInt32) throws {
         guard let runner else { return }
-        let hooked = ProcessInfo.processInfo.environment["SSGD_TEST_WORKER_NAME"].map({ $0 == options.name }) ?? true
-        if hooked, task.kind == .train, step == exitAtStep {
-            log("worker \(name): exiting at step \(step) (test hook SSGD_TEST_WORKER_EXIT_AT_STEP)")
-            exit(3)
-        }
-        if let delayMilliseconds, task.kind == .train { usleep(UInt32(delayMilliseconds * 1000)) }
-        if hooked, task.kind == .train, step == stallAtStep {
-            log("worker \(name): stalling at step \(step) (test hook SSGD_TEST_WORKER_STALL_AT_STEP)")
-            while true { sleep(3600) }
-        }
+        faultHooks.beforeTask?(name, task.kind, step)
         let network = runner.network
         let started = MonotonicClock.now()
         _ = tracker.waitUntilReleased(timeout: .seconds(10))
@@ -278,7 +286,7 @@ public final class Worker {
         }
     }
 
-    public func close() { socket.close() }
+    public func close() { transport.close() }
 }
 
 struct WorkerTaskError: Error, CustomStringConvertible {

@@ -1,38 +1,33 @@
 import Foundation
 import Synchronization
 import Training
+import Transport
+import Wire
 
-// A worker's liveness line to the coordinator, on its own thread and its own DEALER socket
-// (routing id = the worker's + "|hb"), so heartbeats keep flowing while the main thread is
-// busy computing. The coordinator echoes each heartbeat; silence tells the worker the
-// coordinator is gone, and an ERROR unknownWorker (a restarted coordinator) asks it to
-// handshake again. A stopped (SIGSTOP) worker stops heartbeating, which is how the
-// coordinator tells it from a slow one.
+// A worker's liveness line to the coordinator, on its own thread and the transport's heartbeat
+// channel, so heartbeats keep flowing while the main thread is busy computing. The coordinator
+// echoes each heartbeat; silence tells the worker the coordinator is gone, and an ERROR
+// unknownWorker (a restarted coordinator) asks it to handshake again. A stopped (SIGSTOP)
+// worker stops heartbeating, which is how the coordinator tells it from a slow one.
 
-final class WorkerHeartbeat: @unchecked Sendable {
-    static let suffix = Array("|hb".utf8)
-
+final class WorkerHeartbeat: Sendable {
     let busy = Atomic<Bool>(false)
     let rejoinRequested = Atomic<Bool>(false)
     private let stopRequested = Atomic<Bool>(false)
     private let lastHeardBits = Atomic<UInt64>(MonotonicClock.now().bitPattern)
     private let finished = Atomic<Bool>(false)
 
-    private let endpoint: String
-    private let routingID: [UInt8]
+    private let connector: any ClientConnector
     private let jobID: Digest32
     private let interval: Double
-    private let security: CurveClientSecurity?
 
-    init(endpoint: String, workerRoutingID: [UInt8], jobID: Digest32, interval: Double, security: CurveClientSecurity?) {
-        self.endpoint = endpoint
-        self.routingID = workerRoutingID + WorkerHeartbeat.suffix
+    init(connector: any ClientConnector, jobID: Digest32, interval: Double) {
+        self.connector = connector
         self.jobID = jobID
         self.interval = interval
-        self.security = security
     }
 
-    /// Seconds since the coordinator was last heard from (on either socket).
+    /// Seconds since the coordinator was last heard from (on either channel).
     var silence: Double { MonotonicClock.now() - Double(bitPattern: lastHeardBits.load(ordering: .relaxed)) }
 
     func heard() { lastHeardBits.store(MonotonicClock.now().bitPattern, ordering: .relaxed) }
@@ -51,19 +46,14 @@ final class WorkerHeartbeat: @unchecked Sendable {
 
     private func loop() {
         defer { finished.store(true, ordering: .relaxed) }
-        guard let socket = try? ZMQSocket(.dealer) else { return }
-        defer { socket.close() }
+        let channel: any ClientTransport
         do {
-            try socket.setRoutingID(routingID)
-            try socket.setReconnectInterval(initial: .milliseconds(100), maximum: .seconds(2))
-            if let security {
-                try secureClient(socket, serverPublicKey: security.serverPublicKey, clientKeys: security.keyPair)
-            }
-            try socket.connect(endpoint)
+            channel = try connector.connect(.heartbeat)
         } catch {
-            Console.error("ssgd: heartbeat socket failed: \(error)")
+            Console.error("ssgd: heartbeat channel failed: \(error)")
             return
         }
+        defer { channel.close() }
         var sequence: UInt64 = 0
         var nextBeat = 0.0
         while !stopRequested.load(ordering: .relaxed) {
@@ -72,11 +62,11 @@ final class WorkerHeartbeat: @unchecked Sendable {
                 sequence += 1
                 let message = WireMessage.heartbeat(HeartbeatMessage(sequence: sequence, busy: busy.load(ordering: .relaxed)))
                 if let frames = try? WireProtocol.encode(WireEnvelope(jobID: jobID, message: message)) {
-                    try? socket.send(frames, dontWait: true)
+                    try? channel.send(frames)
                 }
                 nextBeat = now + interval
             }
-            guard let frames = try? socket.receive(timeout: .milliseconds(50)),
+            guard let frames = try? channel.receive(timeout: .milliseconds(50)),
                   let envelope = try? WireProtocol.decode(frames) else { continue }
             switch envelope.message {
             case .heartbeat:

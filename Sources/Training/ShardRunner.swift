@@ -19,6 +19,10 @@ public struct UnitOutcomes: Sendable {
 }
 
 public final class ShardRunner {
+    /// Sees each training unit's input (unitSize × sampleSize floats, writable) just before its
+    /// forward pass, with the step and unit index. For fault-injection tests only.
+    public typealias InputHook = @Sendable (_ step: Int, _ unit: Int, _ input: UnsafeMutableBufferPointer<Float>) -> Void
+
     public let network: Network
     public let data: DatasetPair
     public let unitSize: Int
@@ -31,8 +35,8 @@ public final class ShardRunner {
     private let input: FloatBuffer  // (unitSize, sampleSize)
     private var labels: [Int32]  // (unitSize)
     private var levels: [FloatBuffer] = []  // tree partial sums, one per level, parameterCount each
-    /// Test-only: SSGD_TEST_NAN_AT_STEP=N puts a NaN into the first input of step N's units.
-    private let nanAtStep = ProcessInfo.processInfo.environment["SSGD_TEST_NAN_AT_STEP"].flatMap { Int($0) }
+    /// nil except in fault-injection tests.
+    public var inputHook: InputHook?
 
     public init(network: Network, data: DatasetPair, config: TrainingConfig) {
         self.network = network
@@ -103,7 +107,7 @@ public final class ShardRunner {
                 epoch: epoch, index: index)
             labels[j] = train.labels[Int(index)]
         }
-        if step == nanAtStep { input[0] = .nan }
+        inputHook?(step, unit, UnsafeMutableBufferPointer(start: input.pointer, count: n * sampleSize))
         network.gradients.zero()
         let context = ForwardContext(mode: .training, seed: seed, step: UInt64(step), unit: UInt64(unit))
         let (lossSum, correct) = labels.withUnsafeBufferPointer { y in

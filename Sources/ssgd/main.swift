@@ -1,3 +1,3 @@
-import ArgumentParser
+import SSGDCommands
 
 SSGD.main()

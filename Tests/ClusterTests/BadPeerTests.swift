@@ -5,7 +5,9 @@ import Foundation
 import Runs
 import TestSupport
 import Testing
+import Transport
 import Training
+import Wire
 
 /// A real coordinator executor in this process, a real worker process, and a raw DEALER that
 /// misbehaves: foreign versions, jobs and data are refused with the reason; junk and stale
@@ -17,7 +19,7 @@ import Training
         return socket
     }
 
-    func hello(job: Digest32, data: Digest32, version: UInt16? = nil) throws -> [ZMQFrame] {
+    func hello(job: Digest32, data: Digest32, version: UInt16? = nil) throws -> [OutgoingFrame] {
         var frames = try WireProtocol.encode(WireEnvelope(jobID: job, message: .hello(HelloMessage(
             jobID: job, dataFingerprint: data, capabilities: [.train], blasThreads: 1, workerName: "intruder", processID: 1))))
         if let version, case .bytes(var header) = frames[0] {

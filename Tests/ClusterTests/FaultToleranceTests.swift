@@ -30,8 +30,10 @@ import TestSupport
         return try SSGDProcess(["coordinator"] + source + ["--bind", endpoint, "--workers", String(workers), "--threads", "1"])
     }
 
-    func worker(_ endpoint: String, _ name: String, environment: [String: String] = [:]) throws -> SSGDProcess {
-        try SSGDProcess(["worker", "--connect", endpoint, "--threads", "1", "--name", name], environment: environment)
+    /// A worker; with `faults` (SSGD_TEST_* variables) the fault-injection build of it.
+    func worker(_ endpoint: String, _ name: String, faults: [String: String] = [:]) throws -> SSGDProcess {
+        try SSGDProcess(["worker", "--connect", endpoint, "--threads", "1", "--name", name], environment: faults,
+                        executable: faults.isEmpty ? .ssgd : .faults)
     }
 
     @Test func workerKilledMidStepIsReplacedByTheOthersAndTheResultIsUnchanged() throws {
@@ -40,7 +42,7 @@ import TestSupport
         let endpoint = ClusterFixtures.ipcEndpoint()
         let run = Fixtures.temporaryDirectory("ssgd-kill") + "/run"
         let coordinator = try coordinator(config, endpoint, run, workers: 2)
-        let victim = try worker(endpoint, "victim", environment: ["SSGD_TEST_WORKER_STALL_AT_STEP": "6"])
+        let victim = try worker(endpoint, "victim", faults: ["SSGD_TEST_WORKER_STALL_AT_STEP": "6"])
         let survivor = try worker(endpoint, "survivor")
         #expect(victim.waitForOutput("stalling at step 6", timeout: 90), "\(victim.output)")
         let killedAt = Date()
@@ -60,7 +62,7 @@ import TestSupport
         let endpoint = ClusterFixtures.ipcEndpoint()
         let run = Fixtures.temporaryDirectory("ssgd-replace") + "/run"
         let coordinator = try coordinator(config, endpoint, run, workers: 1)
-        let victim = try worker(endpoint, "victim", environment: ["SSGD_TEST_WORKER_STALL_AT_STEP": "3"])
+        let victim = try worker(endpoint, "victim", faults: ["SSGD_TEST_WORKER_STALL_AT_STEP": "3"])
         #expect(victim.waitForOutput("stalling at step 3", timeout: 90))
         kill(victim.processID, SIGKILL)
         #expect(coordinator.waitForOutput("all workers lost", timeout: 30), "\(coordinator.output)")
@@ -78,8 +80,8 @@ import TestSupport
         let run = Fixtures.temporaryDirectory("ssgd-sigstop") + "/run"
         let coordinator = try coordinator(config, endpoint, run, workers: 2)
         let slow = ["SSGD_TEST_WORKER_DELAY_MS": "100"]
-        let sleeper = try worker(endpoint, "sleeper", environment: slow)
-        let other = try worker(endpoint, "other", environment: slow)
+        let sleeper = try worker(endpoint, "sleeper", faults: slow)
+        let other = try worker(endpoint, "other", faults: slow)
         #expect(coordinator.waitForOutput("step ", timeout: 90))
         kill(sleeper.processID, SIGSTOP)
         #expect(coordinator.waitForOutput("worker sleeper declared dead", timeout: 30))
@@ -102,8 +104,8 @@ import TestSupport
         let run = Fixtures.temporaryDirectory("ssgd-coordinator-kill") + "/run"
         let first = try coordinator(config, endpoint, run, workers: 2)
         let slow = ["SSGD_TEST_WORKER_DELAY_MS": "100"]
-        let a = try worker(endpoint, "a", environment: slow)
-        let b = try worker(endpoint, "b", environment: slow)
+        let a = try worker(endpoint, "a", faults: slow)
+        let b = try worker(endpoint, "b", faults: slow)
         #expect(first.waitForOutput("eval epoch 2.00", timeout: 120), "\(first.output)")
         kill(first.processID, SIGKILL)
         _ = first.wait(timeout: 10)
@@ -123,7 +125,8 @@ import TestSupport
         let expected = try Self.reference(config)
         let run = Fixtures.temporaryDirectory("ssgd-launch-kill") + "/run"
         let launch = try SSGDProcess(["launch", "--config", config, "--run-dir", run, "--workers", "2", "--threads", "1"],
-                                     environment: ["SSGD_TEST_WORKER_STALL_AT_STEP": "4", "SSGD_TEST_WORKER_NAME": "worker-1"])
+                                     environment: ["SSGD_TEST_WORKER_STALL_AT_STEP": "4", "SSGD_TEST_WORKER_NAME": "worker-1"],
+                                     executable: .faults)
         #expect(launch.waitForOutput("stalling at step 4", timeout: 90), "\(launch.output)")
         let pids = SSGDProcess.workerPIDs(in: launch.output)
         #expect(pids.count == 2)
@@ -146,7 +149,7 @@ import TestSupport
         let endpoint = ClusterFixtures.ipcEndpoint()
         let run = Fixtures.temporaryDirectory("ssgd-alone") + "/run"
         let coordinator = try coordinator(config, endpoint, run, workers: 1)
-        let only = try worker(endpoint, "only", environment: ["SSGD_TEST_WORKER_STALL_AT_STEP": "5"])
+        let only = try worker(endpoint, "only", faults: ["SSGD_TEST_WORKER_STALL_AT_STEP": "5"])
         #expect(only.waitForOutput("stalling at step 5", timeout: 90))
         kill(only.processID, SIGKILL)
         #expect(coordinator.wait(timeout: 60) == 1, "\(coordinator.output)")
@@ -162,7 +165,7 @@ import TestSupport
         let config = ClusterFixtures.write(ClusterFixtures.config(model: "mlp", method: "spectral", epochs: 4))
         let run = Fixtures.temporaryDirectory("ssgd-nan") + "/run"
         let result = try SSGDProcess.run(["launch", "--config", config, "--run-dir", run, "--workers", "2", "--threads", "1"],
-                                         environment: ["SSGD_TEST_NAN_AT_STEP": "6"])
+                                         environment: ["SSGD_TEST_NAN_AT_STEP": "6"], executable: .faults)
         #expect(result.status == 1)
         #expect(result.output.contains("loss is nan at step 6"), "\(result.output)")
         let resumed = try SSGDProcess.run(["train", "--resume", run, "--max-steps", "5", "--threads", "1"])

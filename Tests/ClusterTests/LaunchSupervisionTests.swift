@@ -29,11 +29,21 @@ import TestSupport
         let directory = Fixtures.temporaryDirectory("ssgd-fail") + "/run"
         let result = try SSGDProcess.run(
             ["launch", "--config", config, "--run-dir", directory, "--workers", "3", "--threads", "1"],
-            environment: ["SSGD_TEST_WORKER_EXIT_AT_STEP": "3", "SSGD_TEST_WORKER_NAME": "worker-1"], timeout: 90)
+            environment: ["SSGD_TEST_WORKER_EXIT_AT_STEP": "3", "SSGD_TEST_WORKER_NAME": "worker-1"], timeout: 90,
+            executable: .faults)
         #expect(result.status == 1, "\(result.output)")
         #expect(result.output.contains("worker 1 exited with status 3"), "\(result.output)")
         let pids = SSGDProcess.workerPIDs(in: result.output)
         #expect(pids.count == 3)
         #expect(pids.allSatisfy { !SSGDProcess.isAlive($0) })
+    }
+
+    /// Fault injection lives in the test binary only: the shipped one does not even name it.
+    @Test func theShippedBinaryHasNoFaultHooks() throws {
+        let shipped = try #require(FileManager.default.contents(atPath: SSGDProcess.Executable.ssgd.path))
+        let faults = try #require(FileManager.default.contents(atPath: SSGDProcess.Executable.faults.path))
+        let marker = Data("SSGD_TEST_".utf8)
+        #expect(shipped.range(of: marker) == nil)
+        #expect(faults.range(of: marker) != nil)
     }
 }

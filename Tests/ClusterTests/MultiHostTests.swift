@@ -88,7 +88,7 @@ import TestSupport
             workers.append(try SSGDProcess([
                 "worker", "--connect", "tcp://10.213.\(k).1:5555", "--name", "w\(k)", "--threads", "1",
                 "--curve-secret-key", keys + "/w\(k).key", "--curve-server-key", keys + "/coordinator.pub",
-            ], environment: ["SSGD_TEST_WORKER_DELAY_MS": "100"], prefix: net.exec(net.worker(k))))
+            ], environment: ["SSGD_TEST_WORKER_DELAY_MS": "100"], prefix: net.exec(net.worker(k)), executable: .faults))
         }
         defer { for worker in workers where worker.process.isRunning { kill(worker.processID, SIGKILL) } }
         #expect(coordinator.waitForOutput("eval epoch 2.00", timeout: 120), "\(coordinator.output)")

@@ -1,33 +1,50 @@
 import Foundation
 
 // Runs the real `ssgd` binary built next to the test bundle (or $SSGD_BINARY), capturing its
-// output, for integration tests with real processes.
+// output, for integration tests with real processes. Tests that inject faults (SSGD_TEST_*
+// variables) run `ssgd-faults` instead (Tests/FaultInjection; or $SSGD_FAULTS_BINARY): the
+// same commands with the test hooks installed.
 
 public final class SSGDProcess: @unchecked Sendable {
+    public enum Executable: Sendable {
+        /// The shipped command line.
+        case ssgd
+        /// The same with fault hooks read from SSGD_TEST_* variables.
+        case faults
+
+        var name: String { self == .ssgd ? "ssgd" : "ssgd-faults" }
+        var override: String { self == .ssgd ? "SSGD_BINARY" : "SSGD_FAULTS_BINARY" }
+
+        public var path: String {
+            if let path = ProcessInfo.processInfo.environment[override] { return path }
+            let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            var folder = testBinary.deletingLastPathComponent()
+            // The test bundle may be a folder (…/ssgdPackageTests.xctest/…) or a file beside ssgd.
+            while !folder.path.isEmpty && folder.path != "/" {
+                let candidate = folder.appendingPathComponent(name).path
+                if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+                folder = folder.deletingLastPathComponent()
+            }
+            return ".build/debug/\(name)"
+        }
+    }
+
     public let process = Process()
     private let lock = NSLock()
     private var collected = Data()
 
-    public static var binary: String {
-        if let path = ProcessInfo.processInfo.environment["SSGD_BINARY"] { return path }
-        let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        var folder = testBinary.deletingLastPathComponent()
-        // The test bundle may be a folder (…/ssgdPackageTests.xctest/…) or a file beside ssgd.
-        while !folder.path.isEmpty && folder.path != "/" {
-            let candidate = folder.appendingPathComponent("ssgd").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            folder = folder.deletingLastPathComponent()
-        }
-        return ".build/debug/ssgd"
-    }
+    public static var binary: String { Executable.ssgd.path }
 
     /// `ssgd ARGUMENTS`, or `PREFIX… ssgd ARGUMENTS` (e.g. `ip netns exec NS`).
-    public init(_ arguments: [String], environment: [String: String] = [:], prefix: [String] = []) throws {
+    public init(
+        _ arguments: [String], environment: [String: String] = [:], prefix: [String] = [], executable: Executable = .ssgd
+    ) throws {
+        let binary = executable.path
         if let launcher = prefix.first {
             process.executableURL = URL(fileURLWithPath: launcher)
-            process.arguments = Array(prefix.dropFirst()) + [SSGDProcess.binary] + arguments
+            process.arguments = Array(prefix.dropFirst()) + [binary] + arguments
         } else {
-            process.executableURL = URL(fileURLWithPath: SSGDProcess.binary)
+            process.executableURL = URL(fileURLWithPath: binary)
             process.arguments = arguments
         }
         var merged = ProcessInfo.processInfo.environment
@@ -87,8 +104,11 @@ public final class SSGDProcess: @unchecked Sendable {
     }
 
     /// Run to completion and return (status, output).
-    public static func run(_ arguments: [String], environment: [String: String] = [:], prefix: [String] = [], timeout: Double = 120) throws -> (status: Int32?, output: String) {
-        let running = try SSGDProcess(arguments, environment: environment, prefix: prefix)
+    public static func run(
+        _ arguments: [String], environment: [String: String] = [:], prefix: [String] = [], timeout: Double = 120,
+        executable: Executable = .ssgd
+    ) throws -> (status: Int32?, output: String) {
+        let running = try SSGDProcess(arguments, environment: environment, prefix: prefix, executable: executable)
         let status = running.wait(timeout: timeout)
         return (status, running.output)
     }

@@ -1,10 +1,15 @@
 import ArgumentParser
+import Cluster
 import Engine
 import Runs
+import Synchronization
 import Training
 
-struct SSGD: ParsableCommand {
-    static let configuration = CommandConfiguration(
+// The `ssgd` command line. The executable (Sources/ssgd/main.swift) only calls `SSGD.main()`;
+// the fault-injection test binary (Tests/FaultInjection) calls `SSGD.main(workerFaultHooks:)`.
+
+public struct SSGD: ParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "ssgd",
         abstract: "Distributed synchronous SGD with spectral norm regularization (Yoshida & Miyato 2017).",
         discussion: """
@@ -15,6 +20,18 @@ struct SSGD: ParsableCommand {
             Train.self, Launch.self, CoordinatorCommand.self, WorkerCommand.self, KeygenCommand.self,
             StatusCommand.self, ModelCommand.self, DataCommand.self, Export.self, Import.self, Bench.self, Analyze.self, Report.self,
         ])
+
+    public init() {}
+
+    /// Runs the command line with fault hooks in every worker this process runs (tests only).
+    public static func main(workerFaultHooks: WorkerFaultHooks) {
+        installedWorkerFaultHooks.withLock { $0 = workerFaultHooks }
+        main()
+    }
+
+    /// What `worker` gives its Worker: none unless `main(workerFaultHooks:)` installed some.
+    static var workerFaultHooks: WorkerFaultHooks { installedWorkerFaultHooks.withLock { $0 } }
+    private static let installedWorkerFaultHooks = Mutex(WorkerFaultHooks())
 }
 
 /// Flags shared by every command that trains (train, launch, coordinator).

@@ -1,7 +1,7 @@
 // Sample messages and byte-level helpers shared by the wire protocol tests.
 
-import Cluster
 import Engine
+import Wire
 
 enum WireSamples {
     static let jobID = Digest32(bytes: (0..<32).map { UInt8($0 &* 7 &+ 1) }) ?? .zero
@@ -53,22 +53,22 @@ enum WireSamples {
         }
     }
 
-    /// What a socket would deliver for `frames`: the same libzmq message parts, no socket.
-    static func loopback(_ frames: [ZMQFrame]) throws -> [ZMQReceivedFrame] {
-        try frames.map { try ZMQReceivedFrame($0) }
+    /// What a transport would deliver for `frames`: the same bytes, no transport.
+    static func loopback(_ frames: [OutgoingFrame]) -> [any IncomingFrame] {
+        frames.map { ByteFrame($0) }
     }
 
     /// The encoded frames as plain byte arrays, for mutation.
     static func bytes(of envelope: WireEnvelope) throws -> [[UInt8]] {
-        try loopback(try WireProtocol.encode(envelope)).map(\.bytes)
+        loopback(try WireProtocol.encode(envelope)).map(\.bytes)
     }
 
-    static func frames(_ bytes: [[UInt8]]) throws -> [ZMQReceivedFrame] {
-        try bytes.map { try ZMQReceivedFrame(bytes: $0) }
+    static func frames(_ bytes: [[UInt8]]) -> [any IncomingFrame] {
+        bytes.map { ByteFrame($0) }
     }
 
     static func decode(_ bytes: [[UInt8]]) throws -> WireEnvelope {
-        try WireProtocol.decode(try frames(bytes))
+        try WireProtocol.decode(frames(bytes))
     }
 
     /// Writes `value` little-endian at `offset`.

@@ -1,6 +1,7 @@
-import Cluster
 import Engine
 import Testing
+import Transport
+import Wire
 
 #if canImport(Glibc)
 import Glibc
@@ -11,13 +12,14 @@ import Darwin
 @Suite("ZeroMQ sockets")
 struct ZMQSocketTests {
     private static let patience = Duration.seconds(10)
+    private static let jobID = Digest32(bytes: (0..<32).map { UInt8($0 &* 7 &+ 1) }) ?? .zero
 
     /// A task carrying `count` parameters i·0.5, sent zero-copy and tracked.
-    private func bigTask(_ parameters: FloatBuffer, tracker: ZMQSendTracker) throws -> [ZMQFrame] {
+    private func bigTask(_ parameters: FloatBuffer, tracker: SendTracker) throws -> [OutgoingFrame] {
         let task = TaskMessage(
             kind: .train, epoch: 1, firstUnit: 0, unitCount: 2, unitSize: 2, split: .train,
             sampleIndices: [4, 3, 2, 1], parameters: WireFloats(parameters, tracker: tracker))
-        return try WireProtocol.encode(WireEnvelope(jobID: WireSamples.jobID, step: 7, shardID: 1, message: .task(task)))
+        return try WireProtocol.encode(WireEnvelope(jobID: Self.jobID, step: 7, shardID: 1, message: .task(task)))
     }
 
     /// Sends a 1M-float task from a DEALER to a ROUTER at `endpoint` and a heartbeat back.
@@ -34,15 +36,15 @@ struct ZMQSocketTests {
         let count = 1 << 20
         let parameters = FloatBuffer(count: count)
         for i in 0..<count { parameters[i] = Float(i) * 0.5 }
-        let tracker = ZMQSendTracker()
+        let tracker = SendTracker()
         try dealer.send(try bigTask(parameters, tracker: tracker))
 
         let received = try #require(try router.receive(timeout: Self.patience))
-        let (routingID, frames) = try WireProtocol.splitRoutingID(received)
+        let (routingID, frames) = try #require(ZMQServerTransport.splitRoutingID(received))
         #expect(routingID == Array("worker-1".utf8))
         #expect(frames[3].byteCount == 4 * count)
         let envelope = try WireProtocol.decode(frames)
-        #expect(envelope.step == 7 && envelope.shardID == 1 && envelope.jobID == WireSamples.jobID)
+        #expect(envelope.step == 7 && envelope.shardID == 1 && envelope.jobID == Self.jobID)
         guard case .task(let task) = envelope.message else {
             Issue.record("expected a task, got \(envelope.kind)")
             return
@@ -54,7 +56,7 @@ struct ZMQSocketTests {
         // libzmq lets go of the zero-copy buffer once it is on the wire.
         #expect(tracker.waitUntilReleased(timeout: Self.patience))
 
-        let reply = WireEnvelope(jobID: WireSamples.jobID, step: 7, message: .heartbeat(HeartbeatMessage(sequence: 1, busy: false)))
+        let reply = WireEnvelope(jobID: Self.jobID, step: 7, message: .heartbeat(HeartbeatMessage(sequence: 1, busy: false)))
         try router.send(to: routingID, try WireProtocol.encode(reply))
         let back = try #require(try dealer.receive(timeout: Self.patience))
         #expect(try WireProtocol.decode(back) == reply)
@@ -73,6 +75,17 @@ struct ZMQSocketTests {
         let path = "/tmp/ssgd-test-\(getpid())-\(UInt64.random(in: 0...UInt64.max)).sock"
         defer { unlink(path) }
         try exchangeMillionFloats(bindTo: "ipc://\(path)")
+    }
+
+    @Test("a ROUTER message splits into routing id and protocol frames")
+    func splitsRoutingID() throws {
+        let body = try WireProtocol.encode(
+            WireEnvelope(jobID: Self.jobID, step: 107, shardID: 7, message: .heartbeat(HeartbeatMessage(sequence: 1 << 40, busy: true))))
+        let frames = try ([.bytes([0, 1, 2, 3])] + body).map { try ZMQReceivedFrame($0) }
+        let (routingID, rest) = try #require(ZMQServerTransport.splitRoutingID(frames))
+        #expect(routingID == [0, 1, 2, 3])
+        #expect(try WireProtocol.decode(rest) == WireProtocol.decode(Array(frames.dropFirst())))
+        #expect(ZMQServerTransport.splitRoutingID([]) == nil)
     }
 
     @Test("binding a port that is in use explains itself and suggests a free one")
@@ -118,7 +131,7 @@ struct ZMQSocketTests {
         let router = try ZMQSocket(.router)
         try router.setRouterMandatory(true)
         try router.bind("tcp://127.0.0.1:*")
-        let tracker = ZMQSendTracker()
+        let tracker = SendTracker()
         let payload = FloatBuffer(count: 1000)
         let error = try #require(throws: ZMQError.self) {
             try router.send(to: Array("nobody".utf8), [.bytes([1]), .floats(payload, tracker: tracker)])

@@ -1,4 +1,4 @@
-import Cluster
+import Transport
 import Foundation
 import TestSupport
 import Testing

@@ -3,6 +3,7 @@
 // context termination never waits for unsent messages.
 
 import CZMQ
+import Wire
 
 #if canImport(Glibc)
 import Glibc
@@ -238,7 +239,7 @@ public final class ZMQSocket {
     /// Sends one multipart message. Blocks while the queue is full unless `dontWait` (then throws
     /// `isWouldBlock`). Zero-copy frames stay referenced until libzmq's free callback; on
     /// failure nothing of the message was sent and every frame's owner is released.
-    public func send(_ frames: [ZMQFrame], dontWait: Bool = false) throws {
+    public func send(_ frames: [OutgoingFrame], dontWait: Bool = false) throws {
         let socket = try open("send")
         guard !frames.isEmpty else {
             throw ZMQError(code: EINVAL, operation: "send", detail: "a message needs at least one frame")
@@ -258,14 +259,14 @@ public final class ZMQSocket {
     }
 
     /// ROUTER: sends `frames` to the peer with `routingID` (prepends the routing-id frame).
-    public func send(to routingID: [UInt8], _ frames: [ZMQFrame], dontWait: Bool = false) throws {
+    public func send(to routingID: [UInt8], _ frames: [OutgoingFrame], dontWait: Bool = false) throws {
         try send([.bytes(routingID)] + frames, dontWait: dontWait)
     }
 
     // MARK: - Receiving
 
     /// Receives one whole multipart message, or nil if none arrived within `timeout`.
-    /// A ROUTER's message starts with the sender's routing id (see WireProtocol.splitRoutingID).
+    /// A ROUTER's message starts with the sender's routing id (see ZMQServerTransport.splitRoutingID).
     /// Throws `isInterrupted` if a signal arrives while waiting.
     public func receive(timeout: Duration) throws -> [ZMQReceivedFrame]? {
         let socket = try open("receive")

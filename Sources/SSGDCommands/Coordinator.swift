@@ -101,6 +101,7 @@ struct WorkerCommand: ParsableCommand {
                 endpoint: connect, configPath: config, dataPath: data, threads: threads, name: name,
                 handshakeTimeoutSeconds: handshakeTimeout, security: try security.load(), giveUpSeconds: giveUpAfter))
             defer { worker.close() }
+            worker.faultHooks = SSGD.workerFaultHooks
             try worker.run()
         }
     }

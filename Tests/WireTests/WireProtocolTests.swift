@@ -1,6 +1,6 @@
-import Cluster
 import Engine
 import Testing
+import Wire
 
 @Suite("Wire protocol")
 struct WireProtocolTests {
@@ -9,7 +9,7 @@ struct WireProtocolTests {
         let samples = WireSamples.all()
         #expect(Set(samples.map(\.kind)) == Set(WireKind.allCases))
         for envelope in samples {
-            let decoded = try WireProtocol.decode(try WireSamples.loopback(try WireProtocol.encode(envelope)))
+            let decoded = try WireProtocol.decode(WireSamples.loopback(try WireProtocol.encode(envelope)))
             #expect(decoded == envelope, "\(envelope.kind)")
         }
     }
@@ -39,7 +39,7 @@ struct WireProtocolTests {
         let task = TaskMessage(
             kind: .train, epoch: 0, firstUnit: 0, unitCount: 1, unitSize: 1, split: .train,
             sampleIndices: [0], parameters: WireFloats(parameters))
-        let frames = try WireSamples.loopback(
+        let frames = WireSamples.loopback(
             try WireProtocol.encode(WireEnvelope(jobID: .zero, message: .task(task))))
         guard case .task(let decoded) = try WireProtocol.decode(frames).message else {
             Issue.record("not a task")
@@ -49,16 +49,6 @@ struct WireProtocolTests {
         let copy = FloatBuffer(count: 1000)
         decoded.parameters.copy(into: copy.pointer)
         #expect(copy.toArray() == parameters.toArray())
-    }
-
-    @Test("a ROUTER message splits into routing id and protocol frames")
-    func splitsRoutingID() throws {
-        let body = try WireProtocol.encode(WireSamples.all()[7])
-        let frames = try WireSamples.loopback([.bytes([0, 1, 2, 3])] + body)
-        let (routingID, rest) = try WireProtocol.splitRoutingID(frames)
-        #expect(routingID == [0, 1, 2, 3])
-        #expect(try WireProtocol.decode(rest) == WireSamples.all()[7])
-        #expect(throws: WireError.missingRoutingID) { try WireProtocol.splitRoutingID([]) }
     }
 
     // MARK: - Malformed input

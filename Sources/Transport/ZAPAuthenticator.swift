@@ -25,7 +25,7 @@
 import Dispatch
 import Foundation
 import Synchronization
-import Training
+import Wire
 
 /// One refused client, as reported to `onRefusal`.
 public struct ZAPRefusal: Sendable, Equatable, CustomStringConvertible {
@@ -68,7 +68,9 @@ public final class ZAPAuthenticator: Sendable {
     /// `ZMQSocket` uses by default).
     public init(
         allowList: CurveAllowList, domain: String = defaultDomain, context: ZMQContext? = nil,
-        onRefusal: @escaping @Sendable (ZAPRefusal) -> Void = { Console.error("ssgd: \($0)") }
+        onRefusal: @escaping @Sendable (ZAPRefusal) -> Void = {
+            FileHandle.standardError.write(Data("ssgd: \($0)\n".utf8))
+        }
     ) throws {
         self.allowList = allowList
         self.domain = domain

@@ -20,6 +20,24 @@ public struct Digest32: Hashable, Sendable, CustomStringConvertible {
 
     init(uncheckedBytes: [UInt8]) { bytes = uncheckedBytes }
 
+    /// 64 hex digits → 32 bytes.
+    public init?(hex: String) {
+        let digits = Array(hex.utf8)
+        guard digits.count == 64 else { return nil }
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(32)
+        for i in stride(from: 0, to: 64, by: 2) {
+            guard let byte = UInt8(String(decoding: digits[i..<(i + 2)], as: UTF8.self), radix: 16) else { return nil }
+            bytes.append(byte)
+        }
+        self.init(bytes: bytes)
+    }
+
+    /// 64 lowercase hex digits.
+    public var hex: String { description }
+    /// The first 12 hex digits, for log lines.
+    public var short: String { String(hex.prefix(12)) }
+
     public var description: String {
         let digits = Array("0123456789abcdef".utf8)
         var text: [UInt8] = []
@@ -34,15 +52,14 @@ public struct Digest32: Hashable, Sendable, CustomStringConvertible {
 
 /// A float32 payload frame (little-endian IEEE 754 on the wire).
 ///
-/// Outgoing, it references caller memory (a FloatBuffer or any Sendable owner) and is sent
-/// zero-copy: do not write that memory until the ZMQSendTracker says libzmq released it.
+/// Outgoing, it borrows caller memory (a FloatBuffer or any Sendable owner) and is sent without
+/// copying: do not write that memory until the SendTracker says the transport released it.
 /// Decoded, it IS the received frame (no copy); read it with `copy(into:)` — one memcpy into
 /// an arena — or `withUnsafeBytes`. Received bytes may be unaligned for Float.
-public struct WireFloats: Equatable, @unchecked Sendable {
-    // Sendable: both storages are immutable and keep their memory alive themselves.
+public struct WireFloats: Equatable, Sendable {
     enum Storage {
-        case outgoing(ZMQZeroCopyRegion)
-        case received(ZMQReceivedFrame)
+        case outgoing(BorrowedRegion)
+        case received(any IncomingFrame)
     }
 
     let storage: Storage
@@ -50,7 +67,7 @@ public struct WireFloats: Equatable, @unchecked Sendable {
     public let count: Int
 
     /// The first `count` floats of `buffer` (all by default).
-    public init(_ buffer: FloatBuffer, count: Int? = nil, tracker: ZMQSendTracker? = nil) {
+    public init(_ buffer: FloatBuffer, count: Int? = nil, tracker: SendTracker? = nil) {
         let n = count ?? buffer.count
         precondition(n >= 0 && n <= buffer.count, "WireFloats of \(n) from a buffer of \(buffer.count)")
         self.init(owner: buffer, pointer: UnsafePointer(buffer.pointer), count: n, tracker: tracker)
@@ -58,14 +75,13 @@ public struct WireFloats: Equatable, @unchecked Sendable {
 
     /// `count` floats at `pointer`, kept alive by `owner`.
     public init(
-        owner: AnyObject & Sendable, pointer: UnsafePointer<Float>, count: Int,
-        tracker: ZMQSendTracker? = nil
+        owner: AnyObject & Sendable, pointer: UnsafePointer<Float>, count: Int, tracker: SendTracker? = nil
     ) {
         precondition(count >= 0, "WireFloats count must be non-negative, got \(count)")
         storage = .outgoing(
-            ZMQZeroCopyRegion(
-                owner: owner, base: UnsafeRawPointer(pointer),
-                byteCount: count * MemoryLayout<Float>.stride, tracker: tracker))
+            BorrowedRegion(
+                owner: owner, base: UnsafeRawPointer(pointer), byteCount: count * MemoryLayout<Float>.stride,
+                tracker: tracker))
         self.count = count
     }
 
@@ -73,7 +89,7 @@ public struct WireFloats: Equatable, @unchecked Sendable {
     public init(_ values: [Float]) { self.init(FloatBuffer(values)) }
 
     /// A received frame whose size is a multiple of 4 (checked by the decoder).
-    init(received frame: ZMQReceivedFrame) {
+    init(received frame: any IncomingFrame) {
         storage = .received(frame)
         count = frame.byteCount / MemoryLayout<Float>.stride
     }
@@ -81,26 +97,22 @@ public struct WireFloats: Equatable, @unchecked Sendable {
     public static let empty = WireFloats([])
 
     /// The frame this payload was decoded from, if any.
-    public var receivedFrame: ZMQReceivedFrame? {
+    public var receivedFrame: (any IncomingFrame)? {
         if case .received(let frame) = storage { return frame }
         return nil
     }
 
-    var frame: ZMQFrame {
+    var frame: OutgoingFrame {
         switch storage {
-        case .outgoing(let region): count == 0 ? .bytes([]) : .zeroCopy(region)
+        case .outgoing(let region): count == 0 ? .bytes([]) : .borrowed(region)
         case .received(let frame): .bytes(frame.bytes)  // forwarding a received payload copies it
         }
     }
 
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         switch storage {
-        case .outgoing(let region):
-            return try withExtendedLifetime(region.owner) {
-                try body(UnsafeRawBufferPointer(start: region.base, count: region.byteCount))
-            }
-        case .received(let frame):
-            return try frame.withUnsafeBytes(body)
+        case .outgoing(let region): try region.withUnsafeBytes(body)
+        case .received(let frame): try frame.withUnsafeBytes(body)
         }
     }
 
@@ -108,8 +120,9 @@ public struct WireFloats: Equatable, @unchecked Sendable {
     public func copy(into destination: UnsafeMutablePointer<Float>) {
         switch storage {
         case .outgoing(let region):
-            withExtendedLifetime(region.owner) {
-                UnsafeMutableRawPointer(destination).copyMemory(from: region.base, byteCount: region.byteCount)
+            region.withUnsafeBytes { source in
+                guard let base = source.baseAddress else { return }
+                UnsafeMutableRawPointer(destination).copyMemory(from: base, byteCount: source.count)
             }
         case .received(let frame):
             frame.copyFloats(into: destination)

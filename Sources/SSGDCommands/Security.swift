@@ -1,5 +1,5 @@
 import ArgumentParser
-import Cluster
+import Transport
 import Training
 
 // CURVE security on the command line (DESIGN §5): `ssgd keygen`, and the option groups the

@@ -1,4 +1,4 @@
-import Cluster
+import Transport
 import Testing
 
 @Suite("Bind security policy")

@@ -1,9 +1,9 @@
 // The ssgd wire protocol, version 1: the header, the message kinds, one encoder and one decoder
 // per kind, and all validation. Payload types are in WireMessages.swift.
 //
-// Every message is one ZeroMQ multipart message: frame 0 is the header, frames 1…n the payload.
-// (A ROUTER sees an extra routing-id frame in front: see `splitRoutingID`.) All integers and
-// floats are little-endian; floats are IEEE 754.
+// Every message is a list of frames (WireFrames.swift; over ZeroMQ, one multipart message):
+// frame 0 is the header, frames 1…n the payload. Addressing is the transport's business, not
+// the codec's. All integers and floats are little-endian; floats are IEEE 754.
 //
 // Header (frame 0), 56 + 8·n bytes:
 //   offset  size  field
@@ -38,7 +38,7 @@
 // float frames being whole floats, and every field's range. A bad message throws a WireError
 // naming what is wrong; nothing here traps on input.
 //
-// Zero-copy: encoding returns the float payloads as zero-copy frames of the caller's memory
+// Zero-copy: encoding returns the float payloads as borrowed frames of the caller's memory
 // (see WireFloats). Decoding returns float payloads that are the received frames themselves;
 // the consumer copies each once, into its own arena. Small frames are parsed from copies.
 
@@ -78,7 +78,6 @@ public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
     case valueOutOfRange(WireKind, field: String, value: Int64, allowed: String)
     case invalidValue(WireKind, field: String, reason: String)
     case invalidUTF8(WireKind, field: String)
-    case missingRoutingID
 
     public var description: String {
         switch self {
@@ -109,7 +108,6 @@ public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
             "\(kind).\(field) = \(value), allowed \(allowed)"
         case .invalidValue(let kind, let field, let reason): "\(kind).\(field): \(reason)"
         case .invalidUTF8(let kind, let field): "\(kind).\(field) is not valid UTF-8"
-        case .missingRoutingID: "ROUTER message without a routing-id frame"
         }
     }
 }
@@ -133,10 +131,10 @@ public enum WireProtocol {
 
     // MARK: Envelope
 
-    /// Header + payload frames for `envelope`; float payloads are zero-copy references.
+    /// Header + payload frames for `envelope`; float payloads are borrowed, not copied.
     /// Throws WireError if the message breaks a rule the decoder would reject.
-    public static func encode(_ envelope: WireEnvelope) throws -> [ZMQFrame] {
-        let payload: [ZMQFrame]
+    public static func encode(_ envelope: WireEnvelope) throws -> [OutgoingFrame] {
+        let payload: [OutgoingFrame]
         switch envelope.message {
         case .hello(let message): payload = try encodeHello(message)
         case .welcome(let message): payload = try encodeWelcome(message)
@@ -153,7 +151,7 @@ public enum WireProtocol {
     }
 
     /// Decodes and validates a whole message (header first; no routing-id frame).
-    public static func decode(_ frames: [ZMQReceivedFrame]) throws -> WireEnvelope {
+    public static func decode(_ frames: [any IncomingFrame]) throws -> WireEnvelope {
         guard let first = frames.first else { throw WireError.missingHeader }
         let header = try decodeHeader(first)
         let payload = Array(frames.dropFirst())
@@ -181,17 +179,6 @@ public enum WireProtocol {
         return WireEnvelope(jobID: header.jobID, step: header.step, shardID: header.shardID, message: message)
     }
 
-    /// Splits a ROUTER message into the sender's routing id and the protocol frames (an empty
-    /// delimiter frame after the id, as REQ peers send, is skipped).
-    public static func splitRoutingID(
-        _ frames: [ZMQReceivedFrame]
-    ) throws -> (routingID: [UInt8], frames: [ZMQReceivedFrame]) {
-        guard let first = frames.first, first.byteCount > 0 else { throw WireError.missingRoutingID }
-        var rest = frames.dropFirst()
-        if let delimiter = rest.first, delimiter.byteCount == 0 { rest = rest.dropFirst() }
-        return (first.bytes, Array(rest))
-    }
-
     // MARK: Header
 
     static func encodeHeader(_ header: WireHeader) -> [UInt8] {
@@ -208,7 +195,7 @@ public enum WireProtocol {
     }
 
     /// Decodes and checks frame 0 alone (useful to log what a dropped message claimed to be).
-    public static func decodeHeader(_ frame: ZMQReceivedFrame) throws -> WireHeader {
+    public static func decodeHeader(_ frame: any IncomingFrame) throws -> WireHeader {
         try frame.withUnsafeBytes { raw in
             guard raw.count >= fixedHeaderBytes else {
                 throw WireError.truncatedHeader(byteCount: raw.count, needed: fixedHeaderBytes)
@@ -243,7 +230,7 @@ public enum WireProtocol {
 
     static let helloFixedBytes = 2 + 32 + 32 + 8 + 4 + 4 + 2
 
-    static func encodeHello(_ hello: HelloMessage) throws -> [ZMQFrame] {
+    static func encodeHello(_ hello: HelloMessage) throws -> [OutgoingFrame] {
         try hello.validate()
         let name = Array(hello.workerName.utf8)
         var writer = WireWriter(capacity: helloFixedBytes + name.count)
@@ -258,7 +245,7 @@ public enum WireProtocol {
         return [.bytes(writer.output)]
     }
 
-    static func decodeHello(_ frames: [ZMQReceivedFrame]) throws -> HelloMessage {
+    static func decodeHello(_ frames: [any IncomingFrame]) throws -> HelloMessage {
         try expectFrames(.hello, frames, "1", frames.count == 1)
         let hello = try frames[0].withUnsafeBytes { raw in
             try expectAtLeast(.hello, "frame", raw.count, helloFixedBytes)
@@ -283,7 +270,7 @@ public enum WireProtocol {
 
     // MARK: welcome
 
-    static func encodeWelcome(_ welcome: WelcomeMessage) throws -> [ZMQFrame] {
+    static func encodeWelcome(_ welcome: WelcomeMessage) throws -> [OutgoingFrame] {
         try welcome.validate()
         var writer = WireWriter(capacity: 8)
         writer.u32(welcome.workerIndex)
@@ -291,7 +278,7 @@ public enum WireProtocol {
         return [.bytes(writer.output), .bytes(Array(welcome.config.utf8))]
     }
 
-    static func decodeWelcome(_ frames: [ZMQReceivedFrame]) throws -> WelcomeMessage {
+    static func decodeWelcome(_ frames: [any IncomingFrame]) throws -> WelcomeMessage {
         try expectFrames(.welcome, frames, "2", frames.count == 2)
         let (index, interval) = try frames[0].withUnsafeBytes { raw in
             try expectLength(.welcome, "frame", raw.count, 8)
@@ -312,7 +299,7 @@ public enum WireProtocol {
 
     static let taskSpecBytes = 1 + 1 + 2 + 8 + 4 + 4 + 4 + 4
 
-    static func encodeTask(_ task: TaskMessage) throws -> [ZMQFrame] {
+    static func encodeTask(_ task: TaskMessage) throws -> [OutgoingFrame] {
         try task.validate()
         var spec = WireWriter(capacity: taskSpecBytes)
         spec.u8(task.kind.rawValue)
@@ -325,12 +312,12 @@ public enum WireProtocol {
         spec.u32(UInt32(task.sampleIndices.count))
         var indices = WireWriter(capacity: 4 * task.sampleIndices.count)
         for index in task.sampleIndices { indices.u32(UInt32(bitPattern: index)) }
-        var frames: [ZMQFrame] = [.bytes(spec.output), .bytes(indices.output), task.parameters.frame]
+        var frames: [OutgoingFrame] = [.bytes(spec.output), .bytes(indices.output), task.parameters.frame]
         if let direction = task.direction { frames.append(direction.frame) }
         return frames
     }
 
-    static func decodeTask(_ frames: [ZMQReceivedFrame]) throws -> TaskMessage {
+    static func decodeTask(_ frames: [any IncomingFrame]) throws -> TaskMessage {
         try expectFrames(.task, frames, "3 or 4", frames.count == 3 || frames.count == 4)
         let (kind, split, epoch, firstUnit, unitCount, unitSize, sampleCount) = try frames[0].withUnsafeBytes { raw in
             try expectLength(.task, "spec", raw.count, taskSpecBytes)
@@ -373,7 +360,7 @@ public enum WireProtocol {
 
     static let resultFixedBytes = 1 + 1 + 2 + 4 + 4 + 4 + 4 + 8
 
-    static func encodeResult(_ result: ResultMessage) throws -> [ZMQFrame] {
+    static func encodeResult(_ result: ResultMessage) throws -> [OutgoingFrame] {
         try result.validate()
         let units = Int(result.unitCount)
         let blocks = result.gradientBlocks.count
@@ -397,7 +384,7 @@ public enum WireProtocol {
             + [result.batchStatistics.frame]
     }
 
-    static func decodeResult(_ frames: [ZMQReceivedFrame]) throws -> ResultMessage {
+    static func decodeResult(_ frames: [any IncomingFrame]) throws -> ResultMessage {
         try expectFrames(.result, frames, "at least 2", frames.count >= 2)
         let parsed = try frames[0].withUnsafeBytes { raw in
             try expectAtLeast(.result, "summary", raw.count, resultFixedBytes)
@@ -451,14 +438,14 @@ public enum WireProtocol {
 
     // MARK: heartbeat
 
-    static func encodeHeartbeat(_ heartbeat: HeartbeatMessage) -> [ZMQFrame] {
+    static func encodeHeartbeat(_ heartbeat: HeartbeatMessage) -> [OutgoingFrame] {
         var writer = WireWriter(capacity: 9)
         writer.u64(heartbeat.sequence)
         writer.u8(heartbeat.busy ? 1 : 0)
         return [.bytes(writer.output)]
     }
 
-    static func decodeHeartbeat(_ frames: [ZMQReceivedFrame]) throws -> HeartbeatMessage {
+    static func decodeHeartbeat(_ frames: [any IncomingFrame]) throws -> HeartbeatMessage {
         try expectFrames(.heartbeat, frames, "1", frames.count == 1)
         return try frames[0].withUnsafeBytes { raw in
             try expectLength(.heartbeat, "frame", raw.count, 9)
@@ -472,26 +459,26 @@ public enum WireProtocol {
 
     // MARK: shutdown
 
-    static func encodeShutdown(_ shutdown: ShutdownMessage) throws -> [ZMQFrame] {
+    static func encodeShutdown(_ shutdown: ShutdownMessage) throws -> [OutgoingFrame] {
         try shutdown.validate()
         return [.bytes(Array(shutdown.reason.utf8))]
     }
 
-    static func decodeShutdown(_ frames: [ZMQReceivedFrame]) throws -> ShutdownMessage {
+    static func decodeShutdown(_ frames: [any IncomingFrame]) throws -> ShutdownMessage {
         try expectFrames(.shutdown, frames, "1", frames.count == 1)
         return ShutdownMessage(reason: try text(.shutdown, "reason", frames[0], limit: WireLimits.maxTextBytes))
     }
 
     // MARK: error
 
-    static func encodeError(_ error: ErrorMessage) throws -> [ZMQFrame] {
+    static func encodeError(_ error: ErrorMessage) throws -> [OutgoingFrame] {
         try error.validate()
         var writer = WireWriter(capacity: 4)
         writer.u32(error.code.rawValue)
         return [.bytes(writer.output), .bytes(Array(error.message.utf8))]
     }
 
-    static func decodeError(_ frames: [ZMQReceivedFrame]) throws -> ErrorMessage {
+    static func decodeError(_ frames: [any IncomingFrame]) throws -> ErrorMessage {
         try expectFrames(.error, frames, "2", frames.count == 2)
         let code = try frames[0].withUnsafeBytes { raw in
             try expectLength(.error, "code", raw.count, 4)
@@ -508,7 +495,7 @@ public enum WireProtocol {
 
     // MARK: Helpers
 
-    private static func expectFrames(_ kind: WireKind, _ frames: [ZMQReceivedFrame], _ expected: String, _ ok: Bool) throws {
+    private static func expectFrames(_ kind: WireKind, _ frames: [any IncomingFrame], _ expected: String, _ ok: Bool) throws {
         guard ok else { throw WireError.payloadFrameCount(kind, expected: expected, actual: frames.count) }
     }
 
@@ -530,14 +517,14 @@ public enum WireProtocol {
         }
     }
 
-    private static func floats(_ kind: WireKind, _ field: String, _ frame: ZMQReceivedFrame) throws -> WireFloats {
+    private static func floats(_ kind: WireKind, _ field: String, _ frame: any IncomingFrame) throws -> WireFloats {
         guard frame.byteCount % MemoryLayout<Float>.stride == 0 else {
             throw WireError.floatFrameNotWholeFloats(kind, field: field, byteCount: frame.byteCount)
         }
         return WireFloats(received: frame)
     }
 
-    private static func text(_ kind: WireKind, _ field: String, _ frame: ZMQReceivedFrame, limit: Int) throws -> String {
+    private static func text(_ kind: WireKind, _ field: String, _ frame: any IncomingFrame, limit: Int) throws -> String {
         try frame.withUnsafeBytes { raw in
             try expectRange(kind, "\(field) bytes", raw.count, 0...limit)
             var reader = WireReader(raw, kind: kind)

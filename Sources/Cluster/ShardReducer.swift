@@ -1,0 +1,80 @@
+import Engine
+import Training
+import Wire
+
+// Reduction (DESIGN §4): a step's results, taken in SHARD order whatever order they arrived in,
+// become the step's gradient sum and statistics. Each result carries one gradient per aligned
+// block of the unit tree; the blocks are copied into pooled buffers and combined in the fixed
+// tree (UnitTree.combine), so the sum has the same bytes as the in-process one. Per-unit losses,
+// counts and batch-norm statistics are folded in unit order.
+
+final class ShardReducer {
+    /// (P) floats per gradient.
+    let parameterCount: Int
+    /// Batch-norm statistics per unit (2 · normalisation channels).
+    let statisticsPerUnit: Int
+    /// (P) buffers, one per block of the step being reduced; grown on demand, then reused.
+    private var blockPool: [FloatBuffer] = []
+
+    init(parameterCount: Int, statisticsPerUnit: Int) {
+        self.parameterCount = parameterCount
+        self.statisticsPerUnit = statisticsPerUnit
+    }
+
+    /// Why a decoded result cannot be used for its task (sizes that disagree with this model).
+    func problem(with result: ResultMessage, for task: TaskMessage) -> String? {
+        let units = Int(task.unitCount)
+        if result.lossSums.count != units { return "\(result.lossSums.count) unit losses for \(units) units" }
+        if let block = result.gradientBlocks.first(where: { $0.gradient.count != parameterCount }) {
+            return "a gradient of \(block.gradient.count) values, the model has \(parameterCount)"
+        }
+        if task.kind == .train {
+            if result.gradientBlocks.isEmpty { return "no gradient" }
+            if result.batchStatistics.count != units * statisticsPerUnit {
+                return "\(result.batchStatistics.count) batch-norm statistics, expected \(units * statisticsPerUnit)"
+            }
+        }
+        return nil
+    }
+
+    /// The tree sum of the `units` units' gradients into `gradientSum`, and the step's loss,
+    /// accuracy, batch-norm statistics and slowest compute time. `results` tile the units in order.
+    func reduceTraining(_ results: [ResultMessage], units: Int, into gradientSum: FloatBuffer) throws -> StepStatistics {
+        var sums = [UnitBlock: UnsafeMutablePointer<Float>]()
+        var poolIndex = 0
+        var statistics = StepStatistics()
+        var perUnitNormalization = [Float]()
+        perUnitNormalization.reserveCapacity(units * statisticsPerUnit)
+        var slowest = 0.0
+        for result in results {
+            for block in result.gradientBlocks {
+                if poolIndex == blockPool.count { blockPool.append(FloatBuffer(count: parameterCount)) }
+                block.gradient.copy(into: blockPool[poolIndex].pointer)
+                sums[UnitBlock(first: Int(block.firstUnit), count: Int(block.unitCount))] = blockPool[poolIndex].pointer
+                poolIndex += 1
+            }
+            var outcomes = UnitOutcomes()
+            outcomes.lossSums = result.lossSums
+            outcomes.correct = result.correctCounts.map(Int.init)
+            outcomes.samples = result.sampleCounts.map(Int.init)
+            statistics.accumulate(outcomes)
+            perUnitNormalization.append(contentsOf: result.batchStatistics.toArray())
+            slowest = max(slowest, result.computeSeconds)
+        }
+        try UnitTree.combine(units: units, sums: sums, length: parameterCount, into: gradientSum.pointer)
+        statistics.averageBatchStatistics(perUnitNormalization, units: units, width: statisticsPerUnit)
+        statistics.computeSeconds = slowest
+        return statistics
+    }
+
+    /// Per-chunk losses and correct counts of evaluation `results` (in chunk order) over `samples`.
+    func reduceEvaluation(_ results: [ResultMessage], samples: Int) -> EvaluationResult {
+        var losses = [Double]()
+        var correct = [Int]()
+        for result in results {
+            losses.append(contentsOf: result.lossSums)
+            correct.append(contentsOf: result.correctCounts.map(Int.init))
+        }
+        return EvaluationResult(chunkLossSums: losses, chunkCorrect: correct, samples: samples)
+    }
+}

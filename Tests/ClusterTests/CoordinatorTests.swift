@@ -1,0 +1,285 @@
+import Cluster
+import Engine
+import Foundation
+import Runs
+import TestSupport
+import Testing
+import Training
+import Transport
+import Wire
+
+/// The coordinator's logic over the in-process transport: workers are played by the test, so
+/// each scenario (arrival order, a worker leaving mid-step, an unreachable one) happens exactly
+/// as scripted. The real processes and sockets are in the other suites.
+@Suite struct CoordinatorTests {
+    /// Results in reverse shard order still reduce in shard order: the loss of units
+    /// (1, 0 | 1e100, 0 | −1e100, 0) summed in unit order is 0, in arrival order it would be 1.
+    @Test func shardsAreReducedInShardOrderWhateverTheArrivalOrder() throws {
+        let scene = try InProcessScene()
+        defer { scene.executor.shutdown() }
+        let workers = try scene.join(["a", "b", "c"])
+        let unitLoss: [Double] = [1, 0, 1e100, 0, -1e100, 0]
+
+        let outcome = scene.computeStepInBackground()
+        let tasks = try workers.map { try $0.nextTask() }
+        #expect(tasks.map { $0.task.firstUnit } == [0, 2, 4])
+        for (worker, (task, envelope)) in zip(workers, tasks).reversed() {
+            try worker.answer(task, envelope, unitLoss: unitLoss)
+        }
+        let statistics = try outcome.wait()
+
+        #expect(statistics.lossSum == unitLoss.reduce(0, +))
+        #expect(statistics.lossSum == 0)
+        #expect(statistics.batchStatistics == scene.expectedNormalization(units: unitLoss.count))
+        #expect(scene.gradient.toArray() == (try scene.expectedGradient(tasks.map(\.task))))
+        #expect(scene.executor.ignoredResults == 0)
+    }
+
+    /// Worker a leaves mid-step (ERROR); its shard goes to b; a's late result for that shard,
+    /// sent after the re-issue, is ignored and the step is what b computed.
+    @Test func aResultFromAWorkerWhoseShardWasReissuedIsIgnored() throws {
+        let scene = try InProcessScene()
+        defer { scene.executor.shutdown() }
+        let workers = try scene.join(["a", "b"])
+        let (a, b) = (workers[0], workers[1])
+
+        let outcome = scene.computeStepInBackground()
+        let (lost, lostEnvelope) = try a.nextTask()
+        let (kept, keptEnvelope) = try b.nextTask()
+        try a.send(.error(ErrorMessage(code: .internalError, message: "a gives up")))
+        let (reissued, reissuedEnvelope) = try b.nextTask()
+        #expect(reissuedEnvelope.shardID == lostEnvelope.shardID)
+        #expect(reissued.firstUnit == lost.firstUnit && reissued.unitCount == lost.unitCount)
+        try a.answer(lost, lostEnvelope, unitLoss: nil, gradientValue: 1000)  // late: ignored
+        try b.answer(kept, keptEnvelope, unitLoss: nil)
+        try b.answer(reissued, reissuedEnvelope, unitLoss: nil)
+        _ = try outcome.wait()
+
+        #expect(scene.executor.ignoredResults == 1)
+        #expect(scene.executor.workerNames == ["b"])
+        #expect(scene.executor.reassignments == 1)
+        #expect(scene.lines.contains { $0.contains("shard 0 re-issued to b (its worker died)") })
+        #expect(scene.gradient.toArray() == (try scene.expectedGradient([lost, kept])))
+    }
+
+    /// A worker whose connection is gone is unreachable: declared dead, its shard goes elsewhere.
+    @Test func anUnreachableWorkerIsDeclaredDeadAndItsShardGoesToAnother() throws {
+        let scene = try InProcessScene()
+        defer { scene.executor.shutdown() }
+        let workers = try scene.join(["a", "b"])
+        workers[0].close()
+
+        let outcome = scene.computeStepInBackground()
+        let first = try workers[1].nextTask()
+        let second = try workers[1].nextTask()
+        try workers[1].answer(first.task, first.envelope, unitLoss: nil)
+        try workers[1].answer(second.task, second.envelope, unitLoss: nil)
+        _ = try outcome.wait()
+
+        #expect(scene.lines.contains { $0.contains("worker a declared dead: unreachable") })
+        #expect(scene.executor.workerNames == ["b"])
+        #expect(scene.gradient.toArray() == (try scene.expectedGradient([first.task, second.task])))
+    }
+
+    /// Heartbeats come on their own channel and are answered there: echoed for a member, and
+    /// ERROR unknownWorker (handshake again) for a worker of this job the coordinator does not know.
+    @Test func heartbeatsAreAnsweredOnTheHeartbeatChannel() throws {
+        let scene = try InProcessScene()
+        defer { scene.executor.shutdown() }
+        let stranger = try ScriptedWorker(scene.transport, name: "stranger", job: scene.identity.jobID)
+        try stranger.beat()
+        let member = try scene.join(["m"])[0]  // handles the stranger's beat first
+        try member.beat()
+        _ = try scene.join(["n"])  // handles the member's beat first
+
+        guard case .error(let error) = try stranger.nextBeat().message else {
+            Issue.record("the stranger got no error")
+            return
+        }
+        #expect(error.code == .unknownWorker)
+        guard case .heartbeat = try member.nextBeat().message else {
+            Issue.record("the member's heartbeat was not echoed")
+            return
+        }
+    }
+}
+
+/// A coordinator over the in-process transport with the DenseNet fixture (6 units of 16 per
+/// step, batch-norm statistics), and what a step should produce.
+final class InProcessScene {
+    let config: TrainingConfig
+    let network: Network
+    let identity: JobIdentity
+    let transport = InProcessNetwork()
+    let executor: ClusterExecutor
+    let gradient: FloatBuffer
+    var lines = [String]()
+
+    var statisticsPerUnit: Int { 2 * network.normalizationChannels }
+
+    init() throws {
+        config = try TrainingConfig.parse(yaml: ClusterFixtures.config(model: "densenet", method: "vanilla"))
+        let (data, network) = try TrainingSession.loadDataAndModel(config)
+        self.network = network
+        identity = JobIdentity(config: config, dataFingerprint: data.fingerprint)
+        gradient = FloatBuffer(count: network.parameterCount)
+        executor = try ClusterExecutor(
+            config: config, identity: identity, network: network,
+            settings: ClusterSettings(bind: "unused", waitForWorkersSeconds: 30, workerTimeoutSeconds: 600),
+            transport: transport.server)
+        executor.log = { [unowned self] in self.lines.append($0) }
+    }
+
+    /// Workers that said HELLO and got WELCOME, in joining order.
+    func join(_ names: [String]) throws -> [ScriptedWorker] {
+        let workers = try names.map { name in
+            let worker = try ScriptedWorker(transport, name: name, job: identity.jobID)
+            try worker.hello(identity, parameters: network.parameterCount, statisticsPerUnit: statisticsPerUnit)
+            return worker
+        }
+        try executor.waitForWorkers(executor.liveWorkers + names.count)
+        for worker in workers {
+            guard case .welcome = try worker.next().message else {
+                throw ClusterError("\(worker.name) was not welcomed")
+            }
+        }
+        return workers
+    }
+
+    /// Step 0 over samples 0..<96, computed on a helper thread while the test plays the workers.
+    func computeStepInBackground() -> StepOutcome {
+        let outcome = StepOutcome()
+        let shared = HandedOver((executor, network, gradient))
+        let thread = Thread {
+            let (executor, network, gradient) = shared.value
+            let task = StepTask(step: 0, epoch: 0, indices: (0..<96).map { Int32($0) })
+            outcome.finish(Result { try executor.computeStep(task, parameters: network.parameters, gradientSum: gradient) })
+        }
+        thread.start()
+        return outcome
+    }
+
+    /// The unit-tree sum of the blocks the scripted workers send for `tasks` (which tile the step).
+    func expectedGradient(_ tasks: [TaskMessage]) throws -> [Float] {
+        let blocks = tasks.flatMap { UnitTree.blocks(first: Int($0.firstUnit), count: Int($0.unitCount)) }
+        let buffers = blocks.map { FloatBuffer(ScriptedWorker.gradient($0, count: network.parameterCount)) }
+        var sums = [UnitBlock: UnsafeMutablePointer<Float>]()
+        for (block, buffer) in zip(blocks, buffers) { sums[block] = buffer.pointer }
+        let expected = FloatBuffer(count: network.parameterCount)
+        try UnitTree.combine(units: 6, sums: sums, length: network.parameterCount, into: expected.pointer)
+        return withExtendedLifetime(buffers) { expected.toArray() }
+    }
+
+    /// The per-unit batch-norm statistics the scripted workers send, averaged in unit order.
+    func expectedNormalization(units: Int) -> [Float] {
+        var statistics = StepStatistics()
+        let perUnit = (0..<units).flatMap { ScriptedWorker.statistics(unit: $0, count: statisticsPerUnit) }
+        statistics.averageBatchStatistics(perUnit, units: units, width: statisticsPerUnit)
+        return statistics.batchStatistics
+    }
+}
+
+/// The statistics of a step computed on another thread.
+final class StepOutcome: @unchecked Sendable {
+    // Sendable: `result` is written once before `done` is signalled and read after the wait.
+    private let done = DispatchSemaphore(value: 0)
+    private var result: Result<StepStatistics, Error>?
+
+    func finish(_ result: Result<StepStatistics, Error>) {
+        self.result = result
+        done.signal()
+    }
+
+    func wait() throws -> StepStatistics {
+        guard done.wait(timeout: .now() + 60) == .success, let result else {
+            throw ClusterError("the step did not finish")
+        }
+        return try result.get()
+    }
+}
+
+/// A worker played by the test on the in-process transport: it sends what the test says.
+final class ScriptedWorker {
+    let name: String
+    let job: Digest32
+    private let main: any ClientTransport
+    private let heartbeat: any ClientTransport
+    private var parameterCount = 0
+    private var statisticsPerUnit = 0
+
+    init(_ network: InProcessNetwork, name: String, job: Digest32) throws {
+        self.name = name
+        self.job = job
+        let connector = network.connector(name: name)
+        main = try connector.connect(.main)
+        heartbeat = try connector.connect(.heartbeat)
+    }
+
+    func close() {
+        main.close()
+        heartbeat.close()
+    }
+
+    func send(_ message: WireMessage, step: UInt64 = 0, shard: UInt32 = 0) throws {
+        try main.send(try WireProtocol.encode(WireEnvelope(jobID: job, step: step, shardID: shard, message: message)))
+    }
+
+    func hello(_ identity: JobIdentity, parameters: Int, statisticsPerUnit: Int) throws {
+        parameterCount = parameters
+        self.statisticsPerUnit = statisticsPerUnit
+        try send(.hello(HelloMessage(
+            jobID: identity.jobID, dataFingerprint: identity.dataFingerprint, capabilities: [.train, .evaluate],
+            blasThreads: 1, workerName: name, processID: 1)))
+    }
+
+    func beat() throws {
+        try heartbeat.send(try WireProtocol.encode(WireEnvelope(jobID: job, message: .heartbeat(HeartbeatMessage(sequence: 1, busy: false)))))
+    }
+
+    /// The next message on the main channel (waiting at most 30 s).
+    func next() throws -> WireEnvelope {
+        guard let frames = try main.receive(timeout: .seconds(30)) else { throw ClusterError("\(name) heard nothing") }
+        return try WireProtocol.decode(frames)
+    }
+
+    /// The next message on the heartbeat channel (waiting at most 30 s).
+    func nextBeat() throws -> WireEnvelope {
+        guard let frames = try heartbeat.receive(timeout: .seconds(30)) else { throw ClusterError("\(name) heard no beat") }
+        return try WireProtocol.decode(frames)
+    }
+
+    func nextTask() throws -> (task: TaskMessage, envelope: WireEnvelope) {
+        let envelope = try next()
+        guard case .task(let task) = envelope.message else { throw ClusterError("\(name) got \(envelope.kind), not a task") }
+        return (task, envelope)
+    }
+
+    /// A result for `task`: each block's gradient from `gradient(_:count:)` (or all
+    /// `gradientValue`), unit losses from `unitLoss` (indexed by unit; 0 if nil).
+    func answer(_ task: TaskMessage, _ envelope: WireEnvelope, unitLoss: [Double]?, gradientValue: Float? = nil) throws {
+        let units = Int(task.firstUnit)..<Int(task.firstUnit + task.unitCount)
+        let blocks = UnitTree.blocks(first: units.lowerBound, count: units.count).map { block in
+            let values = gradientValue.map { [Float](repeating: $0, count: parameterCount) }
+                ?? Self.gradient(block, count: parameterCount)
+            return GradientBlock(firstUnit: UInt32(block.first), unitCount: UInt32(block.count), gradient: WireFloats(values))
+        }
+        let result = ResultMessage(
+            taskKind: .train, firstUnit: task.firstUnit, unitCount: task.unitCount,
+            lossSums: units.map { unitLoss?[$0] ?? 0 }, correctCounts: units.map { _ in 1 },
+            sampleCounts: units.map { _ in task.unitSize }, gradientBlocks: blocks,
+            statisticsPerUnit: UInt32(statisticsPerUnit),
+            batchStatistics: WireFloats(units.flatMap { Self.statistics(unit: $0, count: statisticsPerUnit) }),
+            computeSeconds: 0)
+        try send(.result(result), step: envelope.step, shard: envelope.shardID)
+    }
+
+    /// A block's gradient: values that differ by block and position.
+    static func gradient(_ block: UnitBlock, count: Int) -> [Float] {
+        (0..<count).map { Float(block.first * 7 + block.count) + Float($0 % 97) * 0.001 }
+    }
+
+    /// A unit's batch-norm statistics: sums that depend on the order they are added in.
+    static func statistics(unit: Int, count: Int) -> [Float] {
+        (0..<count).map { [1e8, 1, -1e8, 3, 0.1, 2][unit % 6] + Float($0) }
+    }
+}

@@ -1,0 +1,47 @@
+// ssgd-faults: the `ssgd` command line with test-only fault hooks, for the fault-tolerance tests
+// (never shipped; `ssgd` has no hooks). `launch` starts its workers from this same binary, so
+// the hooks reach them too. Hooks, from the environment:
+//   SSGD_TEST_WORKER_NAME=NAME        the hooks below that name a step apply to this worker only
+//                                     (default: every worker)
+//   SSGD_TEST_WORKER_EXIT_AT_STEP=N   exit with status 3 on receiving step N's train task
+//   SSGD_TEST_WORKER_STALL_AT_STEP=N  stop computing at step N's train task (mid-step; heartbeats
+//                                     still flow), so a test can kill the worker there
+//   SSGD_TEST_WORKER_DELAY_MS=N       every train task takes N ms longer (every worker)
+//   SSGD_TEST_NAN_AT_STEP=N           a NaN in the first input of step N's units (in workers)
+
+import Cluster
+import Foundation
+import SSGDCommands
+import Training
+import Wire
+
+/// The hooks the environment asks for.
+func faultHooks(_ environment: [String: String]) -> WorkerFaultHooks {
+    func step(_ variable: String) -> UInt64? { environment[variable].flatMap { UInt64($0) } }
+    let onlyWorker = environment["SSGD_TEST_WORKER_NAME"]
+    let exitAtStep = step("SSGD_TEST_WORKER_EXIT_AT_STEP")
+    let stallAtStep = step("SSGD_TEST_WORKER_STALL_AT_STEP")
+    let delayMilliseconds = step("SSGD_TEST_WORKER_DELAY_MS")
+    var hooks = WorkerFaultHooks()
+    hooks.beforeTask = { worker, kind, step in
+        guard kind == .train else { return }
+        let named = onlyWorker.map { $0 == worker } ?? true
+        if named, step == exitAtStep {
+            Console.line("worker \(worker): exiting at step \(step) (test hook SSGD_TEST_WORKER_EXIT_AT_STEP)")
+            exit(3)
+        }
+        if let delayMilliseconds { usleep(UInt32(delayMilliseconds * 1000)) }
+        if named, step == stallAtStep {
+            Console.line("worker \(worker): stalling at step \(step) (test hook SSGD_TEST_WORKER_STALL_AT_STEP)")
+            while true { sleep(3600) }
+        }
+    }
+    if let nanAtStep = step("SSGD_TEST_NAN_AT_STEP").map({ Int($0) }) {
+        hooks.shardInput = { step, _, input in
+            if step == nanAtStep { input[0] = .nan }
+        }
+    }
+    return hooks
+}
+
+SSGD.main(workerFaultHooks: faultHooks(ProcessInfo.processInfo.environment))

@@ -1,0 +1,107 @@
+import Engine
+import Foundation
+import Testing
+import Transport
+import Wire
+
+/// What the coordinator and worker rely on, checked on every transport: channels are told
+/// apart, replies reach the channel they are sent to, a gone peer is a typed error, and
+/// borrowed memory is released.
+@Suite("Transport contract")
+struct TransportContractTests {
+    private static let patience = Duration.seconds(10)
+
+    /// A server and a way for one worker to reach it.
+    struct Pair {
+        let server: any ServerTransport
+        let connector: any ClientConnector
+    }
+
+    static func zeroMQ() throws -> Pair {
+        let server = try ZMQServerTransport(bind: "tcp://127.0.0.1:*")
+        return Pair(server: server, connector: ZMQConnector(endpoint: server.endpoint, workerName: "w1"))
+    }
+
+    static func inProcess() -> Pair {
+        let network = InProcessNetwork()
+        return Pair(server: network.server, connector: network.connector(name: "w1"))
+    }
+
+    static let transports = ["zeromq", "in-process"]
+
+    static func make(_ transport: String) throws -> Pair {
+        transport == "zeromq" ? try zeroMQ() : inProcess()
+    }
+
+    /// The first delivery within the patience, or a recorded failure.
+    private func next(_ server: any ServerTransport) throws -> Delivery {
+        try #require(try server.receive(timeout: Self.patience))
+    }
+
+    @Test("each channel's messages arrive marked with the peer and the channel, and replies go back to that channel",
+          arguments: transports)
+    func channelsAreToldApart(transport: String) throws {
+        let pair = try Self.make(transport)
+        defer { pair.server.close() }
+        let main = try pair.connector.connect(.main)
+        let heartbeat = try pair.connector.connect(.heartbeat)
+        defer {
+            main.close()
+            heartbeat.close()
+        }
+        try main.send([.bytes([1]), .bytes([2, 3])])
+        let first = try next(pair.server)
+        #expect(first.from.channel == .main)
+        #expect(first.frames.map(\.bytes) == [[1], [2, 3]])
+        try heartbeat.send([.bytes([9])])
+        let second = try next(pair.server)
+        #expect(second.from.channel == .heartbeat)
+        #expect(second.from.peer == first.from.peer)
+        #expect(second.frames.map(\.bytes) == [[9]])
+
+        try pair.server.send([.bytes([4])], to: PeerAddress(first.from.peer, .heartbeat))
+        try pair.server.send([.bytes([5])], to: PeerAddress(first.from.peer, .main))
+        #expect(try heartbeat.receive(timeout: Self.patience)?.map(\.bytes) == [[4]])
+        #expect(try main.receive(timeout: Self.patience)?.map(\.bytes) == [[5]])
+        #expect(pair.server.trafficBytes > 0)
+    }
+
+    @Test("a send to a peer that is not connected is peerUnreachable and releases the borrowed payload",
+          arguments: transports)
+    func unknownPeerIsUnreachable(transport: String) throws {
+        let pair = try Self.make(transport)
+        defer { pair.server.close() }
+        let tracker = SendTracker()
+        let nobody = PeerAddress(PeerID(Array("nobody".utf8)))
+        #expect(throws: TransportError.peerUnreachable(nobody)) {
+            try pair.server.send([.bytes([1]), .floats(FloatBuffer(count: 100), tracker: tracker)], to: nobody)
+        }
+        #expect(tracker.pendingCount == 0)
+    }
+
+    @Test("a borrowed payload arrives intact and is released once sent", arguments: transports)
+    func borrowedPayloadIsReleased(transport: String) throws {
+        let pair = try Self.make(transport)
+        defer { pair.server.close() }
+        let main = try pair.connector.connect(.main)
+        defer { main.close() }
+        try main.send([.bytes([0])])
+        let hello = try next(pair.server)
+        let payload = FloatBuffer((0..<4096).map { Float($0) * 0.5 })
+        let tracker = SendTracker()
+        try pair.server.send([.floats(payload, tracker: tracker)], to: hello.from)
+        let frames = try #require(try main.receive(timeout: Self.patience))
+        #expect(frames.first?.floats() == payload.toArray())
+        #expect(tracker.waitUntilReleased(timeout: Self.patience))
+    }
+
+    @Test("a closed client is unreachable in process")
+    func closedClientIsUnreachable() throws {
+        let network = InProcessNetwork()
+        let main = try network.connector(name: "w").connect(.main)
+        try main.send([.bytes([0])])
+        let hello = try next(network.server)
+        main.close()
+        #expect(throws: TransportError.peerUnreachable(hello.from)) { try network.server.send([.bytes([1])], to: hello.from) }
+    }
+}
