@@ -3,7 +3,7 @@
 #   make test  — install what is missing, build, run the whole test suite
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-PACKAGES := libopenblas-dev liblapacke-dev libzmq3-dev zlib1g-dev pkg-config dataset-fashion-mnist
+PACKAGES := libopenblas-dev liblapacke-dev libzmq3-dev zlib1g-dev libssl-dev pkg-config dataset-fashion-mnist
 # Only the tests need these: iproute2 (multi-host test in network namespaces), shellcheck (deploy scripts).
 TEST_PACKAGES := iproute2 shellcheck
 WORKERS ?= 2

@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// MARK: - System libraries (Debian: libopenblas-dev liblapacke-dev libzmq3-dev zlib1g-dev)
+// MARK: - System libraries (Debian: libopenblas-dev liblapacke-dev libzmq3-dev zlib1g-dev libssl-dev)
 
 let systemLibraries: [Target] = [
     .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas"),
@@ -9,6 +9,8 @@ let systemLibraries: [Target] = [
     // header and library are on the default paths.
     .systemLibrary(name: "CZMQ", path: "Sources/CZMQ"),
     .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+    // OpenSSL libcrypto (Debian: libssl-dev) for SHA-256.
+    .systemLibrary(name: "CCrypto", path: "Sources/CCrypto"),
     .systemLibrary(name: "CProcess", path: "Sources/CProcess"),
 ]
 
@@ -18,7 +20,7 @@ let modules: [Target] = [
     // Tensors, BLAS/LAPACK, layers, losses, models.
     .target(name: "Engine", dependencies: ["CBLAS"]),
     // Data sets: readers, preprocessing, augmentation, synthetic data, fingerprints.
-    .target(name: "Data", dependencies: ["Engine", "CZlib"]),
+    .target(name: "Data", dependencies: ["Engine", "CZlib", "CCrypto"]),
     // The training loop: config, schedule, methods, optimiser, the executor and run-store seams.
     .target(
         name: "Training",

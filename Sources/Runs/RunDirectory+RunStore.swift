@@ -35,16 +35,23 @@ extension RunDirectory: RunStore {
     }
 
     public func discardMetrics(afterStep step: Int) throws {
-        guard let data = FileManager.default.contents(atPath: metricsPath) else { return }
-        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true)
-        let kept = lines.filter { line in
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let recorded = object["step"] as? Int
-            else { return false }  // a torn last line from a kill mid-write
-            return recorded <= step
+        let records = metricsRecords()
+        let kept = records.filter { ($0.step ?? Int.max) <= step }  // a torn line (kill mid-write) goes too
+        guard kept.count != records.count else { return }
+        try AtomicFileWriter.write(kept.map { $0.line + "\n" }.joined(), to: metricsPath)
+    }
+
+    public func lastEvaluatedStep() -> Int? {
+        metricsRecords().compactMap(\.step).last
+    }
+
+    /// metrics.jsonl's lines with the step each records (nil: not a readable record).
+    private func metricsRecords() -> [(line: Substring, step: Int?)] {
+        guard let data = FileManager.default.contents(atPath: metricsPath) else { return [] }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true).map { line in
+            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            return (line, object?["step"] as? Int)
         }
-        guard kept.count != lines.count else { return }
-        try AtomicFileWriter.write(kept.map { $0 + "\n" }.joined(), to: metricsPath)
     }
 
     public func writeSummary(_ text: String) throws {

@@ -138,7 +138,9 @@ public final class LocalExecutor: GradientExecutor {
         if parameters !== network.parameters { network.parameters.copy(from: parameters) }
         if state !== network.state { network.state.copy(from: state) }
         let indices = (0..<Int32(sampleCount)).map { $0 }
-        let (losses, correct) = indices.withUnsafeBufferPointer { runner.evaluate(split: split, indices: $0) }
+        let (losses, correct) = try indices.withUnsafeBufferPointer {
+            try runner.evaluate(split: split, indices: $0, shouldStop: { StopRequest.requested })
+        }
         return EvaluationResult(chunkLossSums: losses, chunkCorrect: correct, samples: sampleCount)
     }
 }

@@ -86,4 +86,6 @@ public protocol RunStore: Sendable {
     func writeSummary(_ text: String) throws
     /// The summary written at the end of the run, if any.
     func readSummary() -> String?
+    /// The step of the newest evaluation record, if any.
+    func lastEvaluatedStep() -> Int?
 }

@@ -126,11 +126,20 @@ public final class ShardRunner {
     /// fixed by position in the global list, so any split of the list over workers at chunk
     /// boundaries gives the same chunks and the same sums.
     public func evaluate(split: Split, indices: UnsafeBufferPointer<Int32>) -> (lossSums: [Double], correct: [Int]) {
+        // Never stopped, so never throws.
+        (try? evaluate(split: split, indices: indices, shouldStop: { false })) ?? ([], [])
+    }
+
+    /// As above, asking `shouldStop` between chunks; throws StopRequestedError when it says yes.
+    public func evaluate(
+        split: Split, indices: UnsafeBufferPointer<Int32>, shouldStop: () -> Bool
+    ) throws -> (lossSums: [Double], correct: [Int]) {
         let dataset = data.dataset(split)
         var lossSums = [Double]()
         var corrects = [Int]()
         var chunkStart = 0
         while chunkStart < indices.count {
+            if shouldStop() { throw StopRequestedError() }
             let n = min(unitSize, indices.count - chunkStart)
             for j in 0..<n {
                 let index = Int(indices[chunkStart + j])

@@ -29,3 +29,10 @@ public enum StopRequest {
         pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
     }
 }
+
+/// Thrown where long work (an evaluation) notices a stop request between its chunks; the
+/// trainer then checkpoints (the step before it is complete) and stops.
+public struct StopRequestedError: Error, CustomStringConvertible {
+    public init() {}
+    public var description: String { "stopped on request" }
+}

@@ -130,7 +130,8 @@ public final class Trainer {
 
     /// Test and train loss/accuracy and σ of every weight matrix.
     public func evaluate() throws -> (train: EvaluationResult, test: EvaluationResult, sigma: [String: Float]) {
-        let test = try executor.evaluate(split: .test, sampleCount: data.test.count, parameters: network.parameters, state: network.state)
+        let testCount = config.testEvalSamples > 0 ? min(config.testEvalSamples, data.test.count) : data.test.count
+        let test = try executor.evaluate(split: .test, sampleCount: testCount, parameters: network.parameters, state: network.state)
         let trainCount = config.trainEvalSamples > 0 ? min(config.trainEvalSamples, data.train.count) : data.train.count
         let train = try executor.evaluate(split: .train, sampleCount: trainCount, parameters: network.parameters, state: network.state)
         return (train, test, SpectralNorms.largest(network: network, seed: config.seed))
@@ -140,10 +141,18 @@ public final class Trainer {
         SHA256.hex(SHA256.hash(floats: network.parameters.pointer, count: network.parameterCount))
     }
 
-    /// Train until the end (or max_steps, or a stop request), evaluating, checkpointing and
-    /// reporting on the way; writes summary.json.
+    /// Whether the schedule evaluates after `step` (an epoch boundary every eval_every_epochs).
+    private func evaluationDue(afterStep step: Int) -> Bool {
+        let stepsPerEpoch = schedule.stepsPerEpoch
+        return step > 0 && step % stepsPerEpoch == 0 && config.evalEveryEpochs > 0 && (step / stepsPerEpoch) % config.evalEveryEpochs == 0
+    }
+
+    /// Train until the end (or max_steps), evaluating, checkpointing and reporting on the way;
+    /// writes summary.json and returns it. A stop request (Ctrl-C, SIGTERM) — noticed between
+    /// steps and between the chunks of an evaluation — writes a checkpoint and returns nil with
+    /// no summary; resuming redoes an evaluation the stop cut short.
     @discardableResult
-    public func train() throws -> TrainingSummary {
+    public func train() throws -> TrainingSummary? {
         let start = MonotonicClock.now()
         let end = endStep
         let stepsPerEpoch = schedule.stepsPerEpoch
@@ -166,7 +175,16 @@ public final class Trainer {
         var lastEvaluated: (train: EvaluationResult, test: EvaluationResult)?
         var lastEvaluatedStep = -1
         var stoppedByRequest = false
-        while step < end {
+        if step < end && evaluationDue(afterStep: step) && (run.lastEvaluatedStep() ?? -1) < step {
+            // A stop during this step's evaluation left it undone: do it now.
+            do {
+                lastEvaluated = try evaluateAndLog(sinceEvaluation, start: start)
+                lastEvaluatedStep = step
+            } catch is StopRequestedError {
+                stoppedByRequest = true
+            }
+        }
+        while step < end && !stoppedByRequest {
             if StopRequest.requested {
                 stoppedByRequest = true
                 break
@@ -192,7 +210,12 @@ public final class Trainer {
             let epochDone = step % stepsPerEpoch == 0
             let epoch = step / stepsPerEpoch
             if epochDone && config.evalEveryEpochs > 0 && epoch % config.evalEveryEpochs == 0 && step < end {
-                lastEvaluated = try evaluateAndLog(sinceEvaluation, start: start)
+                do {
+                    lastEvaluated = try evaluateAndLog(sinceEvaluation, start: start)
+                } catch is StopRequestedError {
+                    stoppedByRequest = true
+                    break
+                }
                 lastEvaluatedStep = step
                 sinceEvaluation = ProgressWindow()
             }
@@ -204,10 +227,18 @@ public final class Trainer {
                 lastPrint = now
             }
         }
-        if lastEvaluatedStep != step || lastEvaluated == nil {
-            lastEvaluated = try evaluateAndLog(sinceEvaluation, start: start)
+        if !stoppedByRequest && (lastEvaluatedStep != step || lastEvaluated == nil) {
+            do {
+                lastEvaluated = try evaluateAndLog(sinceEvaluation, start: start)
+            } catch is StopRequestedError {
+                stoppedByRequest = true
+            }
         }
         try writeCheckpoint()
+        if stoppedByRequest {
+            output("stopped at step \(step) of \(schedule.totalSteps) on request, checkpoint written; continue with: \(resumeCommand) --resume \(run.path)")
+            return nil
+        }
         let wall = MonotonicClock.now() - start
         guard let final = lastEvaluated else { preconditionFailure("evaluation always runs before the summary") }
         let summary = TrainingSummary(
@@ -226,15 +257,16 @@ public final class Trainer {
                       step, schedule.totalSteps, 100 * final.test.accuracy, 100 * final.train.accuracy, final.test.loss, wall,
                       summary.imagesPerSecond))
         output("parameters sha256 \(summary.parametersSHA256)")
-        if stoppedByRequest {
-            output("stopped at step \(step) on request; continue with: \(resumeCommand) --resume \(run.path)")
-        } else if summary.stoppedEarly {
+        if summary.stoppedEarly {
             output("stopped at max_steps \(step) of \(schedule.totalSteps); continue with: \(resumeCommand) --resume \(run.path) --max-steps 0")
         }
         return summary
     }
 
     private func evaluateAndLog(_ window: ProgressWindow, start: Double) throws -> (train: EvaluationResult, test: EvaluationResult) {
+        let testCount = config.testEvalSamples > 0 ? min(config.testEvalSamples, data.test.count) : data.test.count
+        let trainCount = config.trainEvalSamples > 0 ? min(config.trainEvalSamples, data.train.count) : data.train.count
+        output("evaluating at step \(step): \(testCount) test and \(trainCount) train samples")
         let (train, test, sigma) = try evaluate()
         let record = EvaluationRecord(
             epoch: step / schedule.stepsPerEpoch, step: step, lr: rates.rate(atStep: max(step - 1, 0)),

@@ -128,6 +128,7 @@ extension TrainingConfig {
         }, write: { "\($0.seed)" }),
         ConfigKey(name: "eval_every_epochs", hashed: false, read: { $0.evalEveryEpochs = try readInt($1, "eval_every_epochs") }, write: { "\($0.evalEveryEpochs)" }),
         ConfigKey(name: "train_eval_samples", hashed: false, read: { $0.trainEvalSamples = try readInt($1, "train_eval_samples") }, write: { "\($0.trainEvalSamples)" }),
+        ConfigKey(name: "test_eval_samples", hashed: false, read: { $0.testEvalSamples = try readInt($1, "test_eval_samples") }, write: { "\($0.testEvalSamples)" }),
         ConfigKey(name: "checkpoint_every_steps", hashed: false, read: { $0.checkpointEverySteps = try readInt($1, "checkpoint_every_steps") }, write: { "\($0.checkpointEverySteps)" }),
         ConfigKey(name: "keep_checkpoints", hashed: false, read: { $0.keepCheckpoints = try readInt($1, "keep_checkpoints") }, write: { "\($0.keepCheckpoints)" }),
         ConfigKey(name: "threads", hashed: false, read: { $0.threads = try readInt($1, "threads") }, write: { "\($0.threads)" }),

@@ -46,6 +46,8 @@ public struct TrainingConfig: Sendable, Equatable {
     // Run control (not part of the config hash: they do not change the trajectory)
     public var evalEveryEpochs = 1
     public var trainEvalSamples = 0
+    /// Evaluate on the first N test samples (0: all of them).
+    public var testEvalSamples = 0
     public var checkpointEverySteps = 50
     public var keepCheckpoints = 3
     public var threads = 0
@@ -154,6 +156,7 @@ extension TrainingConfig {
             "synthetic_train_samples and synthetic_test_samples must be ≤ \(Int32.max) (sample indices are 32-bit)")
         try require(evalEveryEpochs >= 0, "eval_every_epochs", "must be ≥ 0 (0: only at the end)")
         try require(trainEvalSamples >= 0, "train_eval_samples", "must be ≥ 0 (0: all)")
+        try require(testEvalSamples >= 0, "test_eval_samples", "must be ≥ 0 (0: all)")
         try require(checkpointEverySteps >= 0, "checkpoint_every_steps", "must be ≥ 0 (0: only at the end)")
         try require(keepCheckpoints >= 1, "keep_checkpoints", "must be ≥ 1")
         try require(threads >= 0, "threads", "must be ≥ 0 (0: all cores)")

@@ -454,9 +454,9 @@ private func iniEntries(_ text: String) -> [(section: String, key: String, value
     for package in packages { #expect(build.contains(" \(package)"), "the build stage does not install \(package)") }
     #expect(!runtime.contains("-dev"), "the runtime stage installs a -dev package")
     // Every library the system-library modules link has its runtime package.
-    let runtimePackage = ["openblas": "libopenblas0", "lapacke": "liblapacke", "zmq": "libzmq5", "z": "zlib1g"]
+    let runtimePackage = ["openblas": "libopenblas0", "lapacke": "liblapacke", "zmq": "libzmq5", "z": "zlib1g", "crypto": "libssl3"]
     var linked = [String]()
-    for module in ["CBLAS", "CZMQ", "CZlib"] {
+    for module in ["CBLAS", "CZMQ", "CZlib", "CCrypto"] {
         let map = try Deploy.read("Sources/\(module)/module.modulemap")
         linked += Deploy.groups(#"link "([^"]+)""#, in: map).map { $0[1] }
     }

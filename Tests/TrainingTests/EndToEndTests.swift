@@ -15,7 +15,7 @@ import Training
         let directory = Fixtures.temporaryDirectory()
         let trainer = try Fixtures.trainer(config, runDirectory: directory)
         let before = try trainer.evaluate()
-        let summary = try trainer.train()
+        let summary = try #require(try trainer.train())
         #expect(before.train.loss > 1.0)
         #expect(summary.trainLoss < 0.35, "\(method): train loss \(summary.trainLoss)")
         #expect(summary.testAccuracy > 0.85, "\(method): test accuracy \(summary.testAccuracy)")

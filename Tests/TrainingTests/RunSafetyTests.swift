@@ -150,3 +150,42 @@ import Training
         #expect(!underAFile.output.contains("NSCocoaErrorDomain"))
     }
 }
+
+@Suite struct StopDuringEvaluationTests {
+    /// An evaluation long enough (a wide MLP over 40,000 test samples) that the signal lands in it.
+    @Test func aStopSignalDuringAnEvaluationCheckpointsAtOnceAndResumeRedoesTheEvaluation() throws {
+        let directory = Fixtures.temporaryDirectory("ssgd-stop-eval")
+        let text = """
+            name: stopeval
+            model: mlp
+            hidden: [4096, 4096]
+            dataset: synthetic
+            synthetic_shape: [1, 32, 32]
+            synthetic_train_samples: 64
+            synthetic_test_samples: 40000
+            batch_size: 64
+            ghost_batch: 64
+            epochs: 2
+            eval_every_epochs: 1
+            train_eval_samples: 64
+            checkpoint_every_steps: 0
+            """
+        _ = FileManager.default.createFile(atPath: directory + "/config.yaml", contents: Data(text.utf8))
+        let run = directory + "/run"
+        let training = try SSGDProcess(["train", "--config", directory + "/config.yaml", "--run-dir", run, "--threads", "1"])
+        #expect(training.waitForOutput("evaluating at step 1", timeout: 120), "\(training.output)")
+        kill(training.processID, SIGTERM)
+        #expect(training.wait(timeout: 120) == 130, "\(training.output)")
+        #expect(training.output.contains("stopped at step 1 of 2 on request, checkpoint written"), "\(training.output)")
+        #expect(!training.output.contains("test acc"), "the evaluation must not have finished: \(training.output)")
+        #expect(FileManager.default.fileExists(atPath: run + "/checkpoints/" + Checkpoint.fileName(step: 1)))
+        #expect(!FileManager.default.fileExists(atPath: run + "/summary.json"))
+        #expect(RunSafetyTests.metricsSteps(run) == [])
+        // Resume redoes the step-1 evaluation first (on a test subset, to be quick), then goes on.
+        let resumed = try SSGDProcess.run(
+            ["train", "--resume", run, "--set", "test_eval_samples=256", "--threads", "1"], timeout: 300)
+        #expect(resumed.status == 0, "\(resumed.output)")
+        #expect(resumed.output.contains("evaluating at step 1: 256 test and 64 train samples"), "\(resumed.output)")
+        #expect(RunSafetyTests.metricsSteps(run) == [1, 2])
+    }
+}
