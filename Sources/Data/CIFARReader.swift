@@ -75,6 +75,15 @@ public enum CIFARReader {
             }
             files.append((path, bytes))
         }
+        // The published batches hold 10,000 records each. A file of a tiny fraction of its
+        // siblings' records passes the record-size check but is almost surely cut short (a
+        // record-aligned truncation): refuse it rather than train on a different data set.
+        let largest = files.map { $0.bytes.count / recordSize }.max() ?? 0
+        for file in files where (file.bytes.count / recordSize) * 100 < largest {
+            throw DataError.inconsistent(
+                "\(file.path) holds \(file.bytes.count / recordSize) record(s) while a sibling batch holds \(largest): "
+                + "it looks truncated; restore it from the archive (\(hint))")
+        }
         let count = files.reduce(0) { $0 + $1.bytes.count / recordSize }
         let images = FloatBuffer(count: count * imageBytes)  // (N, 3, 32, 32)
         var labels = [Int32](repeating: 0, count: count)  // (N)

@@ -156,8 +156,14 @@ extension TrainingConfig {
         guard let mapping = root.mapping else {
             throw ConfigError(key: nil, "expected a mapping of keys to values at the top level")
         }
+        var seen = [String: Int]()
         for (keyNode, valueNode) in mapping {
             let name = keyNode.string ?? "\(keyNode)"
+            let line = (keyNode.mark?.line).map { $0 } ?? 0
+            if let first = seen[name] {
+                throw ConfigError(key: name, "appears twice (lines \(first) and \(line)); keep one")
+            }
+            seen[name] = line
             try config.set(name, node: valueNode)
         }
         return config
