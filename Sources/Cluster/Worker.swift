@@ -69,7 +69,7 @@ public final class Worker {
     public var faultHooks = WorkerFaultHooks()
     private let connector: any ClientConnector
     private let transport: any ClientTransport
-    private var runner: ShardRunner?
+    private var runner: LaneRunner?
     private var identity: JobIdentity?
     private var blockPool: [FloatBuffer] = []
     private let tracker = SendTracker()
@@ -145,15 +145,16 @@ public final class Worker {
         }
         if let dataPath = options.dataPath { config.dataPath = dataPath }
         try config.validate()
-        BLASThreads.set(options.threads)
+        // Lanes: each lane runs OpenBLAS single-threaded (DESIGN §3).
+        BLASThreads.set(1)
         let (data, network) = try TrainingSession.loadDataAndModel(config)
         identity = JobIdentity(config: config, dataFingerprint: data.fingerprint)
-        let runner = ShardRunner(network: network, data: data, config: config)
+        let runner = try LaneRunner(network: network, data: data, config: config, lanes: max(options.threads, 1))
         runner.inputHook = faultHooks.shardInput
         self.runner = runner
         try hello()
         let welcome = try awaitWelcome()
-        log("worker \(name) joined as #\(welcome.workerIndex) (\(network.parameterCount) parameters, \(data.train.count) training samples, \(BLASThreads.current) BLAS thread(s))")
+        log("worker \(name) joined as #\(welcome.workerIndex) (\(network.parameterCount) parameters, \(data.train.count) training samples, \(runner.lanes) lane(s), OpenBLAS \(BLASThreads.coreName))")
         coordinatorTimeout = config.coordinatorTimeout
         let heartbeat = WorkerHeartbeat(
             connector: connector, jobID: identity?.jobID ?? .zero,

@@ -19,6 +19,10 @@ import Darwin
 //            batchStatistics[offset + c] = mean over chunks of μ,
 //            batchStatistics[channels + offset + c] = mean over chunks of the UNBIASED
 //            variance σ²·M/(M−1) (σ² itself when M = 1).
+// Chunks:    when the pass computes one chunk of a unit (context.chunk, see
+//            ChunkCollective.swift), the statistics are the unit's: Σx, then Σ(x − μ)², and in
+//            backward Σdy and Σdy·(x − μ), are summed over the unit's chunks in chunk order;
+//            each chunk normalises its own rows and adds its own rows' share to dγ, dβ.
 // Running:   once per step the trainer hands back the step's batch statistics (the mean over
 //            its units of each unit's batch statistics) and the layer folds them in:
 //            running ← (1 − momentum)·running + momentum·step statistic (PyTorch's form).
@@ -54,6 +58,9 @@ public final class BatchNorm2d: Layer {
     private var chunkInverseStd: FloatBuffer?  // (chunks, C), 1/√(σ²+ε)
     private var input: UnsafePointer<Float>?  // (N, C, S), the last forward's input
     private var lastMode: Mode = .training
+    /// The chunk of a unit the last training forward computed (nil: a whole micro-batch).
+    private var lastChunk: ChunkContext?
+    private var sums: UnsafeMutablePointer<Double>?  // (2C + 1) partial and total sums for chunks
 
     /// `name` is the PyTorch module name, e.g. "features.1". A flat input [F] is C = F, S = 1.
     public init(name: String, inputShape: Shape, ghostBatch: Int) {
@@ -108,7 +115,12 @@ public final class BatchNorm2d: Layer {
         let chunks = (maxBatch + ghostBatch - 1) / ghostBatch
         chunkMean = FloatBuffer(count: chunks * channels)
         chunkInverseStd = FloatBuffer(count: chunks * channels)
+        if sums == nil {
+            sums = UnsafeMutablePointer<Double>.allocate(capacity: 2 * channels + 1)
+        }
     }
+
+    deinit { sums?.deallocate() }
 
     public func forward(_ x: UnsafePointer<Float>, batch: Int, context: ForwardContext)
         -> UnsafeMutablePointer<Float>
@@ -132,6 +144,11 @@ public final class BatchNorm2d: Layer {
                     VectorKernels.affine(x + base, y + base, count: s, a: a, b: b)
                 }
             }
+            return y
+        }
+        lastChunk = context.chunk
+        if let chunk = context.chunk {
+            forwardChunk(x, y, batch: batch, chunk: chunk)
             return y
         }
         let chunks = (batch + ghostBatch - 1) / ghostBatch
@@ -169,6 +186,88 @@ public final class BatchNorm2d: Layer {
         return y
     }
 
+    /// Training forward of one chunk of a unit: the unit's statistics through the collective.
+    private func forwardChunk(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, chunk: ChunkContext) {
+        guard let sums, let chunkMean, let chunkInverseStd else { preconditionFailure("BatchNorm2d \(name): not reserved") }
+        let (c, s) = (channels, spatial)
+        // Σx per channel and this chunk's value count, summed over the unit's chunks.
+        for channel in 0..<c {
+            var sum = 0.0
+            for n in 0..<batch { sum += VectorKernels.sumDouble(x + (n * c + channel) * s, count: s) }
+            sums[channel] = sum
+        }
+        sums[c] = Double(batch * s)
+        chunk.collective.allReduceSum(sums, count: c + 1, participant: chunk.index)
+        let m = sums[c]
+        for channel in 0..<c { sums[c + 1 + channel] = sums[channel] / m }  // means, kept past Σ(x − μ)²
+        for channel in 0..<c {
+            let mean = sums[c + 1 + channel]
+            var squares = 0.0
+            for n in 0..<batch {
+                squares += VectorKernels.squaredDeviationsDouble(x + (n * c + channel) * s, count: s, mean: mean)
+            }
+            sums[channel] = squares
+        }
+        chunk.collective.allReduceSum(sums, count: c, participant: chunk.index)
+        for channel in 0..<c {
+            let mean = sums[c + 1 + channel]
+            let variance = sums[channel] / m
+            let inverse = Float(1 / (variance + Double(epsilon)).squareRoot())
+            chunkMean[channel] = Float(mean)
+            chunkInverseStd[channel] = inverse
+            statisticsMean[channel] = Float(mean)
+            statisticsVariance[channel] = Float(m > 1 ? sums[channel] / (m - 1) : variance)
+            let a = scale[channel] * inverse
+            let b = shift[channel] - Float(mean) * a
+            for n in 0..<batch {
+                let base = (n * c + channel) * s
+                VectorKernels.affine(x + base, y + base, count: s, a: a, b: b)
+            }
+        }
+    }
+
+    /// Backward of one chunk of a unit: Σdy and Σdy·(x − μ) over the unit through the collective;
+    /// dγ, dβ get this chunk's rows only (the chunks' gradients are summed afterwards).
+    private func backwardChunk(
+        _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>?, x: UnsafePointer<Float>, batch: Int,
+        chunk: ChunkContext
+    ) {
+        guard let sums, let chunkMean, let chunkInverseStd else { preconditionFailure("BatchNorm2d \(name): not reserved") }
+        let (c, s) = (channels, spatial)
+        for channel in 0..<c {
+            let mean = chunkMean[channel]
+            var sumDy = 0.0
+            var sumDyCentred = 0.0
+            for n in 0..<batch {
+                let base = (n * c + channel) * s
+                let (rowSum, rowDot) = VectorKernels.sumAndCentredDot(dy + base, x + base, count: s, mean: mean)
+                sumDy += Double(rowSum)
+                sumDyCentred += Double(rowDot)
+            }
+            shiftGradient[channel] += Float(sumDy)
+            scaleGradient[channel] += Float(sumDyCentred) * chunkInverseStd[channel]
+            sums[channel] = sumDy
+            sums[c + channel] = sumDyCentred
+        }
+        sums[2 * c] = Double(batch * s)
+        chunk.collective.allReduceSum(sums, count: 2 * c + 1, participant: chunk.index)
+        guard let dx else { return }
+        let m = Float(sums[2 * c])
+        for channel in 0..<c {
+            let mean = chunkMean[channel]
+            let inverse = chunkInverseStd[channel]
+            let factor = scale[channel] * inverse
+            let meanDy = Float(sums[channel]) / m
+            let meanDyXhat = Float(sums[c + channel]) * inverse / m
+            let beta = -factor * inverse * meanDyXhat
+            let gamma = factor * (mean * inverse * meanDyXhat - meanDy)
+            for n in 0..<batch {
+                let base = (n * c + channel) * s
+                VectorKernels.combine(dy + base, x + base, dx + base, count: s, alpha: factor, beta: beta, gamma: gamma)
+            }
+        }
+    }
+
     public func backward(
         outputGradient dy: UnsafeMutablePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>?,
         batch: Int
@@ -196,6 +295,10 @@ public final class BatchNorm2d: Layer {
                 shiftGradient[channel] += sumDy
                 scaleGradient[channel] += sumDyXhat
             }
+            return
+        }
+        if let chunk = lastChunk {
+            backwardChunk(dy, dx, x: x, batch: batch, chunk: chunk)
             return
         }
         let chunks = (batch + ghostBatch - 1) / ghostBatch

@@ -42,6 +42,8 @@ public final class Dropout: Layer {
             return y
         }
         var generator = SplitMix64(keys: context.seed, context.step, context.unit, salt)
+        // A chunk of a unit draws the mask of its own rows of the unit's mask.
+        if let chunk = context.chunk { generator.advance(by: chunk.sampleOffset * inputShape.count) }
         let keep = 1 / (1 - probability)
         let m = mask.pointer
         for i in 0..<count {

@@ -23,12 +23,15 @@ public struct ForwardContext: Sendable {
     public var seed: UInt64
     public var step: UInt64
     public var unit: UInt64
+    /// Set when this pass computes one chunk of a unit (see ChunkCollective.swift).
+    public var chunk: ChunkContext?
 
-    public init(mode: Mode, seed: UInt64 = 0, step: UInt64 = 0, unit: UInt64 = 0) {
+    public init(mode: Mode, seed: UInt64 = 0, step: UInt64 = 0, unit: UInt64 = 0, chunk: ChunkContext? = nil) {
         self.mode = mode
         self.seed = seed
         self.step = step
         self.unit = unit
+        self.chunk = chunk
     }
 
     public static let inference = ForwardContext(mode: .inference)

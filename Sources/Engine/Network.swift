@@ -24,7 +24,10 @@ public final class Network {
     private var gradientA = FloatBuffer(count: 0)
     private var gradientB = FloatBuffer(count: 0)
 
-    public init(layers: [Layer], classes: Int) {
+    /// `sharingWith`: a replica for another lane — it reads (never writes) `replicated`'s
+    /// parameters and state arenas, and has its own gradients, batch statistics, activations
+    /// and workspaces. The layer lists must describe the same model.
+    public init(layers: [Layer], classes: Int, sharingWith replicated: Network? = nil) {
         precondition(!layers.isEmpty, "a network needs at least one layer")
         for (previous, next) in zip(layers, layers.dropFirst()) {
             precondition(
@@ -41,9 +44,14 @@ public final class Network {
         for layer in layers { layer.declare(into: layout) }
         parameterTable = layout.parameters
         stateTable = layout.state
-        parameters = FloatBuffer(count: layout.parameterCount)
+        if let replicated {
+            precondition(
+                replicated.parameterTable == layout.parameters && replicated.stateTable == layout.state,
+                "a replica must have the layout of the network it shares arenas with")
+        }
+        parameters = replicated?.parameters ?? FloatBuffer(count: layout.parameterCount)
         gradients = FloatBuffer(count: layout.parameterCount)
-        state = FloatBuffer(count: layout.stateCount)
+        state = replicated?.state ?? FloatBuffer(count: layout.stateCount)
         normalizationChannels = layout.normalizationChannels
         batchNormLayers = layout.batchNormLayers
         batchStatistics = FloatBuffer(count: 2 * layout.normalizationChannels)
@@ -53,7 +61,7 @@ public final class Network {
             batchStatistics: batchStatistics.pointer,
             normalizationChannels: layout.normalizationChannels)
         for layer in layers { layer.bind(arenas) }
-        resetState()
+        if replicated == nil { resetState() }
     }
 
     public var parameterCount: Int { parameters.count }

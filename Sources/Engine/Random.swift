@@ -28,6 +28,12 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         return SplitMix64.mix(state)
     }
 
+    /// Skip `draws` calls of `next()` in O(1) (the state advances by a constant per draw), so a
+    /// chunk of a unit can draw exactly what the unit's rows before it would have left.
+    public mutating func advance(by draws: Int) {
+        state &+= 0x9E37_79B9_7F4A_7C15 &* UInt64(truncatingIfNeeded: draws)
+    }
+
     static func mix(_ value: UInt64) -> UInt64 {
         var z = value
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9

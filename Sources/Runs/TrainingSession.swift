@@ -77,7 +77,7 @@ public enum TrainingSession {
     /// The in-process trainer for a prepared run, initialised fresh or from its last checkpoint.
     public static func localTrainer(_ prepared: PreparedRun) throws -> Trainer {
         let (data, network) = try loadDataAndModel(prepared.config)
-        let runner = ShardRunner(network: network, data: data, config: prepared.config)
+        let runner = try LaneRunner(network: network, data: data, config: prepared.config, lanes: prepared.config.lanes)
         let executor = LocalExecutor(runner: runner, unitsPerStep: prepared.config.unitsPerStep)
         let trainer = try Trainer(config: prepared.config, data: data, network: network, executor: executor, run: prepared.run)
         if prepared.resuming { try trainer.restoreLatestCheckpoint() } else { trainer.initializeFresh() }

@@ -13,7 +13,8 @@ struct Train: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let prepared = try TrainingSession.prepare(options.request)
-            BLASThreads.set(prepared.config.threads)
+            // Lanes: `threads` single-threaded lanes, OpenBLAS at one thread in each (DESIGN §3).
+            BLASThreads.set(1)
             StopRequest.installHandlers()
             let trainer = try TrainingSession.localTrainer(prepared)
             try trainer.train()

@@ -88,13 +88,13 @@ public protocol GradientExecutor: AnyObject {
 
 /// Computes everything in this process on one network.
 public final class LocalExecutor: GradientExecutor {
-    public let runner: ShardRunner
+    public let runner: LaneRunner
     private let units: Int
     private let unitSize: Int
     /// Block sums when the units do not form one power-of-two block (allocated once).
     private var blockPool: [FloatBuffer] = []
 
-    public init(runner: ShardRunner, unitsPerStep: Int) {
+    public init(runner: LaneRunner, unitsPerStep: Int) {
         self.runner = runner
         self.units = unitsPerStep
         self.unitSize = runner.unitSize

@@ -3,8 +3,12 @@ import Engine
 // Config → network for a data set's input shape and classes.
 
 public enum ModelFactory {
-    public static func make(_ config: TrainingConfig, inputShape: Shape, classes: Int) throws -> Network {
-        let network = Network(layers: try layers(config, inputShape: inputShape, classes: classes), classes: classes)
+    /// `sharingWith`: build a lane's replica that reads that network's parameters and state.
+    public static func make(
+        _ config: TrainingConfig, inputShape: Shape, classes: Int, sharingWith replicated: Network? = nil
+    ) throws -> Network {
+        let network = Network(
+            layers: try layers(config, inputShape: inputShape, classes: classes), classes: classes, sharingWith: replicated)
         network.setBatchNormMomentum(Float(config.bnMomentum))
         return network
     }

@@ -3,9 +3,18 @@ import Engine
 import Foundation
 
 // The compute at the bottom of every executor: runs a contiguous range of a step's work units
-// on one network replica and produces the gradient sum of each aligned block of the unit tree
+// on one lane group and produces the gradient sum of each aligned block of the unit tree
 // (UnitTree), plus per-unit loss, accuracy and batch-norm statistics. The in-process executor
-// and the remote worker both call it, so a step computes the same bytes in every mode.
+// and the remote worker both call it (through LaneRunner), so a step computes the same bytes in
+// every mode.
+//
+// A unit of G = ghost_batch samples is cut into k = G / chunk_size chunks (the config fixes k,
+// never the thread count). With k = 1 the unit is one forward/backward on one replica. With
+// k > 1 each chunk runs on its own replica on its own thread of `chunkThreads`; batch
+// normalisation meets at a ChunkBarrier for the unit's statistics, and after backward every
+// chunk thread sums one fixed slice of the parameter vector over the k replicas' gradients in
+// chunk order. Evaluation runs in pieces of chunk_size samples, per unit-sized evaluation
+// chunk, summed in order.
 
 /// Per-unit outcomes of a shard, in unit order.
 public struct UnitOutcomes: Sendable {
@@ -16,39 +25,97 @@ public struct UnitOutcomes: Sendable {
     public var batchStatistics: [Float] = []
 
     public init() {}
+
+    /// Append `other`'s units after this one's.
+    public mutating func append(_ other: UnitOutcomes) {
+        lossSums += other.lossSums
+        correct += other.correct
+        samples += other.samples
+        batchStatistics += other.batchStatistics
+    }
+}
+
+/// One lane's replica: a network sharing the parameters, its input rows and its objective.
+final class Replica {
+    let network: Network
+    let input: FloatBuffer  // (rows, sampleSize)
+    var labels: [Int32]  // (rows)
+    let objective: UnitObjective
+
+    init(network: Network, rows: Int, sampleSize: Int, objective: UnitObjective) {
+        self.network = network
+        input = FloatBuffer(count: rows * sampleSize)
+        labels = [Int32](repeating: 0, count: rows)
+        self.objective = objective
+        network.reserve(maxBatch: rows)
+    }
 }
 
 public final class ShardRunner {
-    /// Sees each training unit's input (unitSize × sampleSize floats, writable) just before its
-    /// forward pass, with the step and unit index. For fault-injection tests only.
+    /// Sees each training unit's input (its first chunk's rows × sampleSize floats, writable)
+    /// just before its forward pass, with the step and unit index. For fault-injection tests only.
     public typealias InputHook = @Sendable (_ step: Int, _ unit: Int, _ input: UnsafeMutableBufferPointer<Float>) -> Void
 
+    /// Replica 0's network: the one whose parameters every replica reads.
     public let network: Network
     public let data: DatasetPair
     public let unitSize: Int
-    /// The method's per-unit loss (plain, or e.g. adversarial).
-    public let objective: UnitObjective
+    /// Samples per chunk, and chunks per unit.
+    public let chunkSize: Int
+    public let chunkCount: Int
     public let augmenter: Augmenter
     public let seed: UInt64
-
-    private let sampleSize: Int
-    private let input: FloatBuffer  // (unitSize, sampleSize)
-    private var labels: [Int32]  // (unitSize)
-    private var levels: [FloatBuffer] = []  // tree partial sums, one per level, parameterCount each
     /// nil except in fault-injection tests.
     public var inputHook: InputHook?
 
-    public init(network: Network, data: DatasetPair, config: TrainingConfig) {
+    private let sampleSize: Int
+    private let replicas: [Replica]
+    private let tokens: LaneTokens?
+    private let chunkThreads: LanePool?
+    private let barrier: ChunkBarrier?
+    private let unitGradient: FloatBuffer?  // (P) the chunked unit's gradient sum
+    private let chunkLoss: UnsafeMutablePointer<Double>  // (k)
+    private let chunkCorrect: UnsafeMutablePointer<Int>  // (k)
+    private let unitStatistics: FloatBuffer  // (2·BN channels) of the unit being run
+    private var levels: [FloatBuffer] = []  // tree partial sums, one per level, parameterCount each
+
+    /// `network` is replica 0 (its parameters are the ones read); the other chunks' replicas are
+    /// built from `config` to share them. `tokens` limits how many lanes compute at once.
+    public init(network: Network, data: DatasetPair, config: TrainingConfig, tokens: LaneTokens? = nil) throws {
         self.network = network
         self.data = data
-        self.unitSize = config.ghostBatch
-        objective = config.method.implementation.makeObjective(config: config, unitSize: config.ghostBatch, sampleSize: data.shape.count)
-        self.augmenter = Augmenter(kind: config.augment, padding: config.cropPadding, seed: config.seed)
-        self.seed = config.seed
+        unitSize = config.ghostBatch
+        chunkSize = config.effectiveChunkSize
+        chunkCount = config.ghostBatch / chunkSize
+        augmenter = Augmenter(kind: config.augment, padding: config.cropPadding, seed: config.seed)
+        seed = config.seed
+        self.tokens = tokens
         sampleSize = data.shape.count
-        input = FloatBuffer(count: unitSize * sampleSize)
-        labels = [Int32](repeating: 0, count: unitSize)
-        network.reserve(maxBatch: unitSize)
+        var replicas = [Replica]()
+        for chunk in 0..<chunkCount {
+            let replicaNetwork = chunk == 0
+                ? network : try ModelFactory.make(config, inputShape: data.shape, classes: data.classes, sharingWith: network)
+            let objective = config.method.implementation.makeObjective(config: config, unitSize: chunkSize, sampleSize: sampleSize)
+            replicas.append(Replica(network: replicaNetwork, rows: chunkSize, sampleSize: sampleSize, objective: objective))
+        }
+        self.replicas = replicas
+        if chunkCount > 1 {
+            chunkThreads = LanePool(threads: chunkCount, name: "ssgd-chunk")
+            barrier = ChunkBarrier(participants: chunkCount, tokens: tokens)
+            unitGradient = FloatBuffer(count: network.parameterCount)
+        } else {
+            chunkThreads = nil
+            barrier = nil
+            unitGradient = nil
+        }
+        chunkLoss = .allocate(capacity: chunkCount)
+        chunkCorrect = .allocate(capacity: chunkCount)
+        unitStatistics = FloatBuffer(count: 2 * network.normalizationChannels)
+    }
+
+    deinit {
+        chunkLoss.deallocate()
+        chunkCorrect.deallocate()
     }
 
     private func ensureLevels(_ count: Int) {
@@ -85,8 +152,8 @@ public final class ShardRunner {
         if block.count == 1 {
             let local = block.first - firstUnit
             let slice = UnsafeBufferPointer(rebasing: indices[(local * unitSize)..<((local + 1) * unitSize)])
-            runUnit(step: step, epoch: epoch, unit: block.first, indices: slice, outcomes: &outcomes)
-            destination.copy(from: network.gradients)
+            let gradient = try runUnit(step: step, epoch: epoch, unit: block.first, indices: slice, outcomes: &outcomes)
+            destination.pointer.update(from: gradient, count: network.parameterCount)
             return
         }
         let half = block.count / 2
@@ -95,30 +162,79 @@ public final class ShardRunner {
         UnitTree.addInPlace(destination.pointer, levels[level + 1].pointer, network.parameterCount)
     }
 
-    /// One work unit: forward, loss, backward into `network.gradients` (zeroed first).
+    /// One work unit: forward, loss, backward; returns its gradient (valid until the next unit).
     private func runUnit(
         step: Int, epoch: Int, unit: Int, indices: UnsafeBufferPointer<Int32>, outcomes: inout UnitOutcomes
-    ) {
-        let n = indices.count
-        let train = data.train
-        for (j, index) in indices.enumerated() {
-            augmenter.copy(
-                train.sample(Int(index)), to: input.pointer + j * sampleSize, shape: train.shape,
-                epoch: epoch, index: index)
-            labels[j] = train.labels[Int(index)]
-        }
-        inputHook?(step, unit, UnsafeMutableBufferPointer(start: input.pointer, count: n * sampleSize))
-        network.gradients.zero()
-        let context = ForwardContext(mode: .training, seed: seed, step: UInt64(step), unit: UInt64(unit))
-        let (lossSum, correct) = labels.withUnsafeBufferPointer { y in
-            let unit = UnitInput(input: input.pointer, labels: y.baseAddress!, count: n, sampleSize: sampleSize, context: context)
-            return objective.run(unit, network: network) {
-                outcomes.batchStatistics.append(contentsOf: network.batchStatistics.buffer)
+    ) throws -> UnsafeMutablePointer<Float> {
+        let parameterCount = network.parameterCount
+        if let chunkThreads, let barrier, let unitGradient {
+            let k = chunkCount
+            try chunkThreads.run(count: k) { chunk in
+                tokens?.acquire()
+                defer { tokens?.release() }
+                let context = ForwardContext(
+                    mode: .training, seed: seed, step: UInt64(step), unit: UInt64(unit),
+                    chunk: ChunkContext(collective: barrier, index: chunk, count: k, sampleOffset: chunk * chunkSize))
+                runChunk(chunk, step: step, epoch: epoch, unit: unit, indices: indices, context: context)
+                // Every replica's backward is done: sum one fixed slice of the gradient over
+                // the replicas, in chunk order.
+                barrier.wait(participant: chunk)
+                let lower = parameterCount * chunk / k
+                let upper = parameterCount * (chunk + 1) / k
+                let sum = unitGradient.pointer + lower
+                sum.update(from: replicas[0].network.gradients.pointer + lower, count: upper - lower)
+                for other in 1..<k {
+                    UnitTree.addInPlace(sum, replicas[other].network.gradients.pointer + lower, upper - lower)
+                }
             }
+        } else {
+            tokens?.acquire()
+            defer { tokens?.release() }
+            let context = ForwardContext(mode: .training, seed: seed, step: UInt64(step), unit: UInt64(unit))
+            runChunk(0, step: step, epoch: epoch, unit: unit, indices: indices, context: context)
+        }
+        var lossSum = 0.0
+        var correct = 0
+        for chunk in 0..<chunkCount {
+            lossSum += chunkLoss[chunk]
+            correct += chunkCorrect[chunk]
         }
         outcomes.lossSums.append(lossSum)
         outcomes.correct.append(correct)
-        outcomes.samples.append(n)
+        outcomes.samples.append(indices.count)
+        outcomes.batchStatistics.append(contentsOf: unitStatistics.buffer)
+        return unitGradient?.pointer ?? network.gradients.pointer
+    }
+
+    /// Chunk `chunk` of a unit on its replica: its rows of the unit's samples, forward, loss,
+    /// backward into the replica's gradients (zeroed first).
+    private func runChunk(
+        _ chunk: Int, step: Int, epoch: Int, unit: Int, indices: UnsafeBufferPointer<Int32>, context: ForwardContext
+    ) {
+        let replica = replicas[chunk]
+        let train = data.train
+        let first = chunk * chunkSize
+        for j in 0..<chunkSize {
+            let index = indices[first + j]
+            augmenter.copy(
+                train.sample(Int(index)), to: replica.input.pointer + j * sampleSize, shape: train.shape,
+                epoch: epoch, index: index)
+            replica.labels[j] = train.labels[Int(index)]
+        }
+        if chunk == 0 {
+            inputHook?(step, unit, UnsafeMutableBufferPointer(start: replica.input.pointer, count: chunkSize * sampleSize))
+        }
+        replica.network.gradients.zero()
+        let (lossSum, correct) = replica.labels.withUnsafeBufferPointer { y in
+            let input = UnitInput(
+                input: replica.input.pointer, labels: y.baseAddress!, count: chunkSize, sampleSize: sampleSize, context: context)
+            return replica.objective.run(input, network: replica.network) {
+                // The unit's statistics (every chunk holds the same after the collective).
+                if chunk == 0 { unitStatistics.copy(from: replica.network.batchStatistics) }
+            }
+        }
+        chunkLoss[chunk] = lossSum
+        chunkCorrect[chunk] = correct
     }
 
     /// Inference over the listed samples of a split in consecutive chunks of `unitSize` (the
@@ -130,30 +246,60 @@ public final class ShardRunner {
         (try? evaluate(split: split, indices: indices, shouldStop: { false })) ?? ([], [])
     }
 
-    /// As above, asking `shouldStop` between chunks; throws StopRequestedError when it says yes.
+    /// As above, asking `shouldStop` between pieces; throws StopRequestedError when it says
+    /// yes. The evaluation chunks are shared out over the replicas in contiguous runs.
     public func evaluate(
         split: Split, indices: UnsafeBufferPointer<Int32>, shouldStop: () -> Bool
     ) throws -> (lossSums: [Double], correct: [Int]) {
-        let dataset = data.dataset(split)
-        var lossSums = [Double]()
-        var corrects = [Int]()
-        var chunkStart = 0
-        while chunkStart < indices.count {
-            if shouldStop() { throw StopRequestedError() }
-            let n = min(unitSize, indices.count - chunkStart)
-            for j in 0..<n {
-                let index = Int(indices[chunkStart + j])
-                (input.pointer + j * sampleSize).update(from: dataset.sample(index), count: sampleSize)
-                labels[j] = dataset.labels[index]
+        let chunks = (indices.count + unitSize - 1) / unitSize
+        var lossSums = [Double](repeating: 0, count: chunks)
+        var corrects = [Int](repeating: 0, count: chunks)
+        let lanes = min(replicas.count, max(chunks, 1))
+        try lossSums.withUnsafeMutableBufferPointer { losses in
+            try corrects.withUnsafeMutableBufferPointer { counts in
+                func body(_ lane: Int) throws {
+                    let range = chunks * lane / lanes..<chunks * (lane + 1) / lanes
+                    self.tokens?.acquire()
+                    defer { self.tokens?.release() }
+                    try self.evaluateChunks(
+                        range, replica: self.replicas[lane], split: split, indices: indices, losses: losses, counts: counts,
+                        shouldStop: shouldStop)
+                }
+                if lanes > 1, let chunkThreads { try chunkThreads.run(count: lanes, body) } else { try body(0) }
             }
-            let (loss, correct) = labels.withUnsafeBufferPointer { y in
-                let logits = network.forward(input.pointer, batch: n, context: .inference)
-                return network.loss.forward(logits: logits, labels: y.baseAddress!, batch: n)
-            }
-            lossSums.append(loss)
-            corrects.append(correct)
-            chunkStart += n
         }
         return (lossSums, corrects)
+    }
+
+    /// Evaluation chunks `range` on one replica, each in pieces of chunk_size summed in order.
+    private func evaluateChunks(
+        _ range: Range<Int>, replica: Replica, split: Split, indices: UnsafeBufferPointer<Int32>,
+        losses: UnsafeMutableBufferPointer<Double>, counts: UnsafeMutableBufferPointer<Int>, shouldStop: () -> Bool
+    ) throws {
+        let dataset = data.dataset(split)
+        for chunk in range {
+            let end = min((chunk + 1) * unitSize, indices.count)
+            var piece = chunk * unitSize
+            var loss = 0.0
+            var correct = 0
+            while piece < end {
+                if shouldStop() { throw StopRequestedError() }
+                let n = min(chunkSize, end - piece)
+                for j in 0..<n {
+                    let index = Int(indices[piece + j])
+                    (replica.input.pointer + j * sampleSize).update(from: dataset.sample(index), count: sampleSize)
+                    replica.labels[j] = dataset.labels[index]
+                }
+                let result = replica.labels.withUnsafeBufferPointer { y in
+                    let logits = replica.network.forward(replica.input.pointer, batch: n, context: .inference)
+                    return replica.network.loss.forward(logits: logits, labels: y.baseAddress!, batch: n)
+                }
+                loss += result.lossSum
+                correct += result.correct
+                piece += n
+            }
+            losses[chunk] = loss
+            counts[chunk] = correct
+        }
     }
 }

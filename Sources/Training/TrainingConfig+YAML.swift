@@ -14,6 +14,8 @@ struct ConfigKey: Sendable {
     /// For hashed keys added after runs already existed: at this value the key is left out of
     /// the trajectory hash, so those runs keep their hash (and their checkpoints stay usable).
     var unhashedDefault: String? = nil
+    /// What the trajectory hash records instead of `write`, when set (nil: leave the key out).
+    var hashText: (@Sendable (TrainingConfig) -> String?)? = nil
 }
 
 private func scalarText(_ node: Node, _ key: String) throws -> String {
@@ -116,6 +118,9 @@ extension TrainingConfig {
         ConfigKey(name: "adversarial_epsilon", hashed: true, read: { $0.adversarialEpsilon = try readDouble($1, "adversarial_epsilon") }, write: { number($0.adversarialEpsilon) }),
         ConfigKey(name: "batch_size", hashed: true, read: { $0.batchSize = try readInt($1, "batch_size") }, write: { "\($0.batchSize)" }),
         ConfigKey(name: "ghost_batch", hashed: true, read: { $0.ghostBatch = try readInt($1, "ghost_batch") }, write: { "\($0.ghostBatch)" }),
+        // Hashed by effect: a run that is not cut into chunks keeps the hash it had before chunks existed.
+        ConfigKey(name: "chunk_size", hashed: true, read: { $0.chunkSize = try readInt($1, "chunk_size") }, write: { "\($0.chunkSize)" },
+                  hashText: { $0.chunksPerUnit > 1 ? "\($0.effectiveChunkSize)" : nil }),
         ConfigKey(name: "epochs", hashed: true, read: { $0.epochs = try readInt($1, "epochs") }, write: { "\($0.epochs)" }),
         ConfigKey(name: "lr", hashed: true, read: { $0.lr = try readDouble($1, "lr") }, write: { number($0.lr) }),
         ConfigKey(name: "momentum", hashed: true, read: { $0.momentum = try readDouble($1, "momentum") }, write: { number($0.momentum) }),
@@ -217,7 +222,7 @@ extension TrainingConfig {
     /// hash, data and binary produce the same parameters.
     public var trajectoryHash: String {
         let text = TrainingConfig.keys.filter(\.hashed).compactMap { key in
-            key.write(self).flatMap { $0 == key.unhashedDefault ? nil : "\(key.name): \($0)" }
+            (key.hashText.map { $0(self) } ?? key.write(self)).flatMap { $0 == key.unhashedDefault ? nil : "\(key.name): \($0)" }
         }.joined(separator: "\n")
         return SHA256.hex(SHA256.hash(string: text))
     }

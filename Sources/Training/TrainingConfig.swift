@@ -1,5 +1,5 @@
-import Foundation
 import Data
+import Foundation
 
 // The resolved description of one training run. Parsed once from YAML (unknown keys are
 // rejected), checked by `validate()` before any work, and written back in canonical form to the
@@ -37,6 +37,8 @@ public struct TrainingConfig: Sendable, Equatable {
     // Optimisation
     public var batchSize = 4096
     public var ghostBatch = 128
+    /// Samples per chunk of a unit (0: automatic, see `effectiveChunkSize`).
+    public var chunkSize = 0
     public var epochs = 10
     public var lr: Double = 0.1
     public var momentum: Double = 0.9
@@ -65,6 +67,23 @@ public struct TrainingConfig: Sendable, Equatable {
     public var effectiveLambda: Double { lambda ?? method.implementation.defaultLambda }
 
     public var unitsPerStep: Int { batchSize / ghostBatch }
+
+    /// Samples per chunk of a unit. Automatic (chunk_size 0): halve the unit while a step has
+    /// fewer than 8 pieces (units × chunks) and a chunk keeps at least 8 samples — so a step of
+    /// one unit of 64 (the paper's small batch) is 8 chunks of 8 that lanes can share, and a
+    /// step of 32 units is not cut at all. A function of the config only, never of threads.
+    public var effectiveChunkSize: Int {
+        if chunkSize > 0 { return chunkSize }
+        var size = ghostBatch
+        while unitsPerStep * (ghostBatch / size) < 8 && size % 2 == 0 && size / 2 >= 8 { size /= 2 }
+        return size
+    }
+
+    /// Chunks per unit.
+    public var chunksPerUnit: Int { ghostBatch / effectiveChunkSize }
+
+    /// Lanes in this process: `threads`, or every core when it is 0.
+    public var lanes: Int { threads > 0 ? threads : max(1, ProcessInfo.processInfo.activeProcessorCount) }
 
     /// Largest layer width (a BLAS dimension is an Int32; squares must not overflow Int).
     public static let maxWidth = 1 << 24
@@ -132,6 +151,10 @@ extension TrainingConfig {
             "widths must be ≤ \(TrainingConfig.maxWidth) (a BLAS dimension is 32-bit), got \(hidden)")
         try require(batchSize <= TrainingConfig.maxBatchSize, "batch_size", "must be ≤ \(TrainingConfig.maxBatchSize), got \(batchSize)")
         try require(ghostBatch <= TrainingConfig.maxGhostBatch, "ghost_batch", "must be ≤ \(TrainingConfig.maxGhostBatch), got \(ghostBatch)")
+        try require(chunkSize >= 0, "chunk_size", "must be ≥ 0 (0: automatic), got \(chunkSize)")
+        try require(
+            chunkSize == 0 || (chunkSize <= ghostBatch && ghostBatch % chunkSize == 0), "chunk_size",
+            "must divide ghost_batch (\(ghostBatch)), got \(chunkSize)")
         try require(depth >= 7 && (depth - 4) % 3 == 0, "depth", "DenseNet depth must be 3n+4 (e.g. 22, 40), got \(depth)")
         try require(depth <= 1000, "depth", "must be ≤ 1000, got \(depth)")
         try require(growth > 0, "growth", "must be > 0, got \(growth)")

@@ -229,7 +229,7 @@ final class CoordinatorScene {
     /// The same step computed by a LocalExecutor on a fresh replica with the same parameters.
     func inProcess(_ task: StepTask) throws -> (FloatBuffer, StepStatistics) {
         let replica = try TrainingSession.loadDataAndModel(config).1
-        let local = LocalExecutor(runner: ShardRunner(network: replica, data: data, config: config), unitsPerStep: config.unitsPerStep)
+        let local = LocalExecutor(runner: try LaneRunner(network: replica, data: data, config: config, lanes: 1), unitsPerStep: config.unitsPerStep)
         let gradient = FloatBuffer(count: network.parameterCount)
         let statistics = try local.computeStep(task, parameters: network.parameters, gradientSum: gradient)
         return (gradient, statistics)

@@ -26,7 +26,7 @@ import Training
         let data = try DatasetLoader.load(config)
         let network = try ModelFactory.make(config, inputShape: data.shape, classes: data.classes)
         network.initializeParameters(seed: 5)
-        let runner = ShardRunner(network: network, data: data, config: config)
+        let runner = try ShardRunner(network: network, data: data, config: config)
         let indices: [Int32] = (0..<Int32(config.ghostBatch)).map { $0 * 3 }
         var unitGradient = [Float]()
         let outcomes = try indices.withUnsafeBufferPointer { buffer in
@@ -42,6 +42,7 @@ import Training
             for i in 0..<size { x[j * size + i] = data.train.sample(Int(index))[i] }
             labels[j] = data.train.labels[Int(index)]
         }
+        network.reserve(maxBatch: n)  // the runner reserved only a chunk's rows
         let clean = GradientCheck.analytic(network, input: x, labels: labels, batch: n)
         var perturbed = [Float](repeating: 0, count: x.count)
         AdversarialPerturbation.perturb(x, gradient: clean.input, into: &perturbed, batch: n, sampleSize: size, epsilon: 0.8)

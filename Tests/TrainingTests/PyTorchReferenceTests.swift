@@ -185,7 +185,7 @@ import Training
         let images = FloatBuffer(try reference.tensor("input").values)
         let set = Dataset(name: "pytorch-reference", shape: Shape(3, 8, 8), classes: reference.classes, images: images, labels: reference.labels)
         let data = try DatasetPair(train: set, test: set)
-        let runner = ShardRunner(network: network, data: data, config: config)
+        let runner = try LaneRunner(network: network, data: data, config: config, lanes: 1)
         let executor = LocalExecutor(runner: runner, unitsPerStep: config.unitsPerStep)
         let trainer = try Trainer(
             config: config, data: data, network: network, executor: executor,

@@ -9,7 +9,7 @@ import Training
 
 @Suite struct RunSafetyTests {
     /// A tiny MLP config on CIFAR-100 files in `data` (8 train samples per batch of 8).
-    static func config(data: String, extra: String = "") -> String {
+    static func config(data: String, epochs: Int = 3, extra: String = "") -> String {
         let directory = Fixtures.temporaryDirectory("ssgd-safety")
         let text = """
             name: safety
@@ -19,7 +19,7 @@ import Training
             data_path: \(data)
             batch_size: 8
             ghost_batch: 4
-            epochs: 3
+            epochs: \(epochs)
             lr: 0.01
             eval_every_epochs: 1
             checkpoint_every_steps: 1
@@ -103,7 +103,7 @@ import Training
     @Test func aSecondProcessOnTheSameRunIsRefusedNamingTheFirstsPid() throws {
         let data = Self.cifar100([0, 1, 2, 3, 4, 5, 6, 7])
         let run = Fixtures.temporaryDirectory("ssgd-safety-lock") + "/run"
-        let config = Self.config(data: data, extra: "epochs: 100000")
+        let config = Self.config(data: data, epochs: 100000)
         let first = try SSGDProcess(["train", "--config", config, "--run-dir", run, "--threads", "1"])
         defer { kill(first.processID, SIGKILL); first.wait(timeout: 10) }
         #expect(first.waitForOutput("training mlp", timeout: 60), "\(first.output)")

@@ -1,0 +1,33 @@
+// In-unit chunks (DESIGN §3 "lanes"): a work unit of G samples may be cut into k fixed chunks
+// that run on separate single-threaded lanes, each on its own network replica. Everything a
+// layer computes per sample is local to its chunk; what a layer computes over the whole unit —
+// batch normalisation's statistics and its backward sums — goes through a collective: every
+// chunk hands in its partial sums, and every chunk gets back the total, summed in chunk order
+// 0, 1, …, k−1 whatever order the chunks arrived in. The chunking is fixed by the config, so
+// the result never depends on how many threads ran the chunks.
+
+/// Sums partial values across the chunks of one unit, in chunk order.
+public protocol ChunkCollective: AnyObject, Sendable {
+    /// Chunk `participant` hands in `values` (count doubles) and gets back the total over the
+    /// unit's chunks, summed in chunk order. Every chunk of the unit must make the same calls
+    /// in the same order.
+    func allReduceSum(_ values: UnsafeMutablePointer<Double>, count: Int, participant: Int)
+}
+
+/// Where a forward pass sits inside its unit, when the unit is cut into chunks.
+public struct ChunkContext: Sendable {
+    public var collective: ChunkCollective
+    /// This chunk's index, 0..<count.
+    public var index: Int
+    /// The unit's chunk count.
+    public var count: Int
+    /// Samples in the unit before this chunk (its rows are [sampleOffset, sampleOffset + batch)).
+    public var sampleOffset: Int
+
+    public init(collective: ChunkCollective, index: Int, count: Int, sampleOffset: Int) {
+        self.collective = collective
+        self.index = index
+        self.count = count
+        self.sampleOffset = sampleOffset
+    }
+}

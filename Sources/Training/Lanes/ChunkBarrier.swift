@@ -1,0 +1,70 @@
+import Engine
+import Foundation
+
+// The collective of one unit's chunks (ChunkCollective): each call is a barrier. The last chunk
+// to arrive sums every chunk's values in chunk order 0, 1, …, k−1 into a total, and every chunk
+// copies the total back — so the sum is the same whichever thread ran which chunk, in which
+// order. Totals alternate between two buffers: a chunk still copying the total of call g is
+// never overwritten by call g+1's, and call g+2 cannot finish before that chunk arrives at it.
+
+public final class ChunkBarrier: ChunkCollective, @unchecked Sendable {
+    // Unchecked Sendable: every mutable field is used under `condition`, or is a total buffer
+    // that only the last arriver writes while the others wait.
+    public let participants: Int
+    private let tokens: LaneTokens?
+    private let condition = NSCondition()
+    private var slots: [UnsafeMutablePointer<Double>?]
+    private var arrived = 0
+    private var generation = 0
+    private var totals: [UnsafeMutablePointer<Double>] = []
+    private var capacities = [0, 0]
+
+    public init(participants: Int, tokens: LaneTokens?) {
+        self.participants = participants
+        self.tokens = tokens
+        slots = Array(repeating: nil, count: participants)
+        totals = [UnsafeMutablePointer<Double>.allocate(capacity: 1), UnsafeMutablePointer<Double>.allocate(capacity: 1)]
+        capacities = [1, 1]
+    }
+
+    deinit { for buffer in totals { buffer.deallocate() } }
+
+    public func allReduceSum(_ values: UnsafeMutablePointer<Double>, count: Int, participant: Int) {
+        condition.lock()
+        let parity = generation & 1
+        slots[participant] = values
+        arrived += 1
+        if arrived == participants {
+            if capacities[parity] < count {
+                totals[parity].deallocate()
+                totals[parity] = UnsafeMutablePointer<Double>.allocate(capacity: count)
+                capacities[parity] = count
+            }
+            let total = totals[parity]
+            for i in 0..<count { total[i] = 0 }
+            for chunk in 0..<participants {
+                guard let part = slots[chunk] else { continue }
+                for i in 0..<count { total[i] += part[i] }
+            }
+            arrived = 0
+            generation += 1
+            condition.broadcast()
+            condition.unlock()
+            values.update(from: total, count: count)
+        } else {
+            let mine = generation
+            tokens?.release()
+            while generation == mine { condition.wait() }
+            let total = totals[parity]
+            condition.unlock()
+            tokens?.acquire()
+            values.update(from: total, count: count)
+        }
+    }
+
+    /// Wait until every chunk has arrived (a barrier with nothing to sum).
+    public func wait(participant: Int) {
+        var nothing = 0.0
+        allReduceSum(&nothing, count: 0, participant: participant)
+    }
+}
