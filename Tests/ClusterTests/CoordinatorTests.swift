@@ -62,6 +62,33 @@ import Wire
         #expect(scene.gradient.toArray() == (try scene.expectedGradient([lost, kept])))
     }
 
+    /// A result whose gradient blocks tile the shard but are not the unit tree's aligned blocks
+    /// (units 0..<3 as [0, 1) [1, 3) instead of [0, 2) [2, 3)) passes the codec's checks; the
+    /// reduction could not use it. The sender is dropped and its shard re-issued.
+    @Test func aResultWithBlocksNotAlignedToTheUnitTreeDropsItsWorkerAndTheShardIsReissued() throws {
+        let scene = try InProcessScene()
+        defer { scene.executor.shutdown() }
+        let workers = try scene.join(["a", "b"])
+        let (a, b) = (workers[0], workers[1])
+
+        let outcome = scene.computeStepInBackground()
+        let (misaligned, misalignedEnvelope) = try a.nextTask()
+        let (kept, keptEnvelope) = try b.nextTask()
+        #expect(misaligned.firstUnit == 0 && misaligned.unitCount == 3)
+        try a.answer(misaligned, misalignedEnvelope, unitLoss: nil,
+                     blocks: [UnitBlock(first: 0, count: 1), UnitBlock(first: 1, count: 2)])
+        try b.answer(kept, keptEnvelope, unitLoss: nil)
+        let (reissued, reissuedEnvelope) = try b.nextTask()
+        #expect(reissuedEnvelope.shardID == misalignedEnvelope.shardID)
+        try b.answer(reissued, reissuedEnvelope, unitLoss: nil)
+        _ = try outcome.wait()
+
+        #expect(scene.lines.contains { $0.contains("worker a declared dead") && $0.contains("gradient blocks [0, 1) [1, 3)") })
+        #expect(scene.lines.contains { $0.contains("shard 0 re-issued to b") })
+        #expect(scene.executor.workerNames == ["b"])
+        #expect(scene.gradient.toArray() == (try scene.expectedGradient([misaligned, kept])))
+    }
+
     /// A worker whose connection is gone is unreachable: declared dead, its shard goes elsewhere.
     @Test func anUnreachableWorkerIsDeclaredDeadAndItsShardGoesToAnother() throws {
         let scene = try InProcessScene()
@@ -255,10 +282,14 @@ final class ScriptedWorker {
     }
 
     /// A result for `task`: each block's gradient from `gradient(_:count:)` (or all
-    /// `gradientValue`), unit losses from `unitLoss` (indexed by unit; 0 if nil).
-    func answer(_ task: TaskMessage, _ envelope: WireEnvelope, unitLoss: [Double]?, gradientValue: Float? = nil) throws {
+    /// `gradientValue`), unit losses from `unitLoss` (indexed by unit; 0 if nil); `blocks`
+    /// replaces the unit tree's blocks of the task.
+    func answer(
+        _ task: TaskMessage, _ envelope: WireEnvelope, unitLoss: [Double]?, gradientValue: Float? = nil,
+        blocks layout: [UnitBlock]? = nil
+    ) throws {
         let units = Int(task.firstUnit)..<Int(task.firstUnit + task.unitCount)
-        let blocks = UnitTree.blocks(first: units.lowerBound, count: units.count).map { block in
+        let blocks = (layout ?? UnitTree.blocks(first: units.lowerBound, count: units.count)).map { block in
             let values = gradientValue.map { [Float](repeating: $0, count: parameterCount) }
                 ?? Self.gradient(block, count: parameterCount)
             return GradientBlock(firstUnit: UInt32(block.first), unitCount: UInt32(block.count), gradient: WireFloats(values))
