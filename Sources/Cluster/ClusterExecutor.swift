@@ -190,7 +190,8 @@ public final class ClusterExecutor: GradientExecutor {
         log("worker \(member.name) declared dead: \(reason); \(membership.count) live")
     }
 
-    /// Block until `count` workers have joined or the wait expires.
+    /// Block until `count` workers have joined or the wait expires; a stop request (Ctrl-C,
+    /// SIGTERM) ends the wait at once with StopRequestedError.
     public func waitForWorkers(_ count: Int) throws {
         let deadline = MonotonicClock.now() + settings.waitForWorkersSeconds
         var announced = false
@@ -199,6 +200,10 @@ public final class ClusterExecutor: GradientExecutor {
             if !announced {
                 log("waiting for \(count - membership.count) more worker(s) on \(endpoint)")
                 announced = true
+            }
+            if StopRequest.requested {
+                log("stopped on request while waiting for workers (\(membership.count) of \(count) joined)")
+                throw StopRequestedError()
             }
             if MonotonicClock.now() > deadline {
                 throw ClusterError("only \(membership.count) of \(count) worker(s) joined within \(Int(settings.waitForWorkersSeconds)) s on \(endpoint) (wait_for_workers); start workers with: ssgd worker --connect \(endpoint); the last checkpoint is kept")

@@ -5,7 +5,7 @@ import Darwin
 #endif
 
 // SIGINT/SIGTERM ask the training loop to stop after the current step, write a checkpoint and
-// say how to resume. A second signal exits at once.
+// say how to resume (a wait for workers ends at once). A second signal exits at once, saying so.
 
 public enum StopRequest {
     nonisolated(unsafe) private static var flag: sig_atomic_t = 0
@@ -16,7 +16,12 @@ public enum StopRequest {
 
     public static func installHandlers() {
         let handler: @convention(c) (Int32) -> Void = { signalNumber in
-            if StopRequest.flag != 0 { _exit(128 + signalNumber) }
+            if StopRequest.flag != 0 {
+                // Only async-signal-safe calls here: a constant string, write, _exit.
+                let text: StaticString = "ssgd: second stop signal: exiting now, without a checkpoint of the current step\n"
+                _ = write(2, text.utf8Start, text.utf8CodeUnitCount)
+                _exit(128 + signalNumber)
+            }
             StopRequest.flag = 1
         }
         signal(SIGINT, handler)
@@ -28,4 +33,11 @@ public enum StopRequest {
         sigaddset(&unblock, SIGTERM)
         pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
     }
+}
+
+/// Thrown where long work (an evaluation) notices a stop request between its chunks; the
+/// trainer then checkpoints (the step before it is complete) and stops.
+public struct StopRequestedError: Error, CustomStringConvertible {
+    public init() {}
+    public var description: String { "stopped on request" }
 }

@@ -161,6 +161,45 @@ import TestSupport
         #expect(resumed.status == 0)
     }
 
+    /// SIGTERM while the coordinator waits for its first workers: it stops at once (not after
+    /// wait_for_workers), says why, and exits 130.
+    @Test func aStopSignalWhileWaitingForTheFirstWorkersStopsAtOnce() throws {
+        let config = ClusterFixtures.write(ClusterFixtures.config(model: "mlp", method: "vanilla", extra: "wait_for_workers: 10m"))
+        let run = Fixtures.temporaryDirectory("ssgd-stop-waiting") + "/run"
+        let coordinator = try coordinator(config, ClusterFixtures.ipcEndpoint(), run, workers: 2)
+        #expect(coordinator.waitForOutput("waiting for 2 more worker(s)", timeout: 60), "\(coordinator.output)")
+        kill(coordinator.processID, SIGTERM)
+        // The bound only ends a hang: wait_for_workers is 10 minutes.
+        #expect(coordinator.wait(timeout: 60) == 130, "\(coordinator.output)")
+        #expect(coordinator.output.contains("stopped on request while waiting for workers (0 of 2 joined)"))
+        #expect(!coordinator.output.contains("error"))
+    }
+
+    /// Ctrl-C after every worker is lost mid-run: the wait ends at once, the completed steps
+    /// are checkpointed, the resume command is printed, exit 130; the run resumes from there.
+    @Test func aStopSignalAfterAllWorkersAreLostCheckpointsAndExits130() throws {
+        let config = ClusterFixtures.write(ClusterFixtures.config(model: "mlp", method: "vanilla", epochs: 4, extra: """
+            heartbeat_interval: 200ms
+            worker_timeout: 1s
+            wait_for_workers: 10m
+            """))
+        let endpoint = ClusterFixtures.ipcEndpoint()
+        let run = Fixtures.temporaryDirectory("ssgd-stop-lost") + "/run"
+        let coordinator = try coordinator(config, endpoint, run, workers: 1)
+        let only = try worker(endpoint, "only", faults: ["SSGD_TEST_WORKER_STALL_AT_STEP": "5"])
+        #expect(only.waitForOutput("stalling at step 5", timeout: 90))
+        kill(only.processID, SIGKILL)
+        #expect(coordinator.waitForOutput("all workers lost", timeout: 30), "\(coordinator.output)")
+        kill(coordinator.processID, SIGINT)
+        #expect(coordinator.wait(timeout: 60) == 130, "\(coordinator.output)")
+        #expect(coordinator.output.contains("stopped on request while waiting for workers (0 of 1 joined)"))
+        #expect(coordinator.output.contains("checkpoint written at step 5; continue with: ssgd coordinator"))
+        #expect(coordinator.output.contains("--resume \(run)"))
+        let resumed = try SSGDProcess.run(["train", "--resume", run, "--max-steps", "6", "--threads", "1"])
+        #expect(resumed.output.contains("step-000000005.ckpt"), "\(resumed.output)")
+        #expect(resumed.status == 0)
+    }
+
     @Test func injectedNaNStopsWithTheStepAndTheLastCheckpointLoads() throws {
         let config = ClusterFixtures.write(ClusterFixtures.config(model: "mlp", method: "spectral", epochs: 4))
         let run = Fixtures.temporaryDirectory("ssgd-nan") + "/run"
