@@ -40,8 +40,10 @@ public final class ClusterExecutor: GradientExecutor {
     private let status: StatusServer?
     private var membership = Membership()
     private let reducer: ShardReducer
-    private let tracker = SendTracker()
-    private let evaluationPayload: FloatBuffer  // parameters then BN state, for evaluate tasks
+    /// (P + S) floats each: what a step's tasks carry (parameters; then BN state for evaluate
+    /// tasks), copied from the trainer's arenas so that the trainer may update them while a
+    /// transport still reads what was sent (a send to a stopped worker may never finish).
+    private let sendBuffers: SendBufferPool
     private var evaluationCounter: UInt64 = 0
     private var lastDropReport = 0.0
     private var recentReassignments: [ClusterStatus.Reassignment] = []
@@ -68,7 +70,7 @@ public final class ClusterExecutor: GradientExecutor {
         parameterCount = network.parameterCount
         stateCount = network.state.count
         reducer = ShardReducer(parameterCount: network.parameterCount, statisticsPerUnit: 2 * network.normalizationChannels)
-        evaluationPayload = FloatBuffer(count: parameterCount + stateCount)
+        sendBuffers = SendBufferPool(count: parameterCount + stateCount)
         do {
             status = try settings.statusEndpoint.map { try StatusServer(endpoint: $0) }
         } catch {
@@ -283,7 +285,10 @@ public final class ClusterExecutor: GradientExecutor {
         try housekeeping()
         let unitSize = config.ghostBatch
         let units = task.indices.count / unitSize
-        let payload = WireFloats(parameters, tracker: tracker)
+        sendBuffers.reclaim()
+        let send = sendBuffers.take()
+        send.buffer.pointer.update(from: parameters.pointer, count: parameterCount)
+        let payload = send.floats(count: parameterCount)
         let tasks = ShardPlan.ranges(units: units, workers: membership.count).map { range in
             TaskMessage(
                 kind: .train, epoch: UInt64(task.epoch), firstUnit: UInt32(range.lowerBound), unitCount: UInt32(range.count),
@@ -294,8 +299,6 @@ public final class ClusterExecutor: GradientExecutor {
         let results = try run(tasks: tasks, step: task.step, kind: .train)
         let received = MonotonicClock.now()
         var statistics = try reducer.reduceTraining(results, units: units, into: gradientSum)
-        // The parameters may change only once the transport has let go of the borrowed frames.
-        _ = tracker.waitUntilReleased(timeout: .seconds(10))
         statistics.transferSeconds = max(0, received - started - statistics.computeSeconds)
         statistics.reduceSeconds = MonotonicClock.now() - received
         statistics.liveWorkers = membership.count
@@ -318,12 +321,14 @@ public final class ClusterExecutor: GradientExecutor {
         try housekeeping()
         let unitSize = config.ghostBatch
         let chunks = (sampleCount + unitSize - 1) / unitSize
-        evaluationPayload.pointer.update(from: parameters.pointer, count: parameterCount)
-        (evaluationPayload.pointer + parameterCount).update(from: state.pointer, count: stateCount)
+        sendBuffers.reclaim()
+        let send = sendBuffers.take()
+        send.buffer.pointer.update(from: parameters.pointer, count: parameterCount)
+        (send.buffer.pointer + parameterCount).update(from: state.pointer, count: stateCount)
         // Evaluations are numbered with bit 62 set so they never match a training step.
         evaluationCounter += 1
         let tag = Int(UInt64(1) << 62 | evaluationCounter)
-        let payload = WireFloats(evaluationPayload, tracker: tracker)
+        let payload = send.floats()
         let tasks = ShardPlan.ranges(units: chunks, workers: membership.count).map { range in
             let first = range.lowerBound * unitSize
             let end = min(range.upperBound * unitSize, sampleCount)
@@ -333,7 +338,6 @@ public final class ClusterExecutor: GradientExecutor {
                 sampleIndices: (first..<end).map { Int32($0) }, parameters: payload)
         }
         let results = try run(tasks: tasks, step: tag, kind: .evaluate)
-        _ = tracker.waitUntilReleased(timeout: .seconds(10))
         return reducer.reduceEvaluation(results, samples: sampleCount)
     }
 

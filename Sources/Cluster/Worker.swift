@@ -71,8 +71,8 @@ public final class Worker {
     private let transport: any ClientTransport
     private var runner: ShardRunner?
     private var identity: JobIdentity?
-    private var blockPool: [FloatBuffer] = []
-    private let tracker = SendTracker()
+    /// (P) floats each: the gradient blocks of results, never written while a transport reads them.
+    private var blockBuffers = SendBufferPool(count: 0)
     private let name: String
     private var heartbeat: WorkerHeartbeat?
     private var coordinatorTimeout = 30.0
@@ -149,6 +149,7 @@ public final class Worker {
         let (data, network) = try TrainingSession.loadDataAndModel(config)
         identity = JobIdentity(config: config, dataFingerprint: data.fingerprint)
         let runner = ShardRunner(network: network, data: data, config: config)
+        blockBuffers = SendBufferPool(count: network.parameterCount)
         runner.inputHook = faultHooks.shardInput
         self.runner = runner
         try hello()
@@ -231,7 +232,7 @@ public final class Worker {
         faultHooks.beforeTask?(name, task.kind, step)
         let network = runner.network
         let started = MonotonicClock.now()
-        _ = tracker.waitUntilReleased(timeout: .seconds(10))
+        blockBuffers.reclaim()
         switch task.kind {
         case .train:
             guard task.parameters.count == network.parameterCount, Int(task.unitSize) == runner.unitSize else {
@@ -243,16 +244,13 @@ public final class Worker {
             }
             task.parameters.copy(into: network.parameters.pointer)
             var blocks = [GradientBlock]()
-            var used = 0
             let outcomes = try task.sampleIndices.withUnsafeBufferPointer { indices in
                 try runner.train(step: Int(step), epoch: Int(task.epoch), firstUnit: Int(task.firstUnit),
                                  unitCount: Int(task.unitCount), indices: indices) { block, sum in
-                    if used == blockPool.count { blockPool.append(FloatBuffer(count: network.parameterCount)) }
-                    let buffer = blockPool[used]
-                    buffer.pointer.update(from: sum, count: network.parameterCount)
+                    let send = blockBuffers.take()
+                    send.buffer.pointer.update(from: sum, count: network.parameterCount)
                     blocks.append(GradientBlock(firstUnit: UInt32(block.first), unitCount: UInt32(block.count),
-                                                gradient: WireFloats(buffer, tracker: tracker)))
-                    used += 1
+                                                gradient: send.floats()))
                 }
             }
             let result = ResultMessage(

@@ -144,8 +144,11 @@ final class InProcessScene {
 
     var statisticsPerUnit: Int { 2 * network.normalizationChannels }
 
-    init() throws {
-        config = try TrainingConfig.parse(yaml: ClusterFixtures.config(model: "densenet", method: "vanilla"))
+    static let yaml = ClusterFixtures.config(model: "densenet", method: "vanilla")
+
+    /// `through` may wrap the in-process server (e.g. to watch what is sent).
+    init(through wrap: (InProcessServer) -> any ServerTransport = { $0 }) throws {
+        config = try TrainingConfig.parse(yaml: Self.yaml)
         let (data, network) = try TrainingSession.loadDataAndModel(config)
         self.network = network
         identity = JobIdentity(config: config, dataFingerprint: data.fingerprint)
@@ -153,7 +156,7 @@ final class InProcessScene {
         executor = try ClusterExecutor(
             config: config, identity: identity, network: network,
             settings: ClusterSettings(bind: "unused", waitForWorkersSeconds: 30, workerTimeoutSeconds: 600),
-            transport: transport.server)
+            transport: wrap(transport.server))
         executor.log = { [unowned self] in self.lines.append($0) }
     }
 
