@@ -39,6 +39,7 @@ public final class ClusterExecutor: GradientExecutor {
     private let transport: any ServerTransport
     private let status: StatusServer?
     private var membership = Membership()
+    private var stepDeadline: StepDeadline
     private let reducer: ShardReducer
     /// (P + S) floats each: what a step's tasks carry (parameters; then BN state for evaluate
     /// tasks), copied from the trainer's arenas so that the trainer may update them while a
@@ -69,6 +70,7 @@ public final class ClusterExecutor: GradientExecutor {
         self.transport = transport
         parameterCount = network.parameterCount
         stateCount = network.state.count
+        stepDeadline = StepDeadline(factor: settings.stepDeadlineFactor, floorSeconds: settings.stepDeadlineFloorSeconds)
         reducer = ShardReducer(parameterCount: network.parameterCount, statisticsPerUnit: 2 * network.normalizationChannels)
         sendBuffers = SendBufferPool(count: parameterCount + stateCount)
         do {
@@ -249,7 +251,9 @@ public final class ClusterExecutor: GradientExecutor {
                     declareDead(target.peer, reason: "unreachable")
                     return try assign(shard, planned: nil, reason: reason ?? "worker unreachable")
                 }
-                if let previous = round.assign(shard, to: target), let reason {
+                let queued = round.openUnits(of: target.peer) + Int(tasks[shard].unitCount)
+                let allowed = stepDeadline.seconds(forUnits: queued)
+                if let previous = round.assign(shard, to: target, at: MonotonicClock.now(), allowing: allowed), let reason {
                     reassignments += 1
                     recentReassignments.append(.init(step: step, shard: shard, from: previous.name, to: target.name, reason: reason))
                     if recentReassignments.count > 10 { recentReassignments.removeFirst() }
@@ -261,20 +265,32 @@ public final class ClusterExecutor: GradientExecutor {
 
         for shard in tasks.indices { try assign(shard, planned: shard, reason: nil) }
         var received = [(peer: PeerID, envelope: WireEnvelope)]()
+        var late = Set<PeerID>()
         while !round.isComplete {
             if let one = try pump(timeout: .milliseconds(50)) { received.append(one) }
             try drain(into: &received)
             for (peer, envelope) in received {
                 guard case .result(let result) = envelope.message else { continue }
                 switch round.offer(result, envelope: envelope, from: peer, problem: reducer.problem(with:for:)) {
-                case .accepted: break
+                case .accepted:
+                    if kind == .train { stepDeadline.record(computeSeconds: result.computeSeconds, units: Int(result.unitCount)) }
                 case .ignored: ignoredResults += 1
                 case .invalid(let problem): declareDead(peer, reason: "it sent an invalid result (\(problem))")
                 }
             }
             received.removeAll(keepingCapacity: true)
             buryTheSilent()
-            for shard in round.orphans(in: membership) { try assign(shard, planned: nil, reason: "its worker died") }
+            for shard in round.overdue(at: MonotonicClock.now()) {
+                guard let owner = round.assignees[shard], membership.contains(owner.peer) else { continue }
+                late.insert(owner.peer)
+                declareDead(owner.peer, reason: String(
+                    format: "shard %d not back within its step deadline of %.1f s (step_deadline_factor %g × median unit time %.3f s × its queued units, at least step_deadline_floor %.1f s)",
+                    shard, round.allowance(of: shard), stepDeadline.factor, stepDeadline.medianUnitSeconds ?? 0, stepDeadline.floorSeconds))
+            }
+            for shard in round.orphans(in: membership) {
+                let missed = round.assignees[shard].map { late.contains($0.peer) } ?? false
+                try assign(shard, planned: nil, reason: missed ? "its worker missed the step deadline" : "its worker died")
+            }
         }
         return round.completed
     }

@@ -2,11 +2,12 @@ import Transport
 import Wire
 
 // Scheduling (DESIGN §6): a step's work units are cut into contiguous shards over the live
-// workers (ShardPlan); a ShardRound tracks who computes each shard and which results are in.
-// A shard whose worker dies goes to the live worker with the fewest open shards, with the same
-// step and shard id. A result counts only if it answers the shard's current assignment —
-// same job, step, shard, sender, task kind and unit range — so a late or duplicate result
-// (e.g. from a worker whose shard was re-issued) is ignored, never counted twice.
+// workers (ShardPlan); a ShardRound tracks who computes each shard, by when, and which results
+// are in. A shard whose worker dies, or that is not back by its deadline (StepDeadline), goes
+// to the live worker with the fewest open shards, with the same step and shard id. A result
+// counts only if it answers the shard's current assignment — same job, step, shard, sender,
+// task kind and unit range — so a late or duplicate result (e.g. from a worker whose shard was
+// re-issued) is ignored, never counted twice.
 
 /// Contiguous, balanced ranges of work units, one per worker (fewer if there are fewer units).
 public enum ShardPlan {
@@ -30,6 +31,9 @@ struct ShardRound {
     let kind: TaskKind
     let jobID: Digest32
     private(set) var assignees: [Member?]
+    /// When each assignment's result is overdue (monotonic seconds), and how long it was allowed.
+    private var deadlines: [Double]
+    private var allowances: [Double]
     private(set) var results: [ResultMessage?]
     private(set) var missing: Int
 
@@ -39,6 +43,8 @@ struct ShardRound {
         self.kind = kind
         self.jobID = jobID
         assignees = Array(repeating: nil, count: tasks.count)
+        deadlines = Array(repeating: .infinity, count: tasks.count)
+        allowances = Array(repeating: .infinity, count: tasks.count)
         results = Array(repeating: nil, count: tasks.count)
         missing = tasks.count
     }
@@ -53,6 +59,11 @@ struct ShardRound {
         tasks.indices.filter { assignees[$0]?.peer == peer && results[$0] == nil }.count
     }
 
+    /// Work units of the shards assigned to `peer` whose result is not in.
+    func openUnits(of peer: PeerID) -> Int {
+        tasks.indices.filter { assignees[$0]?.peer == peer && results[$0] == nil }.reduce(0) { $0 + Int(tasks[$1].unitCount) }
+    }
+
     /// Who should compute a shard: member `planned` if it exists, else the member with the fewest
     /// open shards (the first of them on a tie). `members` must not be empty.
     func target(planned: Int?, among members: [Member]) -> Member {
@@ -61,11 +72,24 @@ struct ShardRound {
         return members[loads.indices.min { loads[$0] < loads[$1] } ?? 0]
     }
 
-    /// Records that `shard` was sent to `member`; returns the previous assignee, if any.
+    /// Records that `shard` was sent to `member` at `now`, its result due `seconds` later;
+    /// returns the previous assignee, if any.
     @discardableResult
-    mutating func assign(_ shard: Int, to member: Member) -> Member? {
-        defer { assignees[shard] = member }
+    mutating func assign(_ shard: Int, to member: Member, at now: Double = 0, allowing seconds: Double = .infinity) -> Member? {
+        defer {
+            assignees[shard] = member
+            allowances[shard] = seconds
+            deadlines[shard] = now + seconds
+        }
         return assignees[shard]
+    }
+
+    /// The seconds the current assignment of `shard` was allowed.
+    func allowance(of shard: Int) -> Double { allowances[shard] }
+
+    /// Open shards whose deadline has passed, in shard order.
+    func overdue(at now: Double) -> [Int] {
+        tasks.indices.filter { results[$0] == nil && assignees[$0] != nil && deadlines[$0] < now }
     }
 
     /// Takes `result`, which `peer` sent with the header fields of `envelope`. `problem` says why
@@ -91,5 +115,48 @@ struct ShardRound {
             guard results[shard] == nil, let owner = assignees[shard] else { return false }
             return !membership.contains(owner.peer)
         }
+    }
+}
+
+/// How long a shard may take (DESIGN §6): a worker whose main thread hangs keeps heartbeating,
+/// so silence never reveals it. Its shard is overdue after max(floor, factor × the median
+/// per-unit compute time of recent train results × the units queued on its worker); before any
+/// result, after the floor.
+struct StepDeadline {
+    let factor: Double
+    let floorSeconds: Double
+    /// Per-unit compute seconds of the most recent train results (a ring of `window`).
+    private var unitSeconds: [Double] = []
+    private var next = 0
+    static let window = 64
+
+    init(factor: Double, floorSeconds: Double) {
+        self.factor = factor
+        self.floorSeconds = floorSeconds
+    }
+
+    /// Notes a train result's compute time over its units.
+    mutating func record(computeSeconds: Double, units: Int) {
+        guard units > 0, computeSeconds.isFinite, computeSeconds >= 0 else { return }
+        let perUnit = computeSeconds / Double(units)
+        if unitSeconds.count < Self.window {
+            unitSeconds.append(perUnit)
+        } else {
+            unitSeconds[next] = perUnit
+            next = (next + 1) % Self.window
+        }
+    }
+
+    /// The median per-unit compute time of the recorded results (nil before any).
+    var medianUnitSeconds: Double? {
+        guard !unitSeconds.isEmpty else { return nil }
+        let sorted = unitSeconds.sorted()
+        let middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+    }
+
+    /// Seconds a worker with `units` queued units may take.
+    func seconds(forUnits units: Int) -> Double {
+        max(floorSeconds, factor * (medianUnitSeconds ?? 0) * Double(units))
     }
 }

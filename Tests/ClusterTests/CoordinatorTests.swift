@@ -89,6 +89,31 @@ import Wire
         #expect(scene.gradient.toArray() == (try scene.expectedGradient([misaligned, kept])))
     }
 
+    /// Worker a takes its task and goes quiet while staying connected (as a worker whose main
+    /// thread hangs while its heartbeat thread runs): after the step deadline (here the floor)
+    /// its shard goes to b, and a's late result is ignored.
+    @Test func aShardNotBackByItsDeadlineIsReissuedAndTheLateResultIgnored() throws {
+        let scene = try InProcessScene(stepDeadlineFloorSeconds: 0.3)
+        defer { scene.executor.shutdown() }
+        let workers = try scene.join(["a", "b"])
+        let (a, b) = (workers[0], workers[1])
+
+        let outcome = scene.computeStepInBackground()
+        let (hung, hungEnvelope) = try a.nextTask()
+        let (kept, keptEnvelope) = try b.nextTask()
+        try b.answer(kept, keptEnvelope, unitLoss: nil)
+        let (reissued, reissuedEnvelope) = try b.nextTask()  // after a's deadline
+        #expect(reissuedEnvelope.shardID == hungEnvelope.shardID)
+        try a.answer(hung, hungEnvelope, unitLoss: nil, gradientValue: 1000)  // late: ignored
+        try b.answer(reissued, reissuedEnvelope, unitLoss: nil)
+        _ = try outcome.wait()
+
+        #expect(scene.lines.contains { $0.contains("worker a declared dead: shard 0 not back within its step deadline") })
+        #expect(scene.lines.contains { $0.contains("shard 0 re-issued to b (its worker missed the step deadline)") })
+        #expect(scene.executor.ignoredResults == 1)
+        #expect(scene.gradient.toArray() == (try scene.expectedGradient([hung, kept])))
+    }
+
     /// A worker whose connection is gone is unreachable: declared dead, its shard goes elsewhere.
     @Test func anUnreachableWorkerIsDeclaredDeadAndItsShardGoesToAnother() throws {
         let scene = try InProcessScene()
@@ -147,7 +172,7 @@ final class InProcessScene {
     static let yaml = ClusterFixtures.config(model: "densenet", method: "vanilla")
 
     /// `through` may wrap the in-process server (e.g. to watch what is sent).
-    init(through wrap: (InProcessServer) -> any ServerTransport = { $0 }) throws {
+    init(stepDeadlineFloorSeconds: Double = 60, through wrap: (InProcessServer) -> any ServerTransport = { $0 }) throws {
         config = try TrainingConfig.parse(yaml: Self.yaml)
         let (data, network) = try TrainingSession.loadDataAndModel(config)
         self.network = network
@@ -155,7 +180,8 @@ final class InProcessScene {
         gradient = FloatBuffer(count: network.parameterCount)
         executor = try ClusterExecutor(
             config: config, identity: identity, network: network,
-            settings: ClusterSettings(bind: "unused", waitForWorkersSeconds: 30, workerTimeoutSeconds: 600),
+            settings: ClusterSettings(bind: "unused", waitForWorkersSeconds: 30, workerTimeoutSeconds: 600,
+                                      stepDeadlineFloorSeconds: stepDeadlineFloorSeconds),
             transport: wrap(transport.server))
         executor.log = { [unowned self] in self.lines.append($0) }
     }

@@ -56,6 +56,31 @@ import TestSupport
         #expect(SSGDProcess.parametersHash(runDirectory: run) == expected)
     }
 
+    /// A worker that hangs mid-step while its heartbeat thread runs (never silent, so never
+    /// declared dead by worker_timeout) misses the step deadline: its shard goes to the other
+    /// worker and the result is unchanged.
+    @Test func aWorkerHungWhileHeartbeatingMissesTheStepDeadlineAndTheResultIsUnchanged() throws {
+        let config = ClusterFixtures.write(ClusterFixtures.config(model: "mlp", method: "spectral", epochs: 4, extra: Self.tunables + """
+
+            step_deadline_floor: 2s
+            """))
+        let expected = try Self.reference(config)
+        let endpoint = ClusterFixtures.ipcEndpoint()
+        let run = Fixtures.temporaryDirectory("ssgd-hung") + "/run"
+        let coordinator = try coordinator(config, endpoint, run, workers: 2)
+        let hung = try worker(endpoint, "hung", faults: ["SSGD_TEST_WORKER_STALL_AT_STEP": "6"])
+        defer { hung.wait(timeout: 0) }  // it never comes back by itself
+        let other = try worker(endpoint, "other")
+        #expect(coordinator.wait(timeout: 120) == 0, "\(coordinator.output)")
+        #expect(hung.output.contains("stalling at step 6"))
+        #expect(coordinator.output.contains("worker hung declared dead: shard"), "\(coordinator.output)")
+        #expect(coordinator.output.contains("step deadline"))
+        #expect(coordinator.output.contains("re-issued to other (its worker missed the step deadline)"))
+        #expect(!coordinator.output.contains("silent for"))
+        #expect(other.wait(timeout: 30) == 0)
+        #expect(SSGDProcess.parametersHash(runDirectory: run) == expected)
+    }
+
     @Test func aReplacementWorkerJoinsAndTheResultIsUnchanged() throws {
         let config = Self.configPath(method: "adversarial")
         let expected = try Self.reference(config)
