@@ -46,15 +46,22 @@ public final class ClusterExecutor: GradientExecutor {
     /// transport still reads what was sent (a send to a stopped worker may never finish).
     private let sendBuffers: SendBufferPool
     private var evaluationCounter: UInt64 = 0
-    private var lastDropReport = 0.0
+    /// Refusals and drops, at most one line per peer per interval (an unauthenticated peer
+    /// could otherwise fill the log).
+    private var reports = RepeatedReports()
+    private var nextReportFlush = 0.0
     private var recentReassignments: [ClusterStatus.Reassignment] = []
     private var closed = false
 
-    /// A coordinator on ZeroMQ, bound at `settings.bind` (CURVE with `settings.security`).
-    public convenience init(config: TrainingConfig, identity: JobIdentity, network: Network, settings: ClusterSettings) throws {
-        let transport = try ZMQServerTransport(bind: settings.bind, security: settings.security, onRefusal: { refusal in
-            Console.line("refused a connection: \(refusal)")
-        })
+    /// A coordinator on ZeroMQ, bound at `settings.bind` (CURVE with `settings.security`),
+    /// taking no frame larger than the job's largest legitimate one.
+    public convenience init(
+        config: TrainingConfig, identity: JobIdentity, network: Network, data: DatasetPair, settings: ClusterSettings
+    ) throws {
+        let transport = try ZMQServerTransport(
+            bind: settings.bind, security: settings.security,
+            maximumFrameBytes: WireLimits.largestFrameBytes(WireJobSizes(config: config, network: network, data: data)),
+            onRefusal: { refusal in Console.line("refused a connection: \(refusal)") })
         try self.init(config: config, identity: identity, network: network, settings: settings, transport: transport)
     }
 
@@ -95,6 +102,11 @@ public final class ClusterExecutor: GradientExecutor {
     /// Receive and handle one message; returns results (and their sender) for the caller.
     private func pump(timeout: Duration) throws -> (peer: PeerID, envelope: WireEnvelope)? {
         if let reason = abortCheck?() { throw ClusterError(reason) }
+        let now = MonotonicClock.now()
+        if now >= nextReportFlush {
+            reports.flush(at: now).forEach(log)
+            nextReportFlush = now + 1
+        }
         guard let delivery = try transport.receive(timeout: timeout) else { return nil }
         let from = delivery.from
         let envelope: WireEnvelope
@@ -104,7 +116,7 @@ public final class ClusterExecutor: GradientExecutor {
             if case .unsupportedVersion(let version) = error {
                 refuse(from, code: .versionMismatch, Admission.versionMismatch(version, worker: "worker"))
             } else {
-                drop("malformed message: \(error)")
+                drop("malformed message: \(error)", from: from.peer)
             }
             return nil
         }
@@ -120,35 +132,33 @@ public final class ClusterExecutor: GradientExecutor {
                 // A worker of this job we do not know (we restarted, or declared it dead).
                 try? send(.error(ErrorMessage(code: .unknownWorker, message: "unknown worker: handshake again")), to: from)
             } else {
-                drop("heartbeat from a stranger")
+                drop("heartbeat from a stranger", from: from.peer)
             }
             return nil
         case .error(let error):
             if let member = membership.remove(from.peer) {
                 log("worker \(member.name) reported an error and left: \(error.message)")
             } else {
-                drop("error from an unknown peer: \(error.message)")
+                drop("error from an unknown peer: \(error.message)", from: from.peer)
             }
             return nil
         case .result:
             return (from.peer, envelope)
         case .welcome, .task, .shutdown:
-            drop("unexpected \(envelope.kind) from a worker")
+            drop("unexpected \(envelope.kind) from a worker", from: from.peer)
             return nil
         }
     }
 
-    private func drop(_ reason: String) {
+    private func drop(_ reason: String, from peer: PeerID) {
         droppedMessages += 1
-        let now = MonotonicClock.now()
-        if now - lastDropReport > 5 {
-            log("warning: dropped \(reason) (\(droppedMessages) dropped so far)")
-            lastDropReport = now
+        if let line = reports.report("warning: dropped \(reason)", topic: "dropped", from: peer, at: MonotonicClock.now()) {
+            log("\(line) (\(droppedMessages) dropped so far)")
         }
     }
 
     private func refuse(_ address: PeerAddress, code: WireErrorCode, _ message: String) {
-        log("refused a worker: \(message)")
+        if let line = reports.report("refused a worker: \(message)", topic: "refused", from: address.peer, at: MonotonicClock.now()) { log(line) }
         try? send(.error(ErrorMessage(code: code, message: message)), to: address)
     }
 
@@ -365,6 +375,7 @@ public final class ClusterExecutor: GradientExecutor {
     public func shutdown(reason: String) {
         guard !closed else { return }
         closed = true
+        reports.flush(at: MonotonicClock.now(), all: true).forEach(log)
         for member in membership.members {
             try? send(.shutdown(ShutdownMessage(reason: reason)), to: PeerAddress(member.peer))
         }

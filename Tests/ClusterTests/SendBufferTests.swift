@@ -140,8 +140,8 @@ final class HoldingConnector: ClientConnector, @unchecked Sendable {
     private let inner: InProcessConnector
     private(set) var client: HoldingClient?
     init(_ inner: InProcessConnector) { self.inner = inner }
-    func connect(_ channel: Channel) throws -> any ClientTransport {
-        let transport = try inner.connect(channel)
+    func connect(_ channel: Channel, maximumFrameBytes: Int?) throws -> any ClientTransport {
+        let transport = try inner.connect(channel, maximumFrameBytes: maximumFrameBytes)
         guard channel == .main else { return transport }
         let holding = HoldingClient(transport)
         client = holding
