@@ -200,6 +200,18 @@ import TestSupport
         #expect(!coordinator.output.contains("error"))
     }
 
+    /// A second signal while the first is being handled exits at once and says so.
+    @Test func aSecondStopSignalExitsAtOnceAndSaysSo() throws {
+        let config = ClusterFixtures.write(ClusterFixtures.config(model: "mlp", method: "vanilla", extra: "wait_for_workers: 10m"))
+        let coordinator = try coordinator(config, ClusterFixtures.ipcEndpoint(), Fixtures.temporaryDirectory("ssgd-stop-twice") + "/run", workers: 1)
+        #expect(coordinator.waitForOutput("waiting for", timeout: 60), "\(coordinator.output)")
+        kill(coordinator.processID, SIGINT)
+        kill(coordinator.processID, SIGTERM)  // another signal, so the two are not merged into one
+        let status = coordinator.wait(timeout: 60)
+        #expect(status == 130 || status == 143, "\(coordinator.output)")
+        #expect(coordinator.output.contains("ssgd: second stop signal: exiting now"), "\(coordinator.output)")
+    }
+
     /// Ctrl-C after every worker is lost mid-run: the wait ends at once, the completed steps
     /// are checkpointed, the resume command is printed, exit 130; the run resumes from there.
     @Test func aStopSignalAfterAllWorkersAreLostCheckpointsAndExits130() throws {
