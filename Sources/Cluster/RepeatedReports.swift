@@ -11,9 +11,9 @@ import Transport
 //   +N more refused from peer P since its last line, the latest: refused a worker: …
 //   +N more refused or dropped messages from other peers (over 20 lines in 5 s)
 
-struct RepeatedReports {
-    let intervalSeconds: Double
-    let linesPerInterval: Int
+package struct RepeatedReports {
+    package let intervalSeconds: Double
+    package let linesPerInterval: Int
 
     private struct Entry {
         var lastLine: Double
@@ -32,13 +32,13 @@ struct RepeatedReports {
     /// Events held back because the interval's line budget was spent.
     private var heldBackOverBudget = 0
 
-    init(intervalSeconds: Double = 5, linesPerInterval: Int = 20) {
+    package init(intervalSeconds: Double = 5, linesPerInterval: Int = 20) {
         self.intervalSeconds = intervalSeconds
         self.linesPerInterval = linesPerInterval
     }
 
     /// The line to print now for `line` about `peer`, or nil if it is held back (and counted).
-    mutating func report(_ line: String, topic: String, from peer: PeerID, at now: Double) -> String? {
+    package mutating func report(_ line: String, topic: String, from peer: PeerID, at now: Double) -> String? {
         let key = Key(peer: peer, topic: topic)
         if now - windowStart >= intervalSeconds {
             windowStart = now
@@ -62,7 +62,7 @@ struct RepeatedReports {
 
     /// Lines for what was held back from peers whose last line is an interval old (`all`: from
     /// every peer); forgets peers with nothing held back whose interval has passed.
-    mutating func flush(at now: Double, all: Bool = false) -> [String] {
+    package mutating func flush(at now: Double, all: Bool = false) -> [String] {
         var lines = [String]()
         for (key, entry) in entries {
             let intervalPassed = now - entry.lastLine >= intervalSeconds
@@ -84,7 +84,7 @@ struct RepeatedReports {
 
     /// A peer's routing id as text when it is printable, else in hex (libzmq makes up binary
     /// ids for sockets that set none).
-    static func name(_ peer: PeerID) -> String {
+    package static func name(_ peer: PeerID) -> String {
         if !peer.bytes.isEmpty && peer.bytes.allSatisfy({ (0x20..<0x7f).contains($0) }) { return peer.description }
         return "0x" + peer.bytes.map { String(format: "%02x", $0) }.joined()
     }

@@ -122,21 +122,21 @@ struct ShardRound {
 /// so silence never reveals it. Its shard is overdue after max(floor, factor × the median
 /// per-unit compute time of recent train results × the units queued on its worker); before any
 /// result, after the floor.
-struct StepDeadline {
-    let factor: Double
-    let floorSeconds: Double
+package struct StepDeadline {
+    package let factor: Double
+    package let floorSeconds: Double
     /// Per-unit compute seconds of the most recent train results (a ring of `window`).
     private var unitSeconds: [Double] = []
     private var next = 0
-    static let window = 64
+    package static let window = 64
 
-    init(factor: Double, floorSeconds: Double) {
+    package init(factor: Double, floorSeconds: Double) {
         self.factor = factor
         self.floorSeconds = floorSeconds
     }
 
     /// Notes a train result's compute time over its units.
-    mutating func record(computeSeconds: Double, units: Int) {
+    package mutating func record(computeSeconds: Double, units: Int) {
         guard units > 0, computeSeconds.isFinite, computeSeconds >= 0 else { return }
         let perUnit = computeSeconds / Double(units)
         if unitSeconds.count < Self.window {
@@ -148,7 +148,7 @@ struct StepDeadline {
     }
 
     /// The median per-unit compute time of the recorded results (nil before any).
-    var medianUnitSeconds: Double? {
+    package var medianUnitSeconds: Double? {
         guard !unitSeconds.isEmpty else { return nil }
         let sorted = unitSeconds.sorted()
         let middle = sorted.count / 2
@@ -156,7 +156,7 @@ struct StepDeadline {
     }
 
     /// Seconds a worker with `units` queued units may take.
-    func seconds(forUnits units: Int) -> Double {
+    package func seconds(forUnits units: Int) -> Double {
         max(floorSeconds, factor * (medianUnitSeconds ?? 0) * Double(units))
     }
 }

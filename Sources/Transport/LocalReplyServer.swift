@@ -15,6 +15,8 @@ import Synchronization
 import Wire
 
 public final class LocalReplyServer: Sendable {
+    /// Requests are short words; a client sending more is disconnected unread.
+    public static let largestRequestBytes = 1024
     public let endpoint: String
     private let state = ServingState()
 
@@ -38,6 +40,7 @@ public final class LocalReplyServer: Sendable {
         let socket: ZMQSocket
         do {
             socket = try ZMQSocket(.reply)
+            try socket.setMaximumMessageSize(Int64(Self.largestRequestBytes))
             try socket.bind(endpoint)
             bound.report(.success(try socket.lastEndpoint))
         } catch {
