@@ -30,7 +30,7 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Seconds to wait for workers (at the start, and when all are lost) before stopping; overrides wait_for_workers.")
     var waitForWorkers: Double?
 
-    @Option(help: "Status socket for `ssgd status` (loopback or ipc; default: the bind port + 1 on 127.0.0.1, or the ipc path + .status).")
+    @Option(help: "Status socket for `ssgd status` (loopback or ipc; default: the bind port + 1 on 127.0.0.1 (any free port for a :* bind), or the ipc path + .status).")
     var statusBind: String?
 
     func validate() throws {
