@@ -165,11 +165,12 @@ import TestSupport
         #expect((pids + restarted).allSatisfy { !SSGDProcess.isAlive($0) })
     }
 
-    @Test func noWorkerLeftStopsAfterTheWaitAndKeepsTheCheckpoint() throws {
+    /// A coordinator (4 epochs, vanilla) whose only worker is killed in step 5; and its run.
+    func coordinatorLosingItsOnlyWorkerInStep5(waitForWorkers: String) throws -> (coordinator: SSGDProcess, run: String) {
         let config = ClusterFixtures.write(ClusterFixtures.config(model: "mlp", method: "vanilla", epochs: 4, extra: """
             heartbeat_interval: 200ms
             worker_timeout: 1s
-            wait_for_workers: 2s
+            wait_for_workers: \(waitForWorkers)
             """))
         let endpoint = ClusterFixtures.ipcEndpoint()
         let run = Fixtures.temporaryDirectory("ssgd-alone") + "/run"
@@ -177,6 +178,11 @@ import TestSupport
         let only = try worker(endpoint, "only", faults: ["SSGD_TEST_WORKER_STALL_AT_STEP": "5"])
         #expect(only.waitForOutput("stalling at step 5", timeout: 90))
         kill(only.processID, SIGKILL)
+        return (coordinator, run)
+    }
+
+    @Test func noWorkerLeftStopsAfterTheWaitAndKeepsTheCheckpoint() throws {
+        let (coordinator, run) = try coordinatorLosingItsOnlyWorkerInStep5(waitForWorkers: "2s")
         #expect(coordinator.wait(timeout: 60) == 1, "\(coordinator.output)")
         #expect(coordinator.output.contains("all workers lost"))
         #expect(coordinator.output.contains("wait_for_workers"))
@@ -215,17 +221,7 @@ import TestSupport
     /// Ctrl-C after every worker is lost mid-run: the wait ends at once, the completed steps
     /// are checkpointed, the resume command is printed, exit 130; the run resumes from there.
     @Test func aStopSignalAfterAllWorkersAreLostCheckpointsAndExits130() throws {
-        let config = ClusterFixtures.write(ClusterFixtures.config(model: "mlp", method: "vanilla", epochs: 4, extra: """
-            heartbeat_interval: 200ms
-            worker_timeout: 1s
-            wait_for_workers: 10m
-            """))
-        let endpoint = ClusterFixtures.ipcEndpoint()
-        let run = Fixtures.temporaryDirectory("ssgd-stop-lost") + "/run"
-        let coordinator = try coordinator(config, endpoint, run, workers: 1)
-        let only = try worker(endpoint, "only", faults: ["SSGD_TEST_WORKER_STALL_AT_STEP": "5"])
-        #expect(only.waitForOutput("stalling at step 5", timeout: 90))
-        kill(only.processID, SIGKILL)
+        let (coordinator, run) = try coordinatorLosingItsOnlyWorkerInStep5(waitForWorkers: "10m")
         #expect(coordinator.waitForOutput("all workers lost", timeout: 30), "\(coordinator.output)")
         kill(coordinator.processID, SIGINT)
         #expect(coordinator.wait(timeout: 60) == 130, "\(coordinator.output)")
