@@ -262,7 +262,7 @@ public final class ClusterExecutor: GradientExecutor {
                     return try assign(shard, planned: nil, reason: reason ?? "worker unreachable")
                 }
                 let queued = round.openUnits(of: target.peer) + Int(tasks[shard].unitCount)
-                let allowed = stepDeadline.seconds(forUnits: queued)
+                let allowed = stepDeadline.seconds(kind, units: queued, misses: round.misses[shard])
                 if let previous = round.assign(shard, to: target, at: MonotonicClock.now(), allowing: allowed), let reason {
                     reassignments += 1
                     recentReassignments.append(.init(step: step, shard: shard, from: previous.name, to: target.name, reason: reason))
@@ -283,7 +283,7 @@ public final class ClusterExecutor: GradientExecutor {
                 guard case .result(let result) = envelope.message else { continue }
                 switch round.offer(result, envelope: envelope, from: peer, problem: reducer.problem(with:for:)) {
                 case .accepted:
-                    if kind == .train { stepDeadline.record(computeSeconds: result.computeSeconds, units: Int(result.unitCount)) }
+                    stepDeadline.record(kind, computeSeconds: result.computeSeconds, units: Int(result.unitCount))
                 case .ignored: ignoredResults += 1
                 case .invalid(let problem): declareDead(peer, reason: "it sent an invalid result (\(problem))")
                 }
@@ -294,8 +294,8 @@ public final class ClusterExecutor: GradientExecutor {
                 guard let owner = round.assignees[shard], membership.contains(owner.peer) else { continue }
                 late.insert(owner.peer)
                 declareDead(owner.peer, reason: String(
-                    format: "shard %d not back within its step deadline of %.1f s (step_deadline_factor %g × median unit time %.3f s × its queued units, at least step_deadline_floor %.1f s)",
-                    shard, round.allowance(of: shard), stepDeadline.factor, stepDeadline.medianUnitSeconds ?? 0, stepDeadline.floorSeconds))
+                    format: "shard %d not back within its step deadline of %.1f s (step_deadline_factor %g × median unit time %.3f s × its queued units, at least step_deadline_floor %.1f s, doubled per earlier miss)",
+                    shard, round.allowance(of: shard), stepDeadline.factor, stepDeadline.medianUnitSeconds(kind) ?? 0, stepDeadline.floorSeconds))
             }
             for shard in round.orphans(in: membership) {
                 let missed = round.assignees[shard].map { late.contains($0.peer) } ?? false

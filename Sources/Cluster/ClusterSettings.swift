@@ -17,7 +17,7 @@ public struct ClusterSettings: Sendable {
     /// A shard not back after max(stepDeadlineFloorSeconds, stepDeadlineFactor × the median
     /// per-unit compute time of recent results × the units queued on its worker) is overdue: its
     /// worker is declared dead (it may be hung while its heartbeat thread runs) and the shard
-    /// re-issued.
+    /// re-issued (see StepDeadline).
     public var stepDeadlineFactor: Double
     public var stepDeadlineFloorSeconds: Double
     /// CURVE keys and allow-list; nil means plaintext (loopback/ipc, or --insecure).

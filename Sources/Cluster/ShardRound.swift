@@ -31,9 +31,11 @@ struct ShardRound {
     let kind: TaskKind
     let jobID: Digest32
     private(set) var assignees: [Member?]
-    /// When each assignment's result is overdue (monotonic seconds), and how long it was allowed.
+    /// When each assignment's result is overdue (monotonic seconds), how long it was allowed,
+    /// and how many of the shard's assignments missed their deadline.
     private var deadlines: [Double]
     private var allowances: [Double]
+    private(set) var misses: [Int]
     private(set) var results: [ResultMessage?]
     private(set) var missing: Int
 
@@ -45,6 +47,7 @@ struct ShardRound {
         assignees = Array(repeating: nil, count: tasks.count)
         deadlines = Array(repeating: .infinity, count: tasks.count)
         allowances = Array(repeating: .infinity, count: tasks.count)
+        misses = Array(repeating: 0, count: tasks.count)
         results = Array(repeating: nil, count: tasks.count)
         missing = tasks.count
     }
@@ -87,9 +90,14 @@ struct ShardRound {
     /// The seconds the current assignment of `shard` was allowed.
     func allowance(of shard: Int) -> Double { allowances[shard] }
 
-    /// Open shards whose deadline has passed, in shard order.
-    func overdue(at now: Double) -> [Int] {
-        tasks.indices.filter { results[$0] == nil && assignees[$0] != nil && deadlines[$0] < now }
+    /// Open shards whose deadline has passed, in shard order; each counts as one more miss.
+    mutating func overdue(at now: Double) -> [Int] {
+        let late = tasks.indices.filter { results[$0] == nil && assignees[$0] != nil && deadlines[$0] < now }
+        for shard in late {
+            misses[shard] += 1
+            deadlines[shard] = .infinity  // counted once; the re-issue sets a new deadline
+        }
+        return late
     }
 
     /// Takes `result`, which `peer` sent with the header fields of `envelope`. `problem` says why
@@ -119,44 +127,65 @@ struct ShardRound {
 }
 
 /// How long a shard may take (DESIGN §6): a worker whose main thread hangs keeps heartbeating,
-/// so silence never reveals it. Its shard is overdue after max(floor, factor × the median
-/// per-unit compute time of recent train results × the units queued on its worker); before any
-/// result, after the floor.
+/// so silence never reveals it. A shard is overdue after max(floor, factor × the median per-unit
+/// compute time of recent results of its kind × the units queued on its worker), doubled for
+/// each time this shard has already missed its deadline in the step (so a legitimately slow
+/// step cannot be re-issued forever). Evaluation units (forward only) use the train median
+/// until evaluations are measured; before any measurement there is no deadline (a first step
+/// or evaluation of unknown length is never cut short).
 package struct StepDeadline {
     package let factor: Double
     package let floorSeconds: Double
-    /// Per-unit compute seconds of the most recent train results (a ring of `window`).
-    private var unitSeconds: [Double] = []
-    private var next = 0
+    /// Per-unit compute seconds of the most recent results of each kind.
+    private var train = Ring()
+    private var evaluate = Ring()
     package static let window = 64
+
+    /// The last `window` values.
+    private struct Ring {
+        var values: [Double] = []
+        var next = 0
+
+        mutating func add(_ value: Double) {
+            if values.count < StepDeadline.window {
+                values.append(value)
+            } else {
+                values[next] = value
+                next = (next + 1) % StepDeadline.window
+            }
+        }
+
+        var median: Double? {
+            guard !values.isEmpty else { return nil }
+            let sorted = values.sorted()
+            let middle = sorted.count / 2
+            return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+        }
+    }
 
     package init(factor: Double, floorSeconds: Double) {
         self.factor = factor
         self.floorSeconds = floorSeconds
     }
 
-    /// Notes a train result's compute time over its units.
-    package mutating func record(computeSeconds: Double, units: Int) {
+    /// Notes a result's compute time over its units.
+    package mutating func record(_ kind: TaskKind, computeSeconds: Double, units: Int) {
         guard units > 0, computeSeconds.isFinite, computeSeconds >= 0 else { return }
-        let perUnit = computeSeconds / Double(units)
-        if unitSeconds.count < Self.window {
-            unitSeconds.append(perUnit)
-        } else {
-            unitSeconds[next] = perUnit
-            next = (next + 1) % Self.window
+        switch kind {
+        case .train, .hessianVectorProduct: train.add(computeSeconds / Double(units))
+        case .evaluate: evaluate.add(computeSeconds / Double(units))
         }
     }
 
-    /// The median per-unit compute time of the recorded results (nil before any).
-    package var medianUnitSeconds: Double? {
-        guard !unitSeconds.isEmpty else { return nil }
-        let sorted = unitSeconds.sorted()
-        let middle = sorted.count / 2
-        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+    /// The median per-unit compute time for tasks of `kind` (nil before any measurement).
+    package func medianUnitSeconds(_ kind: TaskKind) -> Double? {
+        kind == .evaluate ? evaluate.median ?? train.median : train.median
     }
 
-    /// Seconds a worker with `units` queued units may take.
-    package func seconds(forUnits units: Int) -> Double {
-        max(floorSeconds, factor * (medianUnitSeconds ?? 0) * Double(units))
+    /// Seconds a worker with `units` queued units of `kind` may take when this shard has
+    /// missed its deadline `misses` times already (infinity before any measurement).
+    package func seconds(_ kind: TaskKind, units: Int, misses: Int = 0) -> Double {
+        guard let median = medianUnitSeconds(kind) else { return .infinity }
+        return max(floorSeconds, factor * median * Double(units)) * Double(1 << min(misses, 20))
     }
 }

@@ -57,7 +57,8 @@ public struct TrainingConfig: Sendable, Equatable {
     public var coordinatorTimeout: Double = 30
     public var waitForWorkers: Double = 120
     public var maxWorkerRestarts = 3
-    /// A shard is overdue after max(floor, factor × median per-unit compute time × its units).
+    /// A shard is overdue after max(floor, factor × median per-unit compute time × its units)
+    /// (Cluster's StepDeadline: doubled per miss, none before any measurement).
     public var stepDeadlineFactor: Double = 10
     public var stepDeadlineFloor: Double = 60
 

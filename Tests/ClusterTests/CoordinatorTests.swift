@@ -89,14 +89,21 @@ import Wire
         #expect(scene.gradient.toArray() == (try scene.expectedGradient([misaligned, kept])))
     }
 
-    /// Worker a takes its task and goes quiet while staying connected (as a worker whose main
-    /// thread hangs while its heartbeat thread runs): after the step deadline (here the floor)
-    /// its shard goes to b, and a's late result is ignored.
+    /// After a measured step, worker a takes its task and goes quiet while staying connected
+    /// (as a worker whose main thread hangs while its heartbeat thread runs): after the step
+    /// deadline (here the floor) its shard goes to b, and a's late result is ignored.
     @Test func aShardNotBackByItsDeadlineIsReissuedAndTheLateResultIgnored() throws {
         let scene = try InProcessScene(stepDeadlineFloorSeconds: 0.3)
         defer { scene.executor.shutdown() }
         let workers = try scene.join(["a", "b"])
         let (a, b) = (workers[0], workers[1])
+
+        let measured = scene.computeStepInBackground()  // unit times known from here on
+        for worker in workers {
+            let (task, envelope) = try worker.nextTask()
+            try worker.answer(task, envelope, unitLoss: nil)
+        }
+        _ = try measured.wait()
 
         let outcome = scene.computeStepInBackground()
         let (hung, hungEnvelope) = try a.nextTask()

@@ -8,17 +8,29 @@ import Transport
 @Suite struct ReportsAndDeadlinesTests {
     @Test func theDeadlineIsTheFactorTimesTheMedianUnitTimeOfTheLast64ResultsWithAFloor() {
         var deadline = StepDeadline(factor: 10, floorSeconds: 2)
-        #expect(deadline.medianUnitSeconds == nil)
-        #expect(deadline.seconds(forUnits: 1000) == 2)  // nothing measured: the floor
-        deadline.record(computeSeconds: 3, units: 3)  // 1 s per unit
-        deadline.record(computeSeconds: 0.5, units: 1)
-        deadline.record(computeSeconds: 40, units: 2)  // one slow result does not move the median
-        #expect(deadline.medianUnitSeconds == 1)
-        #expect(deadline.seconds(forUnits: 3) == 30)
-        #expect(deadline.seconds(forUnits: 0) == 2)
-        for _ in 0..<StepDeadline.window { deadline.record(computeSeconds: 0.01, units: 1) }
-        #expect(deadline.medianUnitSeconds == 0.01)  // only the last 64 count
-        #expect(deadline.seconds(forUnits: 4) == 2)
+        #expect(deadline.medianUnitSeconds(.train) == nil)
+        #expect(deadline.seconds(.train, units: 1000) == .infinity)  // nothing measured: no deadline
+        deadline.record(.train, computeSeconds: 3, units: 3)  // 1 s per unit
+        deadline.record(.train, computeSeconds: 0.5, units: 1)
+        deadline.record(.train, computeSeconds: 40, units: 2)  // one slow result does not move the median
+        #expect(deadline.medianUnitSeconds(.train) == 1)
+        #expect(deadline.seconds(.train, units: 3) == 30)
+        #expect(deadline.seconds(.train, units: 0) == 2)
+        for _ in 0..<StepDeadline.window { deadline.record(.train, computeSeconds: 0.01, units: 1) }
+        #expect(deadline.medianUnitSeconds(.train) == 0.01)  // only the last 64 count
+        #expect(deadline.seconds(.train, units: 4) == 2)
+    }
+
+    @Test func eachMissDoublesAShardsAllowanceAndEvaluationsUseTheTrainMedianUntilMeasured() {
+        var deadline = StepDeadline(factor: 10, floorSeconds: 2)
+        deadline.record(.train, computeSeconds: 1, units: 1)
+        #expect(deadline.seconds(.train, units: 1, misses: 0) == 10)
+        #expect(deadline.seconds(.train, units: 1, misses: 1) == 20)
+        #expect(deadline.seconds(.train, units: 1, misses: 3) == 80)
+        #expect(deadline.seconds(.evaluate, units: 2) == 20)  // a train unit bounds an evaluation chunk
+        deadline.record(.evaluate, computeSeconds: 0.5, units: 1)
+        #expect(deadline.seconds(.evaluate, units: 2) == 10)
+        #expect(deadline.seconds(.train, units: 1) == 10)
     }
 
     @Test func aPeerGetsOneLinePerIntervalAndItsNextLineCountsWhatWasHeldBack() {
