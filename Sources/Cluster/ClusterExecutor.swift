@@ -39,19 +39,29 @@ public final class ClusterExecutor: GradientExecutor {
     private let transport: any ServerTransport
     private let status: StatusServer?
     private var membership = Membership()
+    private var stepDeadline: StepDeadline
     private let reducer: ShardReducer
-    private let tracker = SendTracker()
-    private let evaluationPayload: FloatBuffer  // parameters then BN state, for evaluate tasks
+    /// (P + S) floats each: what a step's tasks carry (parameters; then BN state for evaluate
+    /// tasks), copied from the trainer's arenas so that the trainer may update them while a
+    /// transport still reads what was sent (a send to a stopped worker may never finish).
+    private let sendBuffers: SendBufferPool
     private var evaluationCounter: UInt64 = 0
-    private var lastDropReport = 0.0
+    /// Refusals and drops, at most one line per peer per interval (an unauthenticated peer
+    /// could otherwise fill the log).
+    private var reports = RepeatedReports()
+    private var nextReportFlush = 0.0
     private var recentReassignments: [ClusterStatus.Reassignment] = []
     private var closed = false
 
-    /// A coordinator on ZeroMQ, bound at `settings.bind` (CURVE with `settings.security`).
-    public convenience init(config: TrainingConfig, identity: JobIdentity, network: Network, settings: ClusterSettings) throws {
-        let transport = try ZMQServerTransport(bind: settings.bind, security: settings.security, onRefusal: { refusal in
-            Console.line("refused a connection: \(refusal)")
-        })
+    /// A coordinator on ZeroMQ, bound at `settings.bind` (CURVE with `settings.security`),
+    /// taking no frame larger than the job's largest legitimate one.
+    public convenience init(
+        config: TrainingConfig, identity: JobIdentity, network: Network, data: DatasetPair, settings: ClusterSettings
+    ) throws {
+        let transport = try ZMQServerTransport(
+            bind: settings.bind, security: settings.security,
+            maximumFrameBytes: WireLimits.largestFrameBytes(WireJobSizes(config: config, network: network, data: data)),
+            onRefusal: { refusal in Console.line("refused a connection: \(refusal)") })
         try self.init(config: config, identity: identity, network: network, settings: settings, transport: transport)
     }
 
@@ -67,8 +77,9 @@ public final class ClusterExecutor: GradientExecutor {
         self.transport = transport
         parameterCount = network.parameterCount
         stateCount = network.state.count
+        stepDeadline = StepDeadline(factor: settings.stepDeadlineFactor, floorSeconds: settings.stepDeadlineFloorSeconds)
         reducer = ShardReducer(parameterCount: network.parameterCount, statisticsPerUnit: 2 * network.normalizationChannels)
-        evaluationPayload = FloatBuffer(count: parameterCount + stateCount)
+        sendBuffers = SendBufferPool(count: parameterCount + stateCount)
         do {
             status = try settings.statusEndpoint.map { try StatusServer(endpoint: $0) }
         } catch {
@@ -91,6 +102,11 @@ public final class ClusterExecutor: GradientExecutor {
     /// Receive and handle one message; returns results (and their sender) for the caller.
     private func pump(timeout: Duration) throws -> (peer: PeerID, envelope: WireEnvelope)? {
         if let reason = abortCheck?() { throw ClusterError(reason) }
+        let now = MonotonicClock.now()
+        if now >= nextReportFlush {
+            reports.flush(at: now).forEach(log)
+            nextReportFlush = now + 1
+        }
         guard let delivery = try transport.receive(timeout: timeout) else { return nil }
         let from = delivery.from
         let envelope: WireEnvelope
@@ -100,7 +116,7 @@ public final class ClusterExecutor: GradientExecutor {
             if case .unsupportedVersion(let version) = error {
                 refuse(from, code: .versionMismatch, Admission.versionMismatch(version, worker: "worker"))
             } else {
-                drop("malformed message: \(error)")
+                drop("malformed message: \(error)", from: from.peer)
             }
             return nil
         }
@@ -116,35 +132,33 @@ public final class ClusterExecutor: GradientExecutor {
                 // A worker of this job we do not know (we restarted, or declared it dead).
                 try? send(.error(ErrorMessage(code: .unknownWorker, message: "unknown worker: handshake again")), to: from)
             } else {
-                drop("heartbeat from a stranger")
+                drop("heartbeat from a stranger", from: from.peer)
             }
             return nil
         case .error(let error):
             if let member = membership.remove(from.peer) {
                 log("worker \(member.name) reported an error and left: \(error.message)")
             } else {
-                drop("error from an unknown peer: \(error.message)")
+                drop("error from an unknown peer: \(error.message)", from: from.peer)
             }
             return nil
         case .result:
             return (from.peer, envelope)
         case .welcome, .task, .shutdown:
-            drop("unexpected \(envelope.kind) from a worker")
+            drop("unexpected \(envelope.kind) from a worker", from: from.peer)
             return nil
         }
     }
 
-    private func drop(_ reason: String) {
+    private func drop(_ reason: String, from peer: PeerID) {
         droppedMessages += 1
-        let now = MonotonicClock.now()
-        if now - lastDropReport > 5 {
-            log("warning: dropped \(reason) (\(droppedMessages) dropped so far)")
-            lastDropReport = now
+        if let line = reports.report("warning: dropped \(reason)", topic: "dropped", from: peer, at: MonotonicClock.now()) {
+            log("\(line) (\(droppedMessages) dropped so far)")
         }
     }
 
     private func refuse(_ address: PeerAddress, code: WireErrorCode, _ message: String) {
-        log("refused a worker: \(message)")
+        if let line = reports.report("refused a worker: \(message)", topic: "refused", from: address.peer, at: MonotonicClock.now()) { log(line) }
         try? send(.error(ErrorMessage(code: code, message: message)), to: address)
     }
 
@@ -190,7 +204,8 @@ public final class ClusterExecutor: GradientExecutor {
         log("worker \(member.name) declared dead: \(reason); \(membership.count) live")
     }
 
-    /// Block until `count` workers have joined or the wait expires.
+    /// Block until `count` workers have joined or the wait expires; a stop request (Ctrl-C,
+    /// SIGTERM) ends the wait at once with StopRequestedError.
     public func waitForWorkers(_ count: Int) throws {
         let deadline = MonotonicClock.now() + settings.waitForWorkersSeconds
         var announced = false
@@ -199,6 +214,10 @@ public final class ClusterExecutor: GradientExecutor {
             if !announced {
                 log("waiting for \(count - membership.count) more worker(s) on \(endpoint)")
                 announced = true
+            }
+            if StopRequest.requested {
+                log("stopped on request while waiting for workers (\(membership.count) of \(count) joined)")
+                throw StopRequestedError()
             }
             if MonotonicClock.now() > deadline {
                 throw ClusterError("only \(membership.count) of \(count) worker(s) joined within \(Int(settings.waitForWorkersSeconds)) s on \(endpoint) (wait_for_workers); start workers with: ssgd worker --connect \(endpoint); the last checkpoint is kept")
@@ -242,7 +261,9 @@ public final class ClusterExecutor: GradientExecutor {
                     declareDead(target.peer, reason: "unreachable")
                     return try assign(shard, planned: nil, reason: reason ?? "worker unreachable")
                 }
-                if let previous = round.assign(shard, to: target), let reason {
+                let queued = round.openUnits(of: target.peer) + Int(tasks[shard].unitCount)
+                let allowed = stepDeadline.seconds(kind, units: queued, misses: round.misses[shard])
+                if let previous = round.assign(shard, to: target, at: MonotonicClock.now(), allowing: allowed), let reason {
                     reassignments += 1
                     recentReassignments.append(.init(step: step, shard: shard, from: previous.name, to: target.name, reason: reason))
                     if recentReassignments.count > 10 { recentReassignments.removeFirst() }
@@ -254,20 +275,32 @@ public final class ClusterExecutor: GradientExecutor {
 
         for shard in tasks.indices { try assign(shard, planned: shard, reason: nil) }
         var received = [(peer: PeerID, envelope: WireEnvelope)]()
+        var late = Set<PeerID>()
         while !round.isComplete {
             if let one = try pump(timeout: .milliseconds(50)) { received.append(one) }
             try drain(into: &received)
             for (peer, envelope) in received {
                 guard case .result(let result) = envelope.message else { continue }
                 switch round.offer(result, envelope: envelope, from: peer, problem: reducer.problem(with:for:)) {
-                case .accepted: break
+                case .accepted:
+                    stepDeadline.record(kind, computeSeconds: result.computeSeconds, units: Int(result.unitCount))
                 case .ignored: ignoredResults += 1
                 case .invalid(let problem): declareDead(peer, reason: "it sent an invalid result (\(problem))")
                 }
             }
             received.removeAll(keepingCapacity: true)
             buryTheSilent()
-            for shard in round.orphans(in: membership) { try assign(shard, planned: nil, reason: "its worker died") }
+            for shard in round.overdue(at: MonotonicClock.now()) {
+                guard let owner = round.assignees[shard], membership.contains(owner.peer) else { continue }
+                late.insert(owner.peer)
+                declareDead(owner.peer, reason: String(
+                    format: "shard %d not back within its step deadline of %.1f s (step_deadline_factor %g × median unit time %.3f s × its queued units, at least step_deadline_floor %.1f s, doubled per earlier miss)",
+                    shard, round.allowance(of: shard), stepDeadline.factor, stepDeadline.medianUnitSeconds(kind) ?? 0, stepDeadline.floorSeconds))
+            }
+            for shard in round.orphans(in: membership) {
+                let missed = round.assignees[shard].map { late.contains($0.peer) } ?? false
+                try assign(shard, planned: nil, reason: missed ? "its worker missed the step deadline" : "its worker died")
+            }
         }
         return round.completed
     }
@@ -278,7 +311,10 @@ public final class ClusterExecutor: GradientExecutor {
         try housekeeping()
         let unitSize = config.ghostBatch
         let units = task.indices.count / unitSize
-        let payload = WireFloats(parameters, tracker: tracker)
+        sendBuffers.reclaim()
+        let send = sendBuffers.take()
+        send.buffer.pointer.update(from: parameters.pointer, count: parameterCount)
+        let payload = send.floats(count: parameterCount)
         let tasks = ShardPlan.ranges(units: units, workers: membership.count).map { range in
             TaskMessage(
                 kind: .train, epoch: UInt64(task.epoch), firstUnit: UInt32(range.lowerBound), unitCount: UInt32(range.count),
@@ -289,8 +325,6 @@ public final class ClusterExecutor: GradientExecutor {
         let results = try run(tasks: tasks, step: task.step, kind: .train)
         let received = MonotonicClock.now()
         var statistics = try reducer.reduceTraining(results, units: units, into: gradientSum)
-        // The parameters may change only once the transport has let go of the borrowed frames.
-        _ = tracker.waitUntilReleased(timeout: .seconds(10))
         statistics.transferSeconds = max(0, received - started - statistics.computeSeconds)
         statistics.reduceSeconds = MonotonicClock.now() - received
         statistics.liveWorkers = membership.count
@@ -313,12 +347,14 @@ public final class ClusterExecutor: GradientExecutor {
         try housekeeping()
         let unitSize = config.ghostBatch
         let chunks = (sampleCount + unitSize - 1) / unitSize
-        evaluationPayload.pointer.update(from: parameters.pointer, count: parameterCount)
-        (evaluationPayload.pointer + parameterCount).update(from: state.pointer, count: stateCount)
+        sendBuffers.reclaim()
+        let send = sendBuffers.take()
+        send.buffer.pointer.update(from: parameters.pointer, count: parameterCount)
+        (send.buffer.pointer + parameterCount).update(from: state.pointer, count: stateCount)
         // Evaluations are numbered with bit 62 set so they never match a training step.
         evaluationCounter += 1
         let tag = Int(UInt64(1) << 62 | evaluationCounter)
-        let payload = WireFloats(evaluationPayload, tracker: tracker)
+        let payload = send.floats()
         let tasks = ShardPlan.ranges(units: chunks, workers: membership.count).map { range in
             let first = range.lowerBound * unitSize
             let end = min(range.upperBound * unitSize, sampleCount)
@@ -328,7 +364,6 @@ public final class ClusterExecutor: GradientExecutor {
                 sampleIndices: (first..<end).map { Int32($0) }, parameters: payload)
         }
         let results = try run(tasks: tasks, step: tag, kind: .evaluate)
-        _ = tracker.waitUntilReleased(timeout: .seconds(10))
         return reducer.reduceEvaluation(results, samples: sampleCount)
     }
 
@@ -340,6 +375,7 @@ public final class ClusterExecutor: GradientExecutor {
     public func shutdown(reason: String) {
         guard !closed else { return }
         closed = true
+        reports.flush(at: MonotonicClock.now(), all: true).forEach(log)
         for member in membership.members {
             try? send(.shutdown(ShutdownMessage(reason: reason)), to: PeerAddress(member.peer))
         }

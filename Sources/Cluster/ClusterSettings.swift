@@ -14,6 +14,12 @@ public struct ClusterSettings: Sendable {
     public var heartbeatIntervalSeconds: Double
     /// A worker silent (no heartbeat, no result) this long is declared dead and its shard re-issued.
     public var workerTimeoutSeconds: Double
+    /// A shard not back after max(stepDeadlineFloorSeconds, stepDeadlineFactor × the median
+    /// per-unit compute time of recent results × the units queued on its worker) is overdue: its
+    /// worker is declared dead (it may be hung while its heartbeat thread runs) and the shard
+    /// re-issued (see StepDeadline).
+    public var stepDeadlineFactor: Double
+    public var stepDeadlineFloorSeconds: Double
     /// CURVE keys and allow-list; nil means plaintext (loopback/ipc, or --insecure).
     public var security: CurveServerSecurity?
     /// Where `ssgd status` asks (nil: no status socket).
@@ -22,6 +28,7 @@ public struct ClusterSettings: Sendable {
     public init(
         bind: String, minimumWorkers: Int = 1, waitForWorkersSeconds: Double = 120,
         heartbeatIntervalSeconds: Double = 1, workerTimeoutSeconds: Double = 5,
+        stepDeadlineFactor: Double = 10, stepDeadlineFloorSeconds: Double = 60,
         security: CurveServerSecurity? = nil, statusEndpoint: String? = nil
     ) {
         self.bind = bind
@@ -29,6 +36,8 @@ public struct ClusterSettings: Sendable {
         self.waitForWorkersSeconds = waitForWorkersSeconds
         self.heartbeatIntervalSeconds = heartbeatIntervalSeconds
         self.workerTimeoutSeconds = workerTimeoutSeconds
+        self.stepDeadlineFactor = stepDeadlineFactor
+        self.stepDeadlineFloorSeconds = stepDeadlineFloorSeconds
         self.security = security
         self.statusEndpoint = statusEndpoint
     }
@@ -38,6 +47,7 @@ public struct ClusterSettings: Sendable {
                 security: CurveServerSecurity? = nil, statusEndpoint: String? = nil) {
         self.init(bind: bind, minimumWorkers: minimumWorkers, waitForWorkersSeconds: config.waitForWorkers,
                   heartbeatIntervalSeconds: config.heartbeatInterval, workerTimeoutSeconds: config.workerTimeout,
+                  stepDeadlineFactor: config.stepDeadlineFactor, stepDeadlineFloorSeconds: config.stepDeadlineFloor,
                   security: security, statusEndpoint: statusEndpoint)
     }
 }

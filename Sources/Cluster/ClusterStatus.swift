@@ -46,13 +46,14 @@ public struct ClusterStatus: Codable, Sendable {
         return lines.joined(separator: "\n")
     }
 
-    /// The status endpoint that goes with a coordinator endpoint: tcp port + 1 on 127.0.0.1,
-    /// or the ipc path + ".status".
+    /// The status endpoint that goes with a coordinator endpoint: tcp port + 1 on 127.0.0.1
+    /// (any free port on 127.0.0.1 for a coordinator bound to `:*`), or the ipc path + ".status".
     public static func endpoint(forCoordinator endpoint: String) -> String? {
         if endpoint.hasPrefix("ipc://") { return endpoint + ".status" }
-        guard endpoint.hasPrefix("tcp://"), let colon = endpoint.lastIndex(of: ":"),
-              let port = Int(endpoint[endpoint.index(after: colon)...]) else { return nil }
-        return "tcp://127.0.0.1:\(port + 1)"
+        guard endpoint.hasPrefix("tcp://"), let colon = endpoint.lastIndex(of: ":") else { return nil }
+        let port = endpoint[endpoint.index(after: colon)...]
+        if port == "*" { return "tcp://127.0.0.1:*" }
+        return Int(port).map { "tcp://127.0.0.1:\($0 + 1)" }
     }
 }
 
@@ -67,17 +68,24 @@ final class StatusServer: Sendable {
 
     var endpoint: String { server.endpoint }
 
-    /// Binds on the caller's thread (so a bad endpoint fails at once), serves on its own.
+    /// Listening once this returns; a bad or taken endpoint throws an error that says it is the
+    /// status socket's.
     init(endpoint: String) throws {
         guard SecurityPolicy.isLocal(endpoint) else {
             throw ClusterError("the status endpoint \(endpoint) must be ipc:// or loopback tcp")
         }
         let snapshot = Snapshot()
         self.snapshot = snapshot
-        server = try LocalReplyServer(endpoint: endpoint) {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            return (try? encoder.encode(snapshot.current.withLock { $0 })).map { [UInt8]($0) } ?? []
+        do {
+            server = try LocalReplyServer(endpoint: endpoint) {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                return (try? encoder.encode(snapshot.current.withLock { $0 })).map { [UInt8]($0) } ?? []
+            }
+        } catch {
+            throw ClusterError("cannot open the status socket (for `ssgd status`; by default the coordinator's "
+                + "tcp port + 1 on 127.0.0.1, or its ipc path + .status) at \(endpoint): \(error) "
+                + "For the status socket, give --status-bind another endpoint (tcp://127.0.0.1:* takes any free port).")
         }
     }
 

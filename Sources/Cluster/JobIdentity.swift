@@ -1,4 +1,5 @@
 import Data
+import Engine
 import Training
 import Wire
 
@@ -13,5 +14,17 @@ public struct JobIdentity: Sendable, Equatable {
         self.dataFingerprint = Digest32(hex: dataFingerprint) ?? .zero
         let digest = SHA256.hash(string: "ssgd-job|\(config.trajectoryHash)|\(dataFingerprint)")
         jobID = Digest32(bytes: digest) ?? .zero
+    }
+}
+
+/// How large a job's messages may be (for the transports' frame-size limit): a step's units
+/// and samples, or an evaluation of all of the larger split in one task.
+extension WireJobSizes {
+    public init(config: TrainingConfig, network: Network, data: DatasetPair) {
+        let samples = max(config.batchSize, data.train.count, data.test.count)
+        self.init(
+            parameterCount: network.parameterCount, stateCount: network.state.count,
+            statisticsPerUnit: 2 * network.normalizationChannels,
+            unitsPerTask: (samples + config.ghostBatch - 1) / config.ghostBatch, samplesPerTask: samples)
     }
 }

@@ -21,20 +21,30 @@ final class ShardReducer {
         self.statisticsPerUnit = statisticsPerUnit
     }
 
-    /// Why a decoded result cannot be used for its task (sizes that disagree with this model).
+    /// Why a decoded result cannot be used for its task: sizes that disagree with this model, or
+    /// gradient blocks other than the unit tree's aligned blocks of the task's range (the
+    /// reduction finds only those).
     func problem(with result: ResultMessage, for task: TaskMessage) -> String? {
         let units = Int(task.unitCount)
         if result.lossSums.count != units { return "\(result.lossSums.count) unit losses for \(units) units" }
         if let block = result.gradientBlocks.first(where: { $0.gradient.count != parameterCount }) {
             return "a gradient of \(block.gradient.count) values, the model has \(parameterCount)"
         }
-        if task.kind == .train {
-            if result.gradientBlocks.isEmpty { return "no gradient" }
-            if result.batchStatistics.count != units * statisticsPerUnit {
-                return "\(result.batchStatistics.count) batch-norm statistics, expected \(units * statisticsPerUnit)"
-            }
+        guard task.kind == .train else { return nil }
+        let expected = UnitTree.blocks(first: Int(task.firstUnit), count: units)
+        let sent = result.gradientBlocks.map { UnitBlock(first: Int($0.firstUnit), count: Int($0.unitCount)) }
+        if sent != expected {
+            return "gradient blocks \(Self.describe(sent)), the unit tree's blocks of units "
+                + "\(task.firstUnit)..<\(Int(task.firstUnit) + units) are \(Self.describe(expected))"
+        }
+        if result.batchStatistics.count != units * statisticsPerUnit {
+            return "\(result.batchStatistics.count) batch-norm statistics, expected \(units * statisticsPerUnit)"
         }
         return nil
+    }
+
+    private static func describe(_ blocks: [UnitBlock]) -> String {
+        blocks.map { "[\($0.first), \($0.first + $0.count))" }.joined(separator: " ")
     }
 
     /// The tree sum of the `units` units' gradients into `gradientSum`, and the step's loss,

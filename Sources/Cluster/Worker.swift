@@ -8,13 +8,15 @@ import Wire
 
 // A worker process: handshake, then compute whatever shards the coordinator sends until it says
 // SHUTDOWN. It holds the whole data set; only indices and parameters travel. It reaches the
-// coordinator through a ClientConnector (ZeroMQ unless given another): the main channel on the
-// thread that calls `run`, the heartbeat channel on WorkerHeartbeat's thread.
+// coordinator through a ClientConnector (ZeroMQ unless given another): the configuration and
+// main channels on the thread that calls `run`, the heartbeat channel on WorkerHeartbeat's
+// thread. No channel takes a frame larger than its messages can be (the main channel's limit
+// comes from the model and data, so it is connected once they are loaded).
 //
-// Handshake: HELLO with a zero job id asks for the config (WELCOME carries it as YAML); the
-// worker loads data and model, computes its job id and data fingerprint and says HELLO again;
-// the coordinator answers WELCOME (joined) or ERROR (why not). A worker given --config skips
-// the first round.
+// Handshake: HELLO with a zero job id on the configuration channel asks for the config (WELCOME
+// carries it as YAML); the worker loads data and model, computes its job id and data
+// fingerprint and says HELLO again on the main channel; the coordinator answers WELCOME
+// (joined) or ERROR (why not). A worker given --config skips the first round.
 
 public struct WorkerOptions: Sendable {
     /// The coordinator's ZeroMQ endpoint (also named in messages about it).
@@ -68,13 +70,16 @@ public final class Worker {
     public var log: (String) -> Void = Console.line
     public var faultHooks = WorkerFaultHooks()
     private let connector: any ClientConnector
-    private let transport: any ClientTransport
+    /// The main channel, connected once the model (and so the largest message) is known.
+    private var transport: (any ClientTransport)?
     private var runner: LaneRunner?
     private var identity: JobIdentity?
-    private var blockPool: [FloatBuffer] = []
-    private let tracker = SendTracker()
+    /// (P) floats each: the gradient blocks of results, never written while a transport reads them.
+    private var blockBuffers = SendBufferPool(count: 0)
     private let name: String
     private var heartbeat: WorkerHeartbeat?
+    /// Malformed messages, at most one line per interval (see RepeatedReports).
+    private var reports = RepeatedReports()
     private var coordinatorTimeout = 30.0
 
     /// A worker of the ZeroMQ coordinator at `options.endpoint`.
@@ -88,7 +93,6 @@ public final class Worker {
         self.options = options
         self.connector = connector
         name = Worker.name(options)
-        transport = try connector.connect(.main)
     }
 
     /// The name in the coordinator's log: `options.name`, or host:pid.
@@ -96,22 +100,25 @@ public final class Worker {
         options.name.isEmpty ? "\(ProcessInfo.processInfo.hostName):\(getpid())" : options.name
     }
 
-    private func send(_ message: WireMessage, step: UInt64 = 0, shard: UInt32 = 0) throws {
-        try transport.send(WireProtocol.encode(WireEnvelope(jobID: identity?.jobID ?? .zero, step: step, shardID: shard, message: message)))
+    /// Sends on `channel`, by default the main one.
+    private func send(_ message: WireMessage, step: UInt64 = 0, shard: UInt32 = 0, on channel: (any ClientTransport)? = nil) throws {
+        guard let target = channel ?? transport else { throw TransportError.closed }
+        try target.send(WireProtocol.encode(WireEnvelope(jobID: identity?.jobID ?? .zero, step: step, shardID: shard, message: message)))
     }
 
-    private func hello() throws {
+    private func hello(on channel: (any ClientTransport)? = nil) throws {
         try send(.hello(HelloMessage(
             jobID: identity?.jobID ?? .zero, dataFingerprint: identity?.dataFingerprint ?? .zero,
             capabilities: [.train, .evaluate], blasThreads: UInt32(max(options.threads, 0)),
-            workerName: name, processID: UInt32(getpid()))))
+            workerName: name, processID: UInt32(getpid()))), on: channel)
     }
 
-    /// Wait for the coordinator's WELCOME (or ERROR) to a HELLO.
-    private func awaitWelcome() throws -> WelcomeMessage {
+    /// Wait for the coordinator's WELCOME (or ERROR) to a HELLO on `channel` (by default the main one).
+    private func awaitWelcome(on channel: (any ClientTransport)? = nil) throws -> WelcomeMessage {
+        guard let source = channel ?? transport else { throw TransportError.closed }
         let deadline = MonotonicClock.now() + options.handshakeTimeoutSeconds
         while MonotonicClock.now() < deadline {
-            guard let frames = try transport.receive(timeout: .milliseconds(200)) else { continue }
+            guard let frames = try source.receive(timeout: .milliseconds(200)) else { continue }
             let envelope: WireEnvelope
             do {
                 envelope = try WireProtocol.decode(frames)
@@ -119,7 +126,7 @@ public final class Worker {
                 if case .unsupportedVersion(let version) = error {
                     throw WorkerRefused(description: "the coordinator speaks wire protocol version \(version), this worker speaks \(WireProtocol.version): run the same ssgd build on every node")
                 }
-                log("warning: dropped a malformed message: \(error)")
+                dropped(error)
                 continue
             }
             switch envelope.message {
@@ -139,9 +146,10 @@ public final class Worker {
         if let path = options.configPath {
             config = try TrainingConfig.load(path: path)
         } else {
-            try hello()
-            let welcome = try awaitWelcome()
-            config = try TrainingConfig.parse(yaml: welcome.config)
+            let asking = try connector.connect(.configuration, maximumFrameBytes: WireLimits.largestControlFrameBytes)
+            defer { asking.close() }
+            try hello(on: asking)
+            config = try TrainingConfig.parse(yaml: try awaitWelcome(on: asking).config)
         }
         if let dataPath = options.dataPath { config.dataPath = dataPath }
         try config.validate()
@@ -149,7 +157,10 @@ public final class Worker {
         BLASThreads.set(1)
         let (data, network) = try TrainingSession.loadDataAndModel(config)
         identity = JobIdentity(config: config, dataFingerprint: data.fingerprint)
+        let main = try connector.connect(.main, maximumFrameBytes: WireLimits.largestFrameBytes(WireJobSizes(config: config, network: network, data: data)))
+        transport = main
         let runner = try LaneRunner(network: network, data: data, config: config, lanes: max(options.threads, 1))
+        blockBuffers = SendBufferPool(count: network.parameterCount)
         runner.inputHook = faultHooks.shardInput
         self.runner = runner
         try hello()
@@ -162,7 +173,14 @@ public final class Worker {
         self.heartbeat = heartbeat
         heartbeat.start()
         defer { heartbeat.stop() }
-        try serve()
+        try serve(main)
+    }
+
+    private func dropped(_ error: WireError) {
+        let coordinator = PeerID(Array(options.endpoint.utf8))
+        if let line = reports.report("warning: dropped a malformed message: \(error)", topic: "dropped", from: coordinator, at: MonotonicClock.now()) {
+            log(line)
+        }
     }
 
     /// A restarted coordinator (or one that declared this worker dead) asked us to join again.
@@ -173,7 +191,7 @@ public final class Worker {
         log("worker \(name) rejoined as #\(welcome.workerIndex)")
     }
 
-    private func serve() throws {
+    private func serve(_ transport: any ClientTransport) throws {
         var lostReported = false
         while true {
             if let heartbeat {
@@ -201,7 +219,7 @@ public final class Worker {
             do {
                 envelope = try WireProtocol.decode(frames)
             } catch let error as WireError {
-                log("warning: dropped a malformed message: \(error)")
+                dropped(error)
                 continue
             }
             switch envelope.message {
@@ -232,7 +250,7 @@ public final class Worker {
         faultHooks.beforeTask?(name, task.kind, step)
         let network = runner.network
         let started = MonotonicClock.now()
-        _ = tracker.waitUntilReleased(timeout: .seconds(10))
+        blockBuffers.reclaim()
         switch task.kind {
         case .train:
             guard task.parameters.count == network.parameterCount, Int(task.unitSize) == runner.unitSize else {
@@ -244,16 +262,13 @@ public final class Worker {
             }
             task.parameters.copy(into: network.parameters.pointer)
             var blocks = [GradientBlock]()
-            var used = 0
             let outcomes = try task.sampleIndices.withUnsafeBufferPointer { indices in
                 try runner.train(step: Int(step), epoch: Int(task.epoch), firstUnit: Int(task.firstUnit),
                                  unitCount: Int(task.unitCount), indices: indices) { block, sum in
-                    if used == blockPool.count { blockPool.append(FloatBuffer(count: network.parameterCount)) }
-                    let buffer = blockPool[used]
-                    buffer.pointer.update(from: sum, count: network.parameterCount)
+                    let send = blockBuffers.take()
+                    send.buffer.pointer.update(from: sum, count: network.parameterCount)
                     blocks.append(GradientBlock(firstUnit: UInt32(block.first), unitCount: UInt32(block.count),
-                                                gradient: WireFloats(buffer, tracker: tracker)))
-                    used += 1
+                                                gradient: send.floats()))
                 }
             }
             let result = ResultMessage(
@@ -287,7 +302,10 @@ public final class Worker {
         }
     }
 
-    public func close() { transport.close() }
+    public func close() {
+        reports.flush(at: MonotonicClock.now(), all: true).forEach(log)
+        transport?.close()
+    }
 }
 
 struct WorkerTaskError: Error, CustomStringConvertible {

@@ -48,7 +48,7 @@ final class WorkerHeartbeat: Sendable {
         defer { finished.store(true, ordering: .relaxed) }
         let channel: any ClientTransport
         do {
-            channel = try connector.connect(.heartbeat)
+            channel = try connector.connect(.heartbeat, maximumFrameBytes: WireLimits.largestControlFrameBytes)
         } catch {
             Console.error("ssgd: heartbeat channel failed: \(error)")
             return

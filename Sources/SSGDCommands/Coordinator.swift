@@ -4,6 +4,7 @@ import Engine
 import Foundation
 import Runs
 import Training
+import Transport
 
 struct CoordinatorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -29,12 +30,14 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Seconds to wait for workers (at the start, and when all are lost) before stopping; overrides wait_for_workers.")
     var waitForWorkers: Double?
 
-    @Option(help: "Status socket for `ssgd status` (loopback or ipc; default: the bind port + 1 on 127.0.0.1, or the ipc path + .status).")
+    @Option(help: "Status socket for `ssgd status` (loopback or ipc; default: the bind port + 1 on 127.0.0.1 (any free port for a :* bind), or the ipc path + .status).")
     var statusBind: String?
 
     func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         if let waitForWorkers, waitForWorkers <= 0 { throw ValidationError("--wait-for-workers must be positive") }
+        try checkEndpoint(bind, "--bind", operation: "bind")
+        if let statusBind { try checkEndpoint(statusBind, "--status-bind", operation: "bind") }
     }
 
     func run() throws {
@@ -94,6 +97,10 @@ struct WorkerCommand: ParsableCommand {
 
     @OptionGroup var security: WorkerSecurityOptions
 
+    func validate() throws {
+        try checkEndpoint(connect, "--connect", operation: "connect")
+    }
+
     func run() throws {
         ProcessSupervisor.adoptLauncherIfAny()
         try reportingErrors {
@@ -135,5 +142,14 @@ struct StatusCommand: ParsableCommand {
                 Console.line(status.text)
             }
         }
+    }
+}
+
+/// An endpoint option that libzmq would misread (a tcp port outside 1–65535) is a usage error.
+func checkEndpoint(_ endpoint: String, _ option: String, operation: String) throws {
+    do {
+        _ = try ZMQEndpoint(endpoint, operation: operation)
+    } catch {
+        throw ValidationError("\(option): \(error)")
     }
 }

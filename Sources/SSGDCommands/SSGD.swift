@@ -89,13 +89,16 @@ struct TrainingOptions: ParsableArguments {
 }
 
 /// Run a command body, turning any error into one clear line on stderr and exit status 1.
-/// A run stopped by Ctrl-C (after writing its checkpoint) exits with status 130.
+/// A run stopped by Ctrl-C or SIGTERM (after writing its checkpoint, if a step ran) exits with
+/// status 130.
 func reportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
         if StopRequest.requested { throw ExitCode(130) }
     } catch let error as ExitCode {
         throw error
+    } catch is StopRequestedError {
+        throw ExitCode(130)
     } catch {
         Console.error("ssgd: error: \(error)")
         throw ExitCode(1)

@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -5,19 +7,26 @@ import Darwin
 #endif
 
 // SIGINT/SIGTERM ask the training loop to stop after the current step, write a checkpoint and
-// say how to resume. A second signal exits at once.
+// say how to resume (a wait for workers ends at once). A second signal exits at once, saying so.
 
 public enum StopRequest {
-    nonisolated(unsafe) private static var flag: sig_atomic_t = 0
+    /// Signals seen so far; a lock-free atomic, so two signals at once (on two threads, or one
+    /// interrupting the other's handler) cannot both count as the first.
+    private static let signals = Atomic<Int>(0)
 
-    public static var requested: Bool { flag != 0 }
+    public static var requested: Bool { signals.load(ordering: .relaxed) != 0 }
 
-    public static func request() { flag = 1 }
+    public static func request() { signals.store(1, ordering: .relaxed) }
 
     public static func installHandlers() {
+        _ = requested  // initialise `signals` here, not first inside a handler
         let handler: @convention(c) (Int32) -> Void = { signalNumber in
-            if StopRequest.flag != 0 { _exit(128 + signalNumber) }
-            StopRequest.flag = 1
+            if StopRequest.signals.add(1, ordering: .sequentiallyConsistent).oldValue != 0 {
+                // Only async-signal-safe calls here: a constant string, write, _exit.
+                let text: StaticString = "ssgd: second stop signal: exiting now, without a checkpoint of the current step\n"
+                _ = write(2, text.utf8Start, text.utf8CodeUnitCount)
+                _exit(128 + signalNumber)
+            }
         }
         signal(SIGINT, handler)
         signal(SIGTERM, handler)

@@ -144,6 +144,8 @@ extension TrainingConfig {
         ConfigKey(name: "coordinator_timeout", hashed: false, read: { $0.coordinatorTimeout = try readSeconds($1, "coordinator_timeout") }, write: { seconds($0.coordinatorTimeout) }),
         ConfigKey(name: "wait_for_workers", hashed: false, read: { $0.waitForWorkers = try readSeconds($1, "wait_for_workers") }, write: { seconds($0.waitForWorkers) }),
         ConfigKey(name: "max_worker_restarts", hashed: false, read: { $0.maxWorkerRestarts = try readInt($1, "max_worker_restarts") }, write: { "\($0.maxWorkerRestarts)" }),
+        ConfigKey(name: "step_deadline_factor", hashed: false, read: { $0.stepDeadlineFactor = try readDouble($1, "step_deadline_factor") }, write: { number($0.stepDeadlineFactor) }),
+        ConfigKey(name: "step_deadline_floor", hashed: false, read: { $0.stepDeadlineFloor = try readSeconds($1, "step_deadline_floor") }, write: { seconds($0.stepDeadlineFloor) }),
     ]
 
     public static var keyNames: [String] { keys.map(\.name) }

@@ -61,6 +61,10 @@ public struct TrainingConfig: Sendable, Equatable {
     public var coordinatorTimeout: Double = 30
     public var waitForWorkers: Double = 120
     public var maxWorkerRestarts = 3
+    /// A shard is overdue after max(floor, factor × median per-unit compute time × its units)
+    /// (Cluster's StepDeadline: doubled per miss, none before any measurement).
+    public var stepDeadlineFactor: Double = 10
+    public var stepDeadlineFloor: Double = 60
 
     public init() {}
 
@@ -194,5 +198,7 @@ extension TrainingConfig {
             "must be longer than heartbeat_interval (\(heartbeatInterval) s), got \(coordinatorTimeout) s")
         try require(waitForWorkers > 0, "wait_for_workers", "must be > 0")
         try require(maxWorkerRestarts >= 0, "max_worker_restarts", "must be ≥ 0")
+        try require(stepDeadlineFactor >= 1, "step_deadline_factor", "must be ≥ 1 (a worker is allowed this many times the median unit time)")
+        try require(stepDeadlineFloor > 0, "step_deadline_floor", "must be > 0")
     }
 }

@@ -1,8 +1,9 @@
 // A transport inside one process: the coordinator and its workers exchange frames through
 // queues, with the same rules as ZeroMQ — a send to a peer with no open connection on that
 // channel throws peerUnreachable, a receive waits at most its timeout, and a worker's messages
-// arrive in the order it sent them. Sends copy the bytes, so a borrowed frame's memory is free
-// again when `send` returns. Used to test the coordinator's logic without sockets or processes.
+// arrive in the order it sent them, and a message with a frame larger than the receiver's limit
+// is not delivered. Sends copy the bytes, so a borrowed frame's memory is free again when `send`
+// returns. Used to test the coordinator's logic without sockets or processes.
 //
 //   let network = InProcessNetwork()
 //   let server = network.server                      // the coordinator's ServerTransport
@@ -39,11 +40,15 @@ private final class Mailbox<Message>: @unchecked Sendable {
 
 /// A coordinator's end and as many workers' ends as wanted.
 public final class InProcessNetwork {
-    private let board = Switchboard()
+    private let board: Switchboard
     /// The coordinator's end (one per network).
     public let server: InProcessServer
 
-    public init() { server = InProcessServer(board: board) }
+    /// The server does not take messages with a frame larger than `maximumFrameBytes` (nil: any).
+    public init(maximumFrameBytes: Int? = nil) {
+        board = Switchboard(serverLimit: maximumFrameBytes)
+        server = InProcessServer(board: board)
+    }
 
     /// A worker's way in; every connector is a distinct peer, named `name#k`.
     public func connector(name: String) -> InProcessConnector {
@@ -55,9 +60,12 @@ public final class InProcessNetwork {
 private final class Switchboard: @unchecked Sendable {
     // Sendable: `clients` and `peers` are only touched while holding `lock`.
     private let lock = NSLock()
-    private var clients: [PeerAddress: Mailbox<[any IncomingFrame]>] = [:]
+    private var clients: [PeerAddress: (mailbox: Mailbox<[any IncomingFrame]>, limit: Int?)] = [:]
     private var peers = 0
     let serverInbox = Mailbox<Delivery>()
+    let serverLimit: Int?
+
+    init(serverLimit: Int?) { self.serverLimit = serverLimit }
 
     func newPeer(name: String) -> PeerID {
         lock.lock()
@@ -66,10 +74,10 @@ private final class Switchboard: @unchecked Sendable {
         return PeerID(Array("\(name)#\(peers)".utf8))
     }
 
-    func open(_ address: PeerAddress) -> Mailbox<[any IncomingFrame]> {
+    func open(_ address: PeerAddress, limit: Int?) -> Mailbox<[any IncomingFrame]> {
         let mailbox = Mailbox<[any IncomingFrame]>()
         lock.lock()
-        clients[address] = mailbox
+        clients[address] = (mailbox, limit)
         lock.unlock()
         return mailbox
     }
@@ -80,7 +88,7 @@ private final class Switchboard: @unchecked Sendable {
         lock.unlock()
     }
 
-    func mailbox(_ address: PeerAddress) -> Mailbox<[any IncomingFrame]>? {
+    func mailbox(_ address: PeerAddress) -> (mailbox: Mailbox<[any IncomingFrame]>, limit: Int?)? {
         lock.lock()
         defer { lock.unlock() }
         return clients[address]
@@ -90,6 +98,12 @@ private final class Switchboard: @unchecked Sendable {
 /// Copies of the frames, as a receiver sees them.
 private func delivered(_ frames: [OutgoingFrame]) -> [any IncomingFrame] {
     frames.map { ByteFrame($0) }
+}
+
+/// Whether a receiver with `limit` takes `frames`.
+private func fits(_ frames: [OutgoingFrame], _ limit: Int?) -> Bool {
+    guard let limit else { return true }
+    return frames.allSatisfy { $0.byteCount <= limit }
 }
 
 public final class InProcessServer: ServerTransport {
@@ -102,8 +116,8 @@ public final class InProcessServer: ServerTransport {
 
     public func send(_ frames: [OutgoingFrame], to address: PeerAddress) throws {
         guard !closed else { throw TransportError.closed }
-        guard let mailbox = board.mailbox(address) else { throw TransportError.peerUnreachable(address) }
-        mailbox.put(delivered(frames))
+        guard let client = board.mailbox(address) else { throw TransportError.peerUnreachable(address) }
+        if fits(frames, client.limit) { client.mailbox.put(delivered(frames)) }
         trafficBytes += frames.reduce(0) { $0 + $1.byteCount }
     }
 
@@ -126,9 +140,9 @@ public struct InProcessConnector: ClientConnector {
         self.peer = peer
     }
 
-    public func connect(_ channel: Channel) throws -> any ClientTransport {
+    public func connect(_ channel: Channel, maximumFrameBytes: Int?) throws -> any ClientTransport {
         let address = PeerAddress(peer, channel)
-        return InProcessClient(board: board, address: address, inbox: board.open(address))
+        return InProcessClient(board: board, address: address, inbox: board.open(address, limit: maximumFrameBytes))
     }
 }
 
@@ -148,7 +162,7 @@ final class InProcessClient: ClientTransport {
 
     func send(_ frames: [OutgoingFrame]) throws {
         guard !closed else { throw TransportError.closed }
-        board.serverInbox.put(Delivery(from: address, frames: delivered(frames)))
+        if fits(frames, board.serverLimit) { board.serverInbox.put(Delivery(from: address, frames: delivered(frames))) }
     }
 
     func receive(timeout: Duration) throws -> [any IncomingFrame]? {

@@ -24,7 +24,8 @@ public enum BindSecurity: Equatable, Sendable {
     case local
     /// CURVE keys given: encrypted, clients authenticated against the allow-list.
     case encrypted
-    /// A network address without keys, accepted because of --insecure; show the warning.
+    /// A network address without keys, accepted because of --insecure; show the warning (a
+    /// sentence without a prefix: the caller adds its own, e.g. "ssgd: warning: ").
     case insecure(warning: String)
     /// A network address without keys and without --insecure: do not bind.
     case refused(reason: String)
@@ -45,7 +46,7 @@ public enum SecurityPolicy {
         if isLocal(endpoint) { return .local }
         if insecure {
             return .insecure(
-                warning: "warning: \(endpoint) may be reachable from other hosts, and its traffic is "
+                warning: "\(endpoint) may be reachable from other hosts, and its traffic is "
                     + "neither encrypted nor authenticated (--insecure)")
         }
         return .refused(

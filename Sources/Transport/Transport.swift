@@ -11,16 +11,23 @@
 //                                                         // nil: nothing within the timeout
 //       func close()                                      // idempotent
 //   protocol ClientConnector: Sendable                    // a worker's way to its coordinator
-//       func connect(_ channel: Channel) throws -> any ClientTransport
+//       func connect(_ channel: Channel, maximumFrameBytes: Int?) throws -> any ClientTransport
 //   protocol ClientTransport: AnyObject                   // one channel; used by one thread
 //       func send(_ frames: [OutgoingFrame]) throws
 //       func receive(timeout: Duration) throws -> [any IncomingFrame]?
 //       func close()
 //
-// Channels: a worker talks on two, `main` (handshake, tasks, results) and `heartbeat` (its
-// liveness line, served by its own thread while the main one computes). Both belong to the same
-// PeerID; every delivery says which channel it came on, and a reply goes back on a channel.
-// Sends on the heartbeat channel never block: a beat that cannot be queued now is dropped.
+// Channels: a worker talks on `main` (handshake, tasks, results) and `heartbeat` (its liveness
+// line, served by its own thread while the main one computes), and may first ask for the
+// config on `configuration` (before it knows its model, and so how large its messages may be).
+// All belong to the same PeerID; every delivery says which channel it came on, and a reply goes
+// back on a channel. Sends on the heartbeat channel never block: a beat that cannot be queued
+// now is dropped.
+//
+// Size limits: a server or a client channel may be given the largest frame it accepts
+// (`maximumFrameBytes`, nil: any). A message with a larger frame is never delivered, and never
+// allocated whole where the transport can avoid it (ZeroMQ: ZMQ_MAXMSGSIZE drops the
+// connection, which the client re-establishes).
 //
 // Memory: a borrowed frame's memory is read until its SendTracker is released (ZeroMQ: after
 // the bytes left; in process: the send copies, so at once).
@@ -46,6 +53,8 @@ public enum Channel: Sendable, Hashable, CaseIterable {
     case main
     /// Heartbeats and their echoes.
     case heartbeat
+    /// A worker's first HELLO, asking for the config, and its answer.
+    case configuration
 }
 
 /// One channel of one peer.
@@ -76,11 +85,17 @@ public enum TransportError: Error, Equatable, Sendable, CustomStringConvertible 
     case peerUnreachable(PeerAddress)
     /// The transport was closed.
     case closed
+    /// A client channel's connection ended for good: the other side broke the protocol (e.g. sent
+    /// a frame over this channel's limit), and the channel does not reconnect after that.
+    case connectionLost(Channel)
 
     public var description: String {
         switch self {
         case .peerUnreachable(let address): "peer \(address.peer) is unreachable on its \(address.channel) channel"
         case .closed: "the transport is closed"
+        case .connectionLost(let channel):
+            "the \(channel) connection to the coordinator ended for good: the coordinator (or something between) "
+                + "broke the protocol, e.g. sent a message larger than this job's largest; restart the worker"
         }
     }
 }
@@ -112,5 +127,14 @@ public protocol ClientTransport: AnyObject {
 
 /// How a worker reaches its coordinator; each channel is connected by the thread that uses it.
 public protocol ClientConnector: Sendable {
-    func connect(_ channel: Channel) throws -> any ClientTransport
+    /// Connects `channel`; messages to it with a frame larger than `maximumFrameBytes` (nil:
+    /// no limit) are not delivered.
+    func connect(_ channel: Channel, maximumFrameBytes: Int?) throws -> any ClientTransport
+}
+
+extension ClientConnector {
+    /// Connects `channel` without a frame-size limit.
+    public func connect(_ channel: Channel) throws -> any ClientTransport {
+        try connect(channel, maximumFrameBytes: nil)
+    }
 }

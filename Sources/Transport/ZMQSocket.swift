@@ -67,13 +67,18 @@ public final class ZMQSocket {
     // MARK: - Endpoints
 
     /// Binds, e.g. `tcp://127.0.0.1:*` (ephemeral port: read `lastEndpoint`) or `ipc:///tmp/x`.
+    /// `tcp://localhost:…` binds 127.0.0.1 and `tcp://[::1]:…` the IPv6 loopback (see ZMQEndpoint).
     public func bind(_ endpoint: String) throws {
         let socket = try open("bind")
-        guard zmq_bind(socket, endpoint) == 0 else { throw ZMQError.last("bind", endpoint: endpoint) }
+        let checked = try ZMQEndpoint(endpoint, operation: "bind")
+        if checked.isIPv6 { try set(ZMQ_IPV6, "ZMQ_IPV6", int: 1) }
+        guard zmq_bind(socket, checked.forBind) == 0 else { throw ZMQError.last("bind", endpoint: endpoint) }
     }
 
     public func connect(_ endpoint: String) throws {
         let socket = try open("connect")
+        let checked = try ZMQEndpoint(endpoint, operation: "connect")
+        if checked.isIPv6 { try set(ZMQ_IPV6, "ZMQ_IPV6", int: 1) }
         guard zmq_connect(socket, endpoint) == 0 else { throw ZMQError.last("connect", endpoint: endpoint) }
     }
 
@@ -325,5 +330,44 @@ public enum ZMQPoller {
         }
         guard rc >= 0 else { throw ZMQError.last("poll") }
         return raw.map { ZMQPollEvents(rawValue: $0.revents) }
+    }
+}
+
+// MARK: - Endpoints as users write them
+
+/// A bind or connect endpoint, checked before libzmq sees it. libzmq takes a tcp port modulo
+/// 2^16 (so :99999 would bind :34463), binds interface names and addresses but not host names
+/// (`localhost` is "not this machine" to it), and binds or reaches IPv6 addresses only with
+/// ZMQ_IPV6 set. So: a tcp port must be `*` (bind only) or 1–65535; `localhost` binds 127.0.0.1;
+/// an IPv6 literal such as `[::1]` turns IPv6 on for the socket.
+public struct ZMQEndpoint: Sendable, Equatable {
+    public let endpoint: String
+    /// What libzmq is asked to bind.
+    public let forBind: String
+    /// A tcp endpoint whose host is an IPv6 literal.
+    public let isIPv6: Bool
+
+    /// Checks `endpoint` for `operation` ("bind" or "connect"); throws a ZMQError (EINVAL)
+    /// naming the endpoint and what is wrong with it.
+    public init(_ endpoint: String, operation: String) throws {
+        self.endpoint = endpoint
+        let address = endpoint.dropFirst("tcp://".count)
+        guard endpoint.lowercased().hasPrefix("tcp://"), let colon = address.lastIndex(of: ":") else {
+            forBind = endpoint
+            isIPv6 = false
+            return
+        }
+        // Connect may name a source first: tcp://SOURCE;HOST:PORT.
+        let host = address[..<colon].split(separator: ";").last.map(String.init) ?? ""
+        let port = String(endpoint[endpoint.index(after: colon)...])
+        if port != "*" || operation != "bind" {
+            guard let number = Int(port), (1...65535).contains(number) else {
+                let hint = operation == "bind" ? "; bind :* to let the system pick a free port" : ""
+                throw ZMQError(code: EINVAL, operation: operation, endpoint: endpoint,
+                               detail: "the port must be a number from 1 to 65535, got '\(port)'\(hint)")
+            }
+        }
+        isIPv6 = host.hasPrefix("[") && host.hasSuffix("]")
+        forBind = host.lowercased() == "localhost" ? "tcp://127.0.0.1:\(port)" : endpoint
     }
 }

@@ -3,13 +3,14 @@
 //
 // Addressing: a DEALER presents a routing id; the ROUTER puts it in front of every message it
 // receives and takes it off every message it sends. A worker's main DEALER presents its PeerID,
-// its heartbeat DEALER the PeerID + "|hb" — that suffix is how this file (and only this file)
-// tells the channels apart. ROUTER_MANDATORY makes a send to a routing id with no connection
+// its heartbeat DEALER the PeerID + "|hb", its configuration DEALER the PeerID + "|cfg" — those
+// suffixes are how this file (and only this file) tells the channels apart. ROUTER_MANDATORY makes a send to a routing id with no connection
 // fail with EHOSTUNREACH, which surfaces as TransportError.peerUnreachable.
 //
 // Tunables: no high-water mark on the task/result sockets (a step's messages must never be
 // dropped; their number is bounded by the shards), LINGER 0 everywhere (ZMQSocket), reconnect
-// after 100 ms doubling to 2 s. Security: with CurveServerSecurity the ROUTER is a CURVE server
+// after 100 ms doubling to 2 s, ZMQ_MAXMSGSIZE from `maximumFrameBytes` (libzmq checks each
+// frame's declared size before allocating it and drops the connection). Security: with CurveServerSecurity the ROUTER is a CURVE server
 // whose clients the ZAP authenticator checks against the allow-list; with CurveClientSecurity a
 // DEALER is a CURVE client (SecurityPolicy.swift).
 
@@ -22,8 +23,14 @@ import Darwin
 #endif
 
 public final class ZMQServerTransport: ServerTransport {
-    /// The routing-id suffix of a worker's heartbeat DEALER.
-    static let heartbeatSuffix = Array("|hb".utf8)
+    /// The routing-id suffix of a worker's DEALER for each channel.
+    static func suffix(_ channel: Channel) -> [UInt8] {
+        switch channel {
+        case .main: []
+        case .heartbeat: Array("|hb".utf8)
+        case .configuration: Array("|cfg".utf8)
+        }
+    }
 
     public let endpoint: String
     public private(set) var trafficBytes = 0
@@ -33,15 +40,17 @@ public final class ZMQServerTransport: ServerTransport {
 
     /// Binds a ROUTER at `bind` (e.g. tcp://0.0.0.0:5555, tcp://127.0.0.1:*, ipc:///tmp/x.sock).
     /// With `security`, starts the ZAP authenticator first: without it libzmq would let in any
-    /// CURVE client that knows the server key. `onRefusal` hears of refused clients.
+    /// CURVE client that knows the server key. `onRefusal` hears of refused clients. A client
+    /// that sends a frame larger than `maximumFrameBytes` is disconnected before it is read.
     public init(
-        bind: String, security: CurveServerSecurity? = nil,
+        bind: String, security: CurveServerSecurity? = nil, maximumFrameBytes: Int? = nil,
         onRefusal: @escaping @Sendable (ZAPRefusal) -> Void = { _ in }
     ) throws {
         socket = try ZMQSocket(.router)
         try socket.setRouterMandatory(true)
         try socket.setSendHighWaterMark(0)
         try socket.setReceiveHighWaterMark(0)
+        if let maximumFrameBytes { try socket.setMaximumMessageSize(Int64(maximumFrameBytes)) }
         if let security {
             let authenticator = try ZAPAuthenticator(allowList: security.allowList, onRefusal: onRefusal)
             try authenticator.start()
@@ -63,7 +72,7 @@ public final class ZMQServerTransport: ServerTransport {
     deinit { close() }
 
     public func send(_ frames: [OutgoingFrame], to address: PeerAddress) throws {
-        let routingID = address.channel == .heartbeat ? address.peer.bytes + Self.heartbeatSuffix : address.peer.bytes
+        let routingID = address.peer.bytes + Self.suffix(address.channel)
         do {
             try socket.send(to: routingID, frames)
         } catch let error as ZMQError where error.isPeerGone {
@@ -83,9 +92,11 @@ public final class ZMQServerTransport: ServerTransport {
         trafficBytes += received.reduce(0) { $0 + $1.byteCount }
         // A ROUTER always puts the sender's routing id first.
         guard let (routingID, frames) = Self.splitRoutingID(received) else { return nil }
-        let suffix = Self.heartbeatSuffix
-        if routingID.count > suffix.count, routingID.suffix(suffix.count).elementsEqual(suffix) {
-            return Delivery(from: PeerAddress(PeerID(Array(routingID.dropLast(suffix.count))), .heartbeat), frames: frames)
+        for channel in [Channel.heartbeat, .configuration] {
+            let suffix = Self.suffix(channel)
+            if routingID.count > suffix.count, routingID.suffix(suffix.count).elementsEqual(suffix) {
+                return Delivery(from: PeerAddress(PeerID(Array(routingID.dropLast(suffix.count))), channel), frames: frames)
+            }
         }
         return Delivery(from: PeerAddress(PeerID(routingID), .main), frames: frames)
     }
@@ -124,16 +135,17 @@ public struct ZMQConnector: ClientConnector {
         routingID = Array("\(workerName)#\(UInt32.random(in: 0...UInt32.max))".utf8.prefix(200))
     }
 
-    public func connect(_ channel: Channel) throws -> any ClientTransport {
+    public func connect(_ channel: Channel, maximumFrameBytes: Int?) throws -> any ClientTransport {
         let socket = try ZMQSocket(.dealer)
-        switch channel {
-        case .main:
-            try socket.setRoutingID(routingID)
+        try socket.setRoutingID(routingID + ZMQServerTransport.suffix(channel))
+        if channel == .main {
             try socket.setSendHighWaterMark(0)
             try socket.setReceiveHighWaterMark(0)
-        case .heartbeat:
-            try socket.setRoutingID(routingID + ZMQServerTransport.heartbeatSuffix)
+            // With no high-water mark a send only waits when the connection is gone for good
+            // (libzmq does not reconnect after a protocol error): say so instead of hanging.
+            try socket.setSendTimeout(ZMQClientTransport.lostAfter)
         }
+        if let maximumFrameBytes { try socket.setMaximumMessageSize(Int64(maximumFrameBytes)) }
         try socket.setReconnectInterval(initial: .milliseconds(100), maximum: .seconds(2))
         if let security {
             try secureClient(socket, serverPublicKey: security.serverPublicKey, clientKeys: security.keyPair)
@@ -144,6 +156,8 @@ public struct ZMQConnector: ClientConnector {
 }
 
 final class ZMQClientTransport: ClientTransport {
+    /// How long a main-channel send may wait before the connection counts as lost.
+    static let lostAfter = Duration.seconds(5)
     private let socket: ZMQSocket
     private let channel: Channel
 
@@ -153,7 +167,13 @@ final class ZMQClientTransport: ClientTransport {
     }
 
     func send(_ frames: [OutgoingFrame]) throws {
-        guard channel == .heartbeat else { return try socket.send(frames) }
+        guard channel == .heartbeat else {
+            do {
+                return try socket.send(frames)
+            } catch let error as ZMQError where error.isWouldBlock {
+                throw TransportError.connectionLost(channel)
+            }
+        }
         do {
             try socket.send(frames, dontWait: true)
         } catch let error as ZMQError where error.isWouldBlock {

@@ -108,6 +108,51 @@ public final class SendTracker: Sendable {
     }
 }
 
+/// Float buffers to send from, each with its own SendTracker, so that memory a transport may
+/// still read is never written: `take` hands out a buffer that no transport holds and that was
+/// not taken since the last `reclaim`, and allocates a new one when every buffer is held (e.g.
+/// by a connection to a stopped peer that libzmq cannot finish writing to).
+///
+///   pool.reclaim()                       // the previous round's frames have all been sent
+///   let send = pool.take()               // write send.buffer, then send send.floats(count:)
+public final class SendBufferPool {
+    public struct Buffer {
+        /// (count) floats.
+        public let buffer: FloatBuffer
+        public let tracker: SendTracker
+
+        /// The first `count` floats (all by default), borrowed and tracked.
+        public func floats(count: Int? = nil) -> WireFloats { WireFloats(buffer, count: count, tracker: tracker) }
+    }
+
+    /// Floats per buffer.
+    public let count: Int
+    private var buffers: [Buffer] = []
+    /// How many of `buffers` (from the front) were taken since the last `reclaim`.
+    private var taken = 0
+
+    public init(count: Int) { self.count = count }
+
+    /// Buffers allocated so far (held ones included).
+    public var allocated: Int { buffers.count }
+
+    /// A buffer that no transport holds, not taken since the last `reclaim`; new if none is free.
+    public func take() -> Buffer {
+        if let free = buffers[taken...].firstIndex(where: { $0.tracker.pendingCount == 0 }) {
+            buffers.swapAt(taken, free)
+        } else {
+            buffers.append(Buffer(buffer: FloatBuffer(count: count), tracker: SendTracker()))
+            buffers.swapAt(taken, buffers.count - 1)
+        }
+        taken += 1
+        return buffers[taken - 1]
+    }
+
+    /// Every buffer may be taken again once its transports let go (call when all frames taken
+    /// so far have been handed to a transport).
+    public func reclaim() { taken = 0 }
+}
+
 // MARK: - Incoming
 
 /// Received bytes, immutable after receipt (so they may be handed to other threads).

@@ -60,6 +60,49 @@ public enum WireLimits {
     public static let maxStatisticsPerUnit: UInt32 = 1 << 20
 }
 
+/// What bounds the sizes of one job's messages: its model and its data.
+public struct WireJobSizes: Equatable, Sendable {
+    /// (P) parameters.
+    public var parameterCount: Int
+    /// (S) non-trainable state values (BN running statistics); evaluate tasks carry P + S floats.
+    public var stateCount: Int
+    /// Batch-norm statistics per work unit in a result.
+    public var statisticsPerUnit: Int
+    /// The most work units one task may cover (a step's, or an evaluation's chunks).
+    public var unitsPerTask: Int
+    /// The most sample indices one task may carry.
+    public var samplesPerTask: Int
+
+    public init(parameterCount: Int, stateCount: Int, statisticsPerUnit: Int, unitsPerTask: Int, samplesPerTask: Int) {
+        self.parameterCount = parameterCount
+        self.stateCount = stateCount
+        self.statisticsPerUnit = statisticsPerUnit
+        self.unitsPerTask = unitsPerTask
+        self.samplesPerTask = samplesPerTask
+    }
+}
+
+extension WireLimits {
+    /// The largest frame of the messages whose size does not depend on the job: any header,
+    /// hello, welcome (its config), heartbeat, shutdown and error.
+    public static let largestControlFrameBytes = max(
+        maxConfigBytes, WireProtocol.fixedHeaderBytes + 8 * maxPayloadFrames,
+        WireProtocol.helloFixedBytes + maxWorkerNameBytes, maxTextBytes, 9)
+
+    /// The largest frame a message of this job may legitimately have (per the layouts above):
+    /// a transport may refuse anything larger before allocating it.
+    public static func largestFrameBytes(_ sizes: WireJobSizes) -> Int {
+        let float = MemoryLayout<Float>.stride
+        return max(
+            largestControlFrameBytes,
+            WireProtocol.taskSpecBytes,
+            4 * sizes.samplesPerTask,  // task: sample indices
+            float * (sizes.parameterCount + sizes.stateCount),  // task: parameters (+ BN state); direction: P
+            WireProtocol.resultFixedBytes + 16 * sizes.unitsPerTask + 8 * Int(maxGradientBlocks),  // result summary
+            float * sizes.unitsPerTask * sizes.statisticsPerUnit)  // result: batch-norm statistics; gradients: P
+    }
+}
+
 public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
     case missingHeader
     case truncatedHeader(byteCount: Int, needed: Int)

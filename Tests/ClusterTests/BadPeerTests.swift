@@ -216,7 +216,7 @@ final class CoordinatorScene {
         (data, network) = try TrainingSession.loadDataAndModel(config)
         network.initializeParameters(seed: seed)
         identity = JobIdentity(config: config, dataFingerprint: data.fingerprint)
-        executor = try ClusterExecutor(config: config, identity: identity, network: network,
+        executor = try ClusterExecutor(config: config, identity: identity, network: network, data: data,
                                        settings: ClusterSettings(bind: endpoint, waitForWorkersSeconds: 60, workerTimeoutSeconds: 30))
         executor.log = { [unowned self] in self.lines.append($0) }
     }

@@ -62,6 +62,65 @@ import Wire
         #expect(scene.gradient.toArray() == (try scene.expectedGradient([lost, kept])))
     }
 
+    /// A result whose gradient blocks tile the shard but are not the unit tree's aligned blocks
+    /// (units 0..<3 as [0, 1) [1, 3) instead of [0, 2) [2, 3)) passes the codec's checks; the
+    /// reduction could not use it. The sender is dropped and its shard re-issued.
+    @Test func aResultWithBlocksNotAlignedToTheUnitTreeDropsItsWorkerAndTheShardIsReissued() throws {
+        let scene = try InProcessScene()
+        defer { scene.executor.shutdown() }
+        let workers = try scene.join(["a", "b"])
+        let (a, b) = (workers[0], workers[1])
+
+        let outcome = scene.computeStepInBackground()
+        let (misaligned, misalignedEnvelope) = try a.nextTask()
+        let (kept, keptEnvelope) = try b.nextTask()
+        #expect(misaligned.firstUnit == 0 && misaligned.unitCount == 3)
+        try a.answer(misaligned, misalignedEnvelope, unitLoss: nil,
+                     blocks: [UnitBlock(first: 0, count: 1), UnitBlock(first: 1, count: 2)])
+        try b.answer(kept, keptEnvelope, unitLoss: nil)
+        let (reissued, reissuedEnvelope) = try b.nextTask()
+        #expect(reissuedEnvelope.shardID == misalignedEnvelope.shardID)
+        try b.answer(reissued, reissuedEnvelope, unitLoss: nil)
+        _ = try outcome.wait()
+
+        #expect(scene.lines.contains { $0.contains("worker a declared dead") && $0.contains("gradient blocks [0, 1) [1, 3)") })
+        #expect(scene.lines.contains { $0.contains("shard 0 re-issued to b") })
+        #expect(scene.executor.workerNames == ["b"])
+        #expect(scene.gradient.toArray() == (try scene.expectedGradient([misaligned, kept])))
+    }
+
+    /// After a measured step, worker a takes its task and goes quiet while staying connected
+    /// (as a worker whose main thread hangs while its heartbeat thread runs): after the step
+    /// deadline (here the floor) its shard goes to b, and a's late result is ignored.
+    @Test func aShardNotBackByItsDeadlineIsReissuedAndTheLateResultIgnored() throws {
+        let scene = try InProcessScene(stepDeadlineFloorSeconds: 0.3)
+        defer { scene.executor.shutdown() }
+        let workers = try scene.join(["a", "b"])
+        let (a, b) = (workers[0], workers[1])
+
+        let measured = scene.computeStepInBackground()  // unit times known from here on
+        for worker in workers {
+            let (task, envelope) = try worker.nextTask()
+            try worker.answer(task, envelope, unitLoss: nil)
+        }
+        _ = try measured.wait()
+
+        let outcome = scene.computeStepInBackground()
+        let (hung, hungEnvelope) = try a.nextTask()
+        let (kept, keptEnvelope) = try b.nextTask()
+        try b.answer(kept, keptEnvelope, unitLoss: nil)
+        let (reissued, reissuedEnvelope) = try b.nextTask()  // after a's deadline
+        #expect(reissuedEnvelope.shardID == hungEnvelope.shardID)
+        try a.answer(hung, hungEnvelope, unitLoss: nil, gradientValue: 1000)  // late: ignored
+        try b.answer(reissued, reissuedEnvelope, unitLoss: nil)
+        _ = try outcome.wait()
+
+        #expect(scene.lines.contains { $0.contains("worker a declared dead: shard 0 not back within its step deadline") })
+        #expect(scene.lines.contains { $0.contains("shard 0 re-issued to b (its worker missed the step deadline)") })
+        #expect(scene.executor.ignoredResults == 1)
+        #expect(scene.gradient.toArray() == (try scene.expectedGradient([hung, kept])))
+    }
+
     /// A worker whose connection is gone is unreachable: declared dead, its shard goes elsewhere.
     @Test func anUnreachableWorkerIsDeclaredDeadAndItsShardGoesToAnother() throws {
         let scene = try InProcessScene()
@@ -117,16 +176,20 @@ final class InProcessScene {
 
     var statisticsPerUnit: Int { 2 * network.normalizationChannels }
 
-    init() throws {
-        config = try TrainingConfig.parse(yaml: ClusterFixtures.config(model: "densenet", method: "vanilla"))
+    static let yaml = ClusterFixtures.config(model: "densenet", method: "vanilla")
+
+    /// `through` may wrap the in-process server (e.g. to watch what is sent).
+    init(stepDeadlineFloorSeconds: Double = 60, through wrap: (InProcessServer) -> any ServerTransport = { $0 }) throws {
+        config = try TrainingConfig.parse(yaml: Self.yaml)
         let (data, network) = try TrainingSession.loadDataAndModel(config)
         self.network = network
         identity = JobIdentity(config: config, dataFingerprint: data.fingerprint)
         gradient = FloatBuffer(count: network.parameterCount)
         executor = try ClusterExecutor(
             config: config, identity: identity, network: network,
-            settings: ClusterSettings(bind: "unused", waitForWorkersSeconds: 30, workerTimeoutSeconds: 600),
-            transport: transport.server)
+            settings: ClusterSettings(bind: "unused", waitForWorkersSeconds: 30, workerTimeoutSeconds: 600,
+                                      stepDeadlineFloorSeconds: stepDeadlineFloorSeconds),
+            transport: wrap(transport.server))
         executor.log = { [unowned self] in self.lines.append($0) }
     }
 
@@ -255,10 +318,14 @@ final class ScriptedWorker {
     }
 
     /// A result for `task`: each block's gradient from `gradient(_:count:)` (or all
-    /// `gradientValue`), unit losses from `unitLoss` (indexed by unit; 0 if nil).
-    func answer(_ task: TaskMessage, _ envelope: WireEnvelope, unitLoss: [Double]?, gradientValue: Float? = nil) throws {
+    /// `gradientValue`), unit losses from `unitLoss` (indexed by unit; 0 if nil); `blocks`
+    /// replaces the unit tree's blocks of the task.
+    func answer(
+        _ task: TaskMessage, _ envelope: WireEnvelope, unitLoss: [Double]?, gradientValue: Float? = nil,
+        blocks layout: [UnitBlock]? = nil
+    ) throws {
         let units = Int(task.firstUnit)..<Int(task.firstUnit + task.unitCount)
-        let blocks = UnitTree.blocks(first: units.lowerBound, count: units.count).map { block in
+        let blocks = (layout ?? UnitTree.blocks(first: units.lowerBound, count: units.count)).map { block in
             let values = gradientValue.map { [Float](repeating: $0, count: parameterCount) }
                 ?? Self.gradient(block, count: parameterCount)
             return GradientBlock(firstUnit: UInt32(block.first), unitCount: UInt32(block.count), gradient: WireFloats(values))

@@ -56,6 +56,31 @@ import TestSupport
         #expect(SSGDProcess.parametersHash(runDirectory: run) == expected)
     }
 
+    /// A worker that hangs mid-step while its heartbeat thread runs (never silent, so never
+    /// declared dead by worker_timeout) misses the step deadline: its shard goes to the other
+    /// worker and the result is unchanged.
+    @Test func aWorkerHungWhileHeartbeatingMissesTheStepDeadlineAndTheResultIsUnchanged() throws {
+        let config = ClusterFixtures.write(ClusterFixtures.config(model: "mlp", method: "spectral", epochs: 4, extra: Self.tunables + """
+
+            step_deadline_floor: 2s
+            """))
+        let expected = try Self.reference(config)
+        let endpoint = ClusterFixtures.ipcEndpoint()
+        let run = Fixtures.temporaryDirectory("ssgd-hung") + "/run"
+        let coordinator = try coordinator(config, endpoint, run, workers: 2)
+        let hung = try worker(endpoint, "hung", faults: ["SSGD_TEST_WORKER_STALL_AT_STEP": "6"])
+        defer { hung.wait(timeout: 0) }  // it never comes back by itself
+        let other = try worker(endpoint, "other")
+        #expect(coordinator.wait(timeout: 120) == 0, "\(coordinator.output)")
+        #expect(hung.output.contains("stalling at step 6"))
+        #expect(coordinator.output.contains("worker hung declared dead: shard"), "\(coordinator.output)")
+        #expect(coordinator.output.contains("step deadline"))
+        #expect(coordinator.output.contains("re-issued to other (its worker missed the step deadline)"))
+        #expect(!coordinator.output.contains("silent for"))
+        #expect(other.wait(timeout: 30) == 0)
+        #expect(SSGDProcess.parametersHash(runDirectory: run) == expected)
+    }
+
     @Test func aReplacementWorkerJoinsAndTheResultIsUnchanged() throws {
         let config = Self.configPath(method: "adversarial")
         let expected = try Self.reference(config)
@@ -140,11 +165,12 @@ import TestSupport
         #expect((pids + restarted).allSatisfy { !SSGDProcess.isAlive($0) })
     }
 
-    @Test func noWorkerLeftStopsAfterTheWaitAndKeepsTheCheckpoint() throws {
+    /// A coordinator (4 epochs, vanilla) whose only worker is killed in step 5; and its run.
+    func coordinatorLosingItsOnlyWorkerInStep5(waitForWorkers: String) throws -> (coordinator: SSGDProcess, run: String) {
         let config = ClusterFixtures.write(ClusterFixtures.config(model: "mlp", method: "vanilla", epochs: 4, extra: """
             heartbeat_interval: 200ms
             worker_timeout: 1s
-            wait_for_workers: 2s
+            wait_for_workers: \(waitForWorkers)
             """))
         let endpoint = ClusterFixtures.ipcEndpoint()
         let run = Fixtures.temporaryDirectory("ssgd-alone") + "/run"
@@ -152,12 +178,58 @@ import TestSupport
         let only = try worker(endpoint, "only", faults: ["SSGD_TEST_WORKER_STALL_AT_STEP": "5"])
         #expect(only.waitForOutput("stalling at step 5", timeout: 90))
         kill(only.processID, SIGKILL)
+        return (coordinator, run)
+    }
+
+    @Test func noWorkerLeftStopsAfterTheWaitAndKeepsTheCheckpoint() throws {
+        let (coordinator, run) = try coordinatorLosingItsOnlyWorkerInStep5(waitForWorkers: "2s")
         #expect(coordinator.wait(timeout: 60) == 1, "\(coordinator.output)")
         #expect(coordinator.output.contains("all workers lost"))
         #expect(coordinator.output.contains("wait_for_workers"))
         #expect(coordinator.output.contains("checkpoint written at step 5"))
         let resumed = try SSGDProcess.run(["train", "--resume", run, "--max-steps", "6", "--threads", "1"])
         #expect(resumed.output.contains("resumed from"), "\(resumed.output)")
+        #expect(resumed.status == 0)
+    }
+
+    /// SIGTERM while the coordinator waits for its first workers: it stops at once (not after
+    /// wait_for_workers), says why, and exits 130.
+    @Test func aStopSignalWhileWaitingForTheFirstWorkersStopsAtOnce() throws {
+        let config = ClusterFixtures.write(ClusterFixtures.config(model: "mlp", method: "vanilla", extra: "wait_for_workers: 10m"))
+        let run = Fixtures.temporaryDirectory("ssgd-stop-waiting") + "/run"
+        let coordinator = try coordinator(config, ClusterFixtures.ipcEndpoint(), run, workers: 2)
+        #expect(coordinator.waitForOutput("waiting for 2 more worker(s)", timeout: 60), "\(coordinator.output)")
+        kill(coordinator.processID, SIGTERM)
+        // The bound only ends a hang: wait_for_workers is 10 minutes.
+        #expect(coordinator.wait(timeout: 60) == 130, "\(coordinator.output)")
+        #expect(coordinator.output.contains("stopped on request while waiting for workers (0 of 2 joined)"))
+        #expect(!coordinator.output.contains("error"))
+    }
+
+    /// A second signal while the first is being handled exits at once and says so.
+    @Test func aSecondStopSignalExitsAtOnceAndSaysSo() throws {
+        let config = ClusterFixtures.write(ClusterFixtures.config(model: "mlp", method: "vanilla", extra: "wait_for_workers: 10m"))
+        let coordinator = try coordinator(config, ClusterFixtures.ipcEndpoint(), Fixtures.temporaryDirectory("ssgd-stop-twice") + "/run", workers: 1)
+        #expect(coordinator.waitForOutput("waiting for", timeout: 60), "\(coordinator.output)")
+        kill(coordinator.processID, SIGINT)
+        kill(coordinator.processID, SIGTERM)  // another signal, so the two are not merged into one
+        let status = coordinator.wait(timeout: 60)
+        #expect(status == 130 || status == 143, "\(coordinator.output)")
+        #expect(coordinator.output.contains("ssgd: second stop signal: exiting now"), "\(coordinator.output)")
+    }
+
+    /// Ctrl-C after every worker is lost mid-run: the wait ends at once, the completed steps
+    /// are checkpointed, the resume command is printed, exit 130; the run resumes from there.
+    @Test func aStopSignalAfterAllWorkersAreLostCheckpointsAndExits130() throws {
+        let (coordinator, run) = try coordinatorLosingItsOnlyWorkerInStep5(waitForWorkers: "10m")
+        #expect(coordinator.waitForOutput("all workers lost", timeout: 30), "\(coordinator.output)")
+        kill(coordinator.processID, SIGINT)
+        #expect(coordinator.wait(timeout: 60) == 130, "\(coordinator.output)")
+        #expect(coordinator.output.contains("stopped on request while waiting for workers (0 of 1 joined)"))
+        #expect(coordinator.output.contains("checkpoint written at step 5; continue with: ssgd coordinator"))
+        #expect(coordinator.output.contains("--resume \(run)"))
+        let resumed = try SSGDProcess.run(["train", "--resume", run, "--max-steps", "6", "--threads", "1"])
+        #expect(resumed.output.contains("step-000000005.ckpt"), "\(resumed.output)")
         #expect(resumed.status == 0)
     }
 

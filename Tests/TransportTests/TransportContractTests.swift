@@ -17,20 +17,21 @@ struct TransportContractTests {
         let connector: any ClientConnector
     }
 
-    static func zeroMQ() throws -> Pair {
-        let server = try ZMQServerTransport(bind: "tcp://127.0.0.1:*")
+    static func zeroMQ(maximumFrameBytes: Int? = nil) throws -> Pair {
+        let server = try ZMQServerTransport(bind: "tcp://127.0.0.1:*", maximumFrameBytes: maximumFrameBytes)
         return Pair(server: server, connector: ZMQConnector(endpoint: server.endpoint, workerName: "w1"))
     }
 
-    static func inProcess() -> Pair {
-        let network = InProcessNetwork()
+    static func inProcess(maximumFrameBytes: Int? = nil) -> Pair {
+        let network = InProcessNetwork(maximumFrameBytes: maximumFrameBytes)
         return Pair(server: network.server, connector: network.connector(name: "w1"))
     }
 
     static let transports = ["zeromq", "in-process"]
 
-    static func make(_ transport: String) throws -> Pair {
-        transport == "zeromq" ? try zeroMQ() : inProcess()
+    /// `maximumFrameBytes` limits what the server takes.
+    static func make(_ transport: String, maximumFrameBytes: Int? = nil) throws -> Pair {
+        transport == "zeromq" ? try zeroMQ(maximumFrameBytes: maximumFrameBytes) : inProcess(maximumFrameBytes: maximumFrameBytes)
     }
 
     /// The first delivery within the patience, or a recorded failure.
@@ -93,6 +94,44 @@ struct TransportContractTests {
         let frames = try #require(try main.receive(timeout: Self.patience))
         #expect(frames.first?.floats() == payload.toArray())
         #expect(tracker.waitUntilReleased(timeout: Self.patience))
+    }
+
+    @Test("a message with a frame over the server's limit never arrives; later ones do", arguments: transports)
+    func serverRefusesOversizeFrames(transport: String) throws {
+        let pair = try Self.make(transport, maximumFrameBytes: 1000)
+        defer { pair.server.close() }
+        let main = try pair.connector.connect(.main)
+        defer { main.close() }
+        try main.send([.bytes([7]), .bytes([UInt8](repeating: 1, count: 1001))])
+        // Over ZeroMQ the oversize frame costs the connection (and what was queued behind it);
+        // the client reconnects by itself, so keep sending until a message arrives.
+        var arrived: Delivery?
+        for _ in 0..<100 where arrived == nil {
+            try main.send([.bytes([8]), .bytes([UInt8](repeating: 2, count: 1000))])
+            arrived = try pair.server.receive(timeout: .milliseconds(100))
+        }
+        let first = try #require(arrived)
+        #expect(first.frames.first?.bytes == [8])
+    }
+
+    /// Over ZeroMQ the client's connection ends with the oversize frame (libzmq does not
+    /// reconnect after a protocol error), so later messages may not arrive either.
+    @Test("a message with a frame over a client channel's limit never arrives there", arguments: transports)
+    func clientRefusesOversizeFrames(transport: String) throws {
+        let pair = try Self.make(transport)
+        defer { pair.server.close() }
+        let main = try pair.connector.connect(.main, maximumFrameBytes: 1000)
+        defer { main.close() }
+        try main.send([.bytes([0])])
+        let hello = try next(pair.server)
+        try pair.server.send([.bytes([7]), .bytes([UInt8](repeating: 1, count: 1001))], to: hello.from)
+        var arrived: [any IncomingFrame]?
+        for _ in 0..<10 where arrived == nil {
+            try? pair.server.send([.bytes([8]), .bytes([UInt8](repeating: 2, count: 1000))], to: hello.from)
+            arrived = try main.receive(timeout: .milliseconds(100))
+        }
+        #expect(arrived == nil || arrived?.first?.bytes == [8])
+        if transport == "in-process" { #expect(arrived?.first?.bytes == [8]) }
     }
 
     @Test("a closed client is unreachable in process")

@@ -113,6 +113,34 @@ struct ZMQSocketTests {
         #expect(transport.description.contains("unsupported transport"))
     }
 
+    @Test("a tcp port outside 1–65535 is refused, not taken modulo 65536")
+    func portOutsideTheRange() throws {
+        let socket = try ZMQSocket(.router)
+        for endpoint in ["tcp://127.0.0.1:99999", "tcp://127.0.0.1:0", "tcp://127.0.0.1:-1", "tcp://127.0.0.1:65536"] {
+            let error = try #require(throws: ZMQError.self) { try socket.bind(endpoint) }
+            #expect(error.endpoint == endpoint)
+            #expect(error.description.contains("from 1 to 65535"), "\(error)")
+        }
+        let dealer = try ZMQSocket(.dealer)
+        let error = try #require(throws: ZMQError.self) { try dealer.connect("tcp://127.0.0.1:70000") }
+        #expect(error.description.contains("from 1 to 65535"))
+        #expect(throws: ZMQError.self) { try dealer.connect("tcp://127.0.0.1:*") }
+    }
+
+    @Test("localhost and [::1] are this machine: both bind as loopback and carry messages", arguments: ["localhost", "[::1]"])
+    func loopbackNames(host: String) throws {
+        let router = try ZMQSocket(.router)
+        try router.bind("tcp://\(host):*")
+        let bound = try router.lastEndpoint
+        #expect(bound.hasPrefix(host == "localhost" ? "tcp://127.0.0.1:" : "tcp://[::1]:"), "\(bound)")
+        let port = bound.split(separator: ":").last.map(String.init) ?? ""
+        let dealer = try ZMQSocket(.dealer)
+        try dealer.connect("tcp://\(host):\(port)")
+        try dealer.send([.bytes([42])])
+        let received = try #require(try router.receive(timeout: .seconds(10)))
+        #expect(received.last?.bytes == [42])
+    }
+
     @Test("receive returns nil after about the timeout when nothing arrives")
     func receiveTimesOut() throws {
         let router = try ZMQSocket(.router)

@@ -210,4 +210,32 @@ struct WireProtocolTests {
         #expect(throws: WireError.self) { try WireProtocol.encode(evaluate(4)) }
         #expect(throws: WireError.self) { try WireProtocol.encode(evaluate(9)) }
     }
+
+    @Test("the largest legitimate frame of a job bounds every frame of its largest messages")
+    func largestFrameBoundsTheJobsMessages() throws {
+        let sizes = WireJobSizes(parameterCount: 300_000, stateCount: 10, statisticsPerUnit: 8, unitsPerTask: 12, samplesPerTask: 192)
+        let limit = WireLimits.largestFrameBytes(sizes)
+        #expect(limit == 4 * 300_010)  // the evaluate task's parameters and BN state dominate
+        let evaluate = TaskMessage(
+            kind: .evaluate, epoch: 0, firstUnit: 0, unitCount: 12, unitSize: 16, split: .test,
+            sampleIndices: (0..<192).map { Int32($0) }, parameters: WireFloats([Float](repeating: 1, count: 300_010)))
+        let units = 0..<12
+        let result = ResultMessage(
+            taskKind: .train, firstUnit: 0, unitCount: 12, lossSums: units.map { _ in 1 }, correctCounts: units.map { _ in 1 },
+            sampleCounts: units.map { _ in 16 },
+            gradientBlocks: [GradientBlock(firstUnit: 0, unitCount: 8, gradient: WireFloats([Float](repeating: 1, count: 300_000))),
+                             GradientBlock(firstUnit: 8, unitCount: 4, gradient: WireFloats([Float](repeating: 1, count: 300_000)))],
+            statisticsPerUnit: 8, batchStatistics: WireFloats([Float](repeating: 0, count: 96)), computeSeconds: 1)
+        let welcome = WelcomeMessage(
+            workerIndex: 0, heartbeatIntervalMilliseconds: 1000, config: String(repeating: "x", count: WireLimits.maxConfigBytes))
+        let error = ErrorMessage(code: .internalError, message: String(repeating: "e", count: WireLimits.maxTextBytes))
+        for message in [WireMessage.task(evaluate), .result(result), .welcome(welcome), .error(error)] {
+            let frames = try WireProtocol.encode(WireEnvelope(jobID: WireSamples.jobID, message: message))
+            #expect(frames.allSatisfy { $0.byteCount <= limit }, "\(message)")
+        }
+        // A job of a small model still takes any control message.
+        let small = WireLimits.largestFrameBytes(WireJobSizes(parameterCount: 10, stateCount: 0, statisticsPerUnit: 0, unitsPerTask: 1, samplesPerTask: 16))
+        #expect(small == WireLimits.largestControlFrameBytes)
+        #expect(try WireProtocol.encode(WireEnvelope(jobID: WireSamples.jobID, message: .welcome(welcome))).allSatisfy { $0.byteCount <= small })
+    }
 }
