@@ -5,10 +5,10 @@ import Foundation
 // Refuse a run that cannot fit in this machine's memory before anything large is allocated,
 // naming the figures (issue: `hidden=4000000000` used to die in "failed to allocate").
 //
-// A process that trains holds: one replica (parameters, gradients, BN state, activations of
-// one unit of `ghost_batch` samples), the unit tree's partial sums (one parameter-sized buffer
-// per level), the step's gradient sum, Nesterov momentum and the method's state, and the data
-// set (train + test, float32). The estimate errs high; the limit is the machine's total memory,
+// A process that trains holds: the parameters and BN state, one replica per lane context
+// (gradients, activations of one chunk), each lane group's unit-tree partial sums (one
+// parameter-sized buffer per level), the step's gradient sum, Nesterov momentum and the
+// method's state, and the data set (train + test, float32). The estimate errs high; the limit is the machine's total memory,
 // so a run that fits is never refused.
 
 public struct MemoryBudgetError: Error, CustomStringConvertible {
@@ -23,10 +23,16 @@ public enum MemoryBudget {
         let units = max(config.unitsPerStep, 1)
         let treeLevels = Double(UnitTree.depth(units: units) + 1)
         let samples = DatasetLoader.expectedSampleCount(config.dataSpec)
+        // Lanes: G groups of k chunk replicas (LaneRunner), each with its own gradients.
+        let chunks = config.chunksPerUnit
+        let groups = max(1, config.lanes / chunks)
+        let replicas = Double(groups * chunks)
         return [
-            ("parameters, gradients and BN state", 4 * (2 * model.parameters + model.state)),
-            ("gradient sums, momentum and method state", 4 * model.parameters * (treeLevels + 3)),
-            ("activations of one unit of \(config.ghostBatch)", 4 * Double(config.ghostBatch) * model.activationsPerSample),
+            ("parameters and BN state", 4 * (model.parameters + model.state)),
+            ("gradients of \(groups * chunks) lane replica(s)", 4 * model.parameters * replicas),
+            ("gradient sums, momentum and method state", 4 * model.parameters * (Double(groups) * treeLevels + 3)),
+            ("activations of \(groups * chunks) replica(s) of \(config.effectiveChunkSize) samples",
+             4 * replicas * Double(config.effectiveChunkSize) * model.activationsPerSample),
             ("data (\(Int(samples)) samples)", 4 * samples * Double(shape.count)),
         ]
     }

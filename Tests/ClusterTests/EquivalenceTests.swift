@@ -35,3 +35,48 @@ import TestSupport
         }
     }
 }
+
+/// The result is a function of config, seed and data only (issue 8): `train` with 1, 2 or 3
+/// lanes, `launch` with 2 or 3 workers of 1 or 2 lanes, and a coordinator whose two workers run
+/// different lane counts all end with the same parameters — for the MLP and a ghost-BN
+/// DenseNet, for a batch of six units (cut into two chunks each) and a batch of one unit (cut
+/// into four chunks, more chunks than lanes).
+@Suite(.serialized) struct LaneEquivalenceTests {
+    static let cases: [(model: String, batch: String)] = [
+        ("mlp", "batch_size: 96"), ("densenet", "batch_size: 96"),
+        ("mlp", "batch_size: 16\nchunk_size: 4"), ("densenet", "batch_size: 16\nchunk_size: 4"),
+    ]
+
+    @Test(arguments: cases)
+    func everyLaneAndWorkerLayoutGivesTheSameBits(model: String, batch: String) throws {
+        let text = ClusterFixtures.config(model: model, method: "spectral", epochs: 1)
+            .replacingOccurrences(of: "batch_size: 96\n", with: "") + "\n" + batch + "\nmax_steps: 6\n"
+        let config = ClusterFixtures.write(text)
+        func hash(_ arguments: [String], _ label: String) throws -> String? {
+            let run = Fixtures.temporaryDirectory("ssgd-lanes") + "/run"
+            let result = try SSGDProcess.run(arguments + ["--run-dir", run], timeout: 180)
+            #expect(result.status == 0, "\(label): \(result.output)")
+            return SSGDProcess.parametersHash(runDirectory: run)
+        }
+        let expected = try #require(try hash(["train", "--config", config, "--threads", "1"], "train 1 lane"))
+        for lanes in [2, 3] {
+            #expect(try hash(["train", "--config", config, "--threads", String(lanes)], "train \(lanes) lanes") == expected,
+                    "\(model) \(batch): train with \(lanes) lanes differs from 1 lane")
+        }
+        for (workers, lanes) in [(2, 2), (3, 1)] {
+            let label = "launch \(workers) workers × \(lanes) lanes"
+            #expect(try hash(["launch", "--config", config, "--workers", String(workers), "--threads", String(lanes)], label) == expected,
+                    "\(model) \(batch): \(label) differs from train")
+        }
+        // One coordinator, two workers with different lane counts.
+        let endpoint = ClusterFixtures.ipcEndpoint()
+        let run = Fixtures.temporaryDirectory("ssgd-mixed") + "/run"
+        let coordinator = try SSGDProcess(["coordinator", "--config", config, "--run-dir", run, "--bind", endpoint, "--workers", "2", "--threads", "1"])
+        let one = try SSGDProcess(["worker", "--connect", endpoint, "--threads", "1", "--name", "one-lane"])
+        let three = try SSGDProcess(["worker", "--connect", endpoint, "--threads", "3", "--name", "three-lanes"])
+        #expect(coordinator.wait(timeout: 180) == 0, "\(coordinator.output)")
+        #expect(one.wait(timeout: 30) == 0 && three.wait(timeout: 30) == 0)
+        #expect(three.output.contains("3 lane(s)"), "\(three.output)")
+        #expect(SSGDProcess.parametersHash(runDirectory: run) == expected, "\(model) \(batch): mixed lane counts differ from train")
+    }
+}
