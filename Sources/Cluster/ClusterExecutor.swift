@@ -17,10 +17,16 @@ import Wire
 // With no live worker left it says so once and waits up to `waitForWorkersSeconds` for one to
 // join. Heartbeats from a worker it does not know (it restarted, or declared that worker dead)
 // get ERROR unknownWorker: the worker handshakes again and joins at the next step.
+//
+// Kernels: a worker whose OpenBLAS kernel differs from this process's is refused at HELLO
+// (another kernel rounds differently), unless `settings.allowMixedKernels`; `workerKernels`
+// names the kernels of the workers whose results counted.
 
 public final class ClusterExecutor: GradientExecutor {
     public let settings: ClusterSettings
     public let identity: JobIdentity
+    /// This process's OpenBLAS kernel (it computes the update; workers must match it).
+    public let blasCore: String
     public var endpoint: String { transport.endpoint }
     public private(set) var droppedMessages = 0
     public private(set) var ignoredResults = 0
@@ -52,6 +58,10 @@ public final class ClusterExecutor: GradientExecutor {
     private var nextReportFlush = 0.0
     private var recentReassignments: [ClusterStatus.Reassignment] = []
     private var closed = false
+    /// Kernels other than ours already warned about, and the kernels of the workers whose
+    /// results were accepted.
+    private var warnedKernels = Set<String>()
+    private var acceptedKernels = Set<String>()
 
     /// A coordinator on ZeroMQ, bound at `settings.bind` (CURVE with `settings.security`),
     /// taking no frame larger than the job's largest legitimate one.
@@ -75,6 +85,7 @@ public final class ClusterExecutor: GradientExecutor {
         self.identity = identity
         self.settings = settings
         self.transport = transport
+        blasCore = BLASThreads.coreName
         parameterCount = network.parameterCount
         stateCount = network.state.count
         stepDeadline = StepDeadline(factor: settings.stepDeadlineFactor, floorSeconds: settings.stepDeadlineFloorSeconds)
@@ -91,6 +102,8 @@ public final class ClusterExecutor: GradientExecutor {
     public var liveWorkers: Int { membership.count }
     public var workerNames: [String] { membership.names }
     public var statusEndpoint: String? { status?.endpoint }
+    /// The OpenBLAS kernels of the workers whose results this coordinator accepted, sorted.
+    public var workerKernels: [String]? { acceptedKernels.sorted() }
 
     // MARK: - Messages in
 
@@ -169,15 +182,19 @@ public final class ClusterExecutor: GradientExecutor {
                 workerIndex: index, heartbeatIntervalMilliseconds: UInt32(max(1, (self.settings.heartbeatIntervalSeconds * 1000).rounded())),
                 config: self.configYAML)), to: address)
         }
-        switch Admission.decide(hello, identity: identity) {
+        switch Admission.decide(hello, identity: identity, kernels: .init(coordinator: blasCore, allowMixed: settings.allowMixedKernels)) {
         case .refuse(let code, let message):
             refuse(address, code: code, message)
         case .sendConfig:
             try? welcome(UInt32.max)
         case .admit:
             do {
-                _ = try membership.admit(address.peer, name: hello.workerName, at: MonotonicClock.now(), welcome: welcome)
-                log("worker \(hello.workerName) joined (\(membership.count) live)")
+                _ = try membership.admit(
+                    address.peer, name: hello.workerName, blasCore: hello.blasCore, at: MonotonicClock.now(), welcome: welcome)
+                log("worker \(hello.workerName) joined (\(membership.count) live; \(hello.lanes) lane(s), OpenBLAS \(hello.blasCore))")
+                if hello.blasCore != blasCore && warnedKernels.insert(hello.blasCore).inserted {
+                    log(Admission.mixedKernelWarning(hello, coordinator: blasCore))
+                }
             } catch {
                 log("warning: worker \(hello.workerName) vanished during its handshake: \(error)")
             }
@@ -284,6 +301,7 @@ public final class ClusterExecutor: GradientExecutor {
                 switch round.offer(result, envelope: envelope, from: peer, problem: reducer.problem(with:for:)) {
                 case .accepted:
                     stepDeadline.record(kind, computeSeconds: result.computeSeconds, units: Int(result.unitCount))
+                    if let member = round.assignees[Int(envelope.shardID)] { acceptedKernels.insert(member.blasCore) }
                 case .ignored: ignoredResults += 1
                 case .invalid(let problem): declareDead(peer, reason: "it sent an invalid result (\(problem))")
                 }

@@ -24,12 +24,15 @@ public struct ClusterSettings: Sendable {
     public var security: CurveServerSecurity?
     /// Where `ssgd status` asks (nil: no status socket).
     public var statusEndpoint: String?
+    /// Admit workers whose OpenBLAS kernel differs from the coordinator's (warned once per
+    /// kernel); the result then depends on which worker computed what.
+    public var allowMixedKernels: Bool
 
     public init(
         bind: String, minimumWorkers: Int = 1, waitForWorkersSeconds: Double = 120,
         heartbeatIntervalSeconds: Double = 1, workerTimeoutSeconds: Double = 5,
         stepDeadlineFactor: Double = 10, stepDeadlineFloorSeconds: Double = 60,
-        security: CurveServerSecurity? = nil, statusEndpoint: String? = nil
+        security: CurveServerSecurity? = nil, statusEndpoint: String? = nil, allowMixedKernels: Bool = false
     ) {
         self.bind = bind
         self.minimumWorkers = minimumWorkers
@@ -40,15 +43,16 @@ public struct ClusterSettings: Sendable {
         self.stepDeadlineFloorSeconds = stepDeadlineFloorSeconds
         self.security = security
         self.statusEndpoint = statusEndpoint
+        self.allowMixedKernels = allowMixedKernels
     }
 
     /// The run's cluster tunables from its config.
     public init(bind: String, config: TrainingConfig, minimumWorkers: Int = 1,
-                security: CurveServerSecurity? = nil, statusEndpoint: String? = nil) {
+                security: CurveServerSecurity? = nil, statusEndpoint: String? = nil, allowMixedKernels: Bool = false) {
         self.init(bind: bind, minimumWorkers: minimumWorkers, waitForWorkersSeconds: config.waitForWorkers,
                   heartbeatIntervalSeconds: config.heartbeatInterval, workerTimeoutSeconds: config.workerTimeout,
                   stepDeadlineFactor: config.stepDeadlineFactor, stepDeadlineFloorSeconds: config.stepDeadlineFloor,
-                  security: security, statusEndpoint: statusEndpoint)
+                  security: security, statusEndpoint: statusEndpoint, allowMixedKernels: allowMixedKernels)
     }
 }
 

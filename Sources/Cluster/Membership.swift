@@ -11,6 +11,8 @@ struct Member: Sendable {
     let name: String
     let index: UInt32
     var lastSeen: Double
+    /// The OpenBLAS kernel it said it computes with.
+    let blasCore: String
 }
 
 struct Membership {
@@ -33,9 +35,11 @@ struct Membership {
 
     /// Admits `peer` (replacing an earlier membership of it) under the next index, if `welcome`
     /// — which gets that index — does not throw.
-    mutating func admit(_ peer: PeerID, name: String, at now: Double, welcome: (UInt32) throws -> Void) throws -> Member {
+    mutating func admit(
+        _ peer: PeerID, name: String, blasCore: String, at now: Double, welcome: (UInt32) throws -> Void
+    ) throws -> Member {
         remove(peer)
-        let member = Member(peer: peer, name: name, index: nextIndex, lastSeen: now)
+        let member = Member(peer: peer, name: name, index: nextIndex, lastSeen: now, blasCore: blasCore)
         nextIndex += 1
         try welcome(member.index)
         members.append(member)

@@ -172,7 +172,7 @@ package struct StepDeadline {
     package mutating func record(_ kind: TaskKind, computeSeconds: Double, units: Int) {
         guard units > 0, computeSeconds.isFinite, computeSeconds >= 0 else { return }
         switch kind {
-        case .train, .hessianVectorProduct: train.add(computeSeconds / Double(units))
+        case .train: train.add(computeSeconds / Double(units))
         case .evaluate: evaluate.add(computeSeconds / Double(units))
         }
     }

@@ -55,13 +55,17 @@ public struct WorkerFaultHooks: Sendable {
     public var beforeTask: (@Sendable (_ worker: String, _ kind: TaskKind, _ step: UInt64) -> Void)?
     /// Given to the worker's ShardRunner (see ShardRunner.inputHook).
     public var shardInput: ShardRunner.InputHook?
+    /// The OpenBLAS core name the worker reports in its HELLO instead of its own (to test the
+    /// coordinator's kernel check on one machine).
+    public var reportedBLASCore: String?
 
     public init(
         beforeTask: (@Sendable (_ worker: String, _ kind: TaskKind, _ step: UInt64) -> Void)? = nil,
-        shardInput: ShardRunner.InputHook? = nil
+        shardInput: ShardRunner.InputHook? = nil, reportedBLASCore: String? = nil
     ) {
         self.beforeTask = beforeTask
         self.shardInput = shardInput
+        self.reportedBLASCore = reportedBLASCore
     }
 }
 
@@ -106,10 +110,13 @@ public final class Worker {
         try target.send(WireProtocol.encode(WireEnvelope(jobID: identity?.jobID ?? .zero, step: step, shardID: shard, message: message)))
     }
 
+    /// The OpenBLAS kernel this worker computes with, as it tells the coordinator.
+    private var blasCore: String { faultHooks.reportedBLASCore ?? BLASThreads.coreName }
+
     private func hello(on channel: (any ClientTransport)? = nil) throws {
         try send(.hello(HelloMessage(
             jobID: identity?.jobID ?? .zero, dataFingerprint: identity?.dataFingerprint ?? .zero,
-            capabilities: [.train, .evaluate], blasThreads: UInt32(max(options.threads, 0)),
+            capabilities: [.train, .evaluate], lanes: UInt32(clamping: max(options.threads, 1)), blasCore: blasCore,
             workerName: name, processID: UInt32(getpid()))), on: channel)
     }
 
@@ -165,7 +172,7 @@ public final class Worker {
         self.runner = runner
         try hello()
         let welcome = try awaitWelcome()
-        log("worker \(name) joined as #\(welcome.workerIndex) (\(network.parameterCount) parameters, \(data.train.count) training samples, \(runner.lanes) lane(s), OpenBLAS \(BLASThreads.coreName))")
+        log("worker \(name) joined as #\(welcome.workerIndex) (\(network.parameterCount) parameters, \(data.train.count) training samples, \(runner.lanes) lane(s), OpenBLAS \(blasCore))")
         coordinatorTimeout = config.coordinatorTimeout
         let heartbeat = WorkerHeartbeat(
             connector: connector, jobID: identity?.jobID ?? .zero,
@@ -297,8 +304,6 @@ public final class Worker {
                 sampleCounts: (0..<losses.count).map { UInt32(min(runner.unitSize, task.sampleIndices.count - $0 * runner.unitSize)) },
                 gradientBlocks: [], statisticsPerUnit: 0, batchStatistics: .empty, computeSeconds: MonotonicClock.now() - started)
             try send(.result(result), step: step, shard: shard)
-        case .hessianVectorProduct:
-            throw WorkerTaskError(description: "this worker does not compute Hessian-vector products yet")
         }
     }
 

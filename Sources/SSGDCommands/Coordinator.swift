@@ -33,6 +33,9 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Status socket for `ssgd status` (loopback or ipc; default: the bind port + 1 on 127.0.0.1 (any free port for a :* bind), or the ipc path + .status).")
     var statusBind: String?
 
+    @Flag(help: "Admit workers whose OpenBLAS kernel (core name) differs from the coordinator's; results then depend on which worker computed what. Without it they are refused: pin one kernel with OPENBLAS_CORETYPE instead.")
+    var allowMixedKernels = false
+
     func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         if let waitForWorkers, waitForWorkers <= 0 { throw ValidationError("--wait-for-workers must be positive") }
@@ -50,9 +53,9 @@ struct CoordinatorCommand: ParsableCommand {
             StopRequest.installHandlers()
             let settings = ClusterSettings(
                 bind: bind, config: prepared.config, minimumWorkers: workers, security: try security.load(),
-                statusEndpoint: statusBind ?? ClusterStatus.endpoint(forCoordinator: bind))
+                statusEndpoint: statusBind ?? ClusterStatus.endpoint(forCoordinator: bind), allowMixedKernels: allowMixedKernels)
             let (trainer, executor) = try ClusterSession.coordinatorTrainer(prepared, settings: settings)
-            trainer.resumeCommand = "ssgd coordinator --bind \(bind)"
+            trainer.resumeCommand = "ssgd coordinator --bind \(bind)" + (allowMixedKernels ? " --allow-mixed-kernels" : "")
             Console.line("coordinator listening on \(executor.endpoint) (job \(executor.identity.jobID.short)…, "
                 + "\(settings.security == nil ? "plaintext" : "CURVE")"
                 + (executor.statusEndpoint.map { ", status on \($0)" } ?? "") + ")")
@@ -71,7 +74,7 @@ struct WorkerCommand: ParsableCommand {
             Gets the training config from the coordinator (or --config), loads the data set locally \
             and serves shards until the coordinator shuts it down. Heartbeats on a side connection; \
             if the coordinator restarts, the worker rejoins by itself. Exits 1 when refused (other \
-            protocol version, job or data set).
+            protocol version, OpenBLAS kernel, job or data set).
             """)
 
     @Option(help: "Coordinator endpoint, e.g. tcp://10.0.0.1:5555 or ipc:///tmp/ssgd.sock.")

@@ -22,6 +22,9 @@ struct Launch: ParsableCommand {
     @Option(help: "Transport between coordinator and workers: ipc or tcp (loopback).")
     var transport = "ipc"
 
+    @Flag(help: "Admit workers whose OpenBLAS kernel (core name) differs from the coordinator's; results then depend on which worker computed what. Without it they are refused: pin one kernel with OPENBLAS_CORETYPE instead.")
+    var allowMixedKernels = false
+
     func validate() throws {
         guard workerCount >= 1 else { throw ValidationError("--workers must be at least 1") }
         guard ["ipc", "tcp"].contains(transport) else { throw ValidationError("--transport is ipc or tcp, got '\(transport)'") }
@@ -40,9 +43,10 @@ struct Launch: ParsableCommand {
                 : "tcp://127.0.0.1:*"
             let settings = ClusterSettings(
                 bind: endpoint, config: prepared.config, minimumWorkers: workerCount,
-                statusEndpoint: transport == "ipc" ? endpoint + ".status" : "tcp://127.0.0.1:*")
+                statusEndpoint: transport == "ipc" ? endpoint + ".status" : "tcp://127.0.0.1:*",
+                allowMixedKernels: allowMixedKernels)
             let (trainer, executor) = try ClusterSession.coordinatorTrainer(prepared, settings: settings)
-            trainer.resumeCommand = "ssgd launch --workers \(workerCount)"
+            trainer.resumeCommand = "ssgd launch --workers \(workerCount)" + (allowMixedKernels ? " --allow-mixed-kernels" : "")
             let supervisor = ProcessSupervisor(maxRestarts: prepared.config.maxWorkerRestarts)
             executor.abortCheck = { supervisor.failureReason.map { "stopping: \($0)" } }
             defer {

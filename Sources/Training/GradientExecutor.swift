@@ -83,6 +83,10 @@ public protocol GradientExecutor: AnyObject {
     func evaluate(split: Split, sampleCount: Int, parameters: FloatBuffer, state: FloatBuffer) throws -> EvaluationResult
     /// Processes computing gradients (1 in process).
     var liveWorkers: Int { get }
+    /// The OpenBLAS kernels (core names) of the worker processes whose results counted, sorted
+    /// and distinct; nil when this process computes everything (its kernel is
+    /// `BLASThreads.coreName`).
+    var workerKernels: [String]? { get }
     func shutdown()
 }
 
@@ -101,6 +105,7 @@ public final class LocalExecutor: GradientExecutor {
     }
 
     public var liveWorkers: Int { 1 }
+    public var workerKernels: [String]? { nil }
     public func shutdown() {}
 
     public func computeStep(_ task: StepTask, parameters: FloatBuffer, gradientSum: FloatBuffer) throws -> StepStatistics {

@@ -248,7 +248,8 @@ public final class Trainer {
             epochs: Double(step) / Double(stepsPerEpoch), wallSeconds: wall,
             imagesPerSecond: wall > 0 ? Double(imagesTrained) / wall : 0, parameterCount: network.parameterCount,
             parametersSHA256: parametersSHA256, configHash: configHash, dataFingerprint: dataFingerprint,
-            workers: executor.liveWorkers, stoppedEarly: step < schedule.totalSteps)
+            workers: executor.liveWorkers, stoppedEarly: step < schedule.totalSteps,
+            blasCore: BLASThreads.coreName, workerBLASCores: executor.workerKernels)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let text = String(decoding: try encoder.encode(summary), as: UTF8.self)

@@ -44,6 +44,10 @@ public struct TrainingSummary: Codable, Sendable {
     public var dataFingerprint: String
     public var workers: Int
     public var stoppedEarly: Bool
+    /// This process's OpenBLAS kernel (core name); nil in summaries written before it was recorded.
+    public var blasCore: String?
+    /// A cluster run's worker kernels (GradientExecutor.workerKernels); nil in process.
+    public var workerBLASCores: [String]?
 
     enum CodingKeys: String, CodingKey {
         case name, model, method, dataset, steps, epochs, workers
@@ -53,6 +57,7 @@ public struct TrainingSummary: Codable, Sendable {
         case imagesPerSecond = "images_per_second", parameterCount = "parameter_count"
         case parametersSHA256 = "parameters_sha256", configHash = "config_hash"
         case dataFingerprint = "data_fingerprint", stoppedEarly = "stopped_early"
+        case blasCore = "blas_core", workerBLASCores = "worker_blas_cores"
     }
 }
 

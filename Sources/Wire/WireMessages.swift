@@ -155,13 +155,13 @@ public enum WireKind: UInt16, Sendable, CaseIterable {
     case error = 7
 }
 
-/// Capabilities a worker announces (unknown bits are carried, not rejected).
+/// Capabilities a worker announces (unknown bits are carried, not rejected; bit 2 was version
+/// 1's unserved Hessian-vector products).
 public struct WorkerCapabilities: OptionSet, Hashable, Sendable {
     public let rawValue: UInt64
     public init(rawValue: UInt64) { self.rawValue = rawValue }
     public static let train = WorkerCapabilities(rawValue: 1 << 0)
     public static let evaluate = WorkerCapabilities(rawValue: 1 << 1)
-    public static let hessianVectorProduct = WorkerCapabilities(rawValue: 1 << 2)
 }
 
 /// Worker → coordinator, first message on a connection.
@@ -170,20 +170,25 @@ public struct HelloMessage: Equatable, Sendable {
     public var jobID: Digest32
     public var dataFingerprint: Digest32
     public var capabilities: WorkerCapabilities
-    public var blasThreads: UInt32
+    /// Single-threaded lanes the worker computes on (its --threads), at least 1.
+    public var lanes: UInt32
+    /// The worker's OpenBLAS core name (kernel), e.g. "Haswell" (UTF-8, at most
+    /// WireLimits.maxBLASCoreBytes bytes): another kernel rounds differently.
+    public var blasCore: String
     /// UTF-8, at most WireLimits.maxWorkerNameBytes bytes.
     public var workerName: String
     public var processID: UInt32
 
     public init(
         protocolVersion: UInt16 = WireProtocol.version, jobID: Digest32, dataFingerprint: Digest32,
-        capabilities: WorkerCapabilities, blasThreads: UInt32, workerName: String, processID: UInt32
+        capabilities: WorkerCapabilities, lanes: UInt32, blasCore: String, workerName: String, processID: UInt32
     ) {
         self.protocolVersion = protocolVersion
         self.jobID = jobID
         self.dataFingerprint = dataFingerprint
         self.capabilities = capabilities
-        self.blasThreads = blasThreads
+        self.lanes = lanes
+        self.blasCore = blasCore
         self.workerName = workerName
         self.processID = processID
     }
@@ -207,8 +212,6 @@ public struct WelcomeMessage: Equatable, Sendable {
 public enum TaskKind: UInt8, Sendable, CaseIterable {
     case train = 1
     case evaluate = 2
-    /// Reserved: gradient at parameters along a direction (Hessian-vector products).
-    case hessianVectorProduct = 3
 }
 
 public enum DataSplit: UInt8, Sendable, CaseIterable {
@@ -229,14 +232,13 @@ public struct TaskMessage: Equatable, Sendable {
     /// Dataset indices, unit after unit: (sampleCount) with sampleCount = unitCount·unitSize,
     /// or less for an evaluate task whose last unit is short.
     public var sampleIndices: [Int32]
-    /// (P) the parameters to compute at.
+    /// The floats to compute at: (P) parameters for a train task, (P + S) parameters then BN
+    /// state for an evaluate task.
     public var parameters: WireFloats
-    /// (P) direction vector; present exactly for hessianVectorProduct tasks.
-    public var direction: WireFloats?
 
     public init(
         kind: TaskKind, epoch: UInt64, firstUnit: UInt32, unitCount: UInt32, unitSize: UInt32,
-        split: DataSplit, sampleIndices: [Int32], parameters: WireFloats, direction: WireFloats? = nil
+        split: DataSplit, sampleIndices: [Int32], parameters: WireFloats
     ) {
         self.kind = kind
         self.epoch = epoch
@@ -246,7 +248,6 @@ public struct TaskMessage: Equatable, Sendable {
         self.split = split
         self.sampleIndices = sampleIndices
         self.parameters = parameters
-        self.direction = direction
     }
 }
 
@@ -332,6 +333,8 @@ public enum WireErrorCode: UInt32, Sendable, CaseIterable {
     case internalError = 8
     /// The coordinator does not know this worker (e.g. it restarted): handshake again.
     case unknownWorker = 9
+    /// The worker's OpenBLAS kernel differs from the coordinator's (and mixing is not allowed).
+    case kernelMismatch = 10
 }
 
 /// Either direction: a refusal or failure, with a message for a human.

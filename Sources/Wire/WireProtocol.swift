@@ -1,4 +1,4 @@
-// The ssgd wire protocol, version 1: the header, the message kinds, one encoder and one decoder
+// The ssgd wire protocol, version 2: the header, the message kinds, one encoder and one decoder
 // per kind, and all validation. Payload types are in WireMessages.swift.
 //
 // Every message is a list of frames (WireFrames.swift; over ZeroMQ, one multipart message):
@@ -8,7 +8,7 @@
 // Header (frame 0), 56 + 8·n bytes:
 //   offset  size  field
 //        0     4  magic "SSGD"
-//        4     2  protocol version (UInt16) = 1
+//        4     2  protocol version (UInt16) = 2
 //        6     2  message kind (UInt16, WireKind)
 //        8    32  job id
 //       40     8  step (UInt64)
@@ -18,12 +18,14 @@
 //
 // Payload frames per kind (u8/u16/u32/u64 unsigned integers, f64 Float64):
 //   hello      1 frame:  u16 protocolVersion, 32 jobID, 32 dataFingerprint, u64 capabilities,
-//                        u32 blasThreads, u32 processID, u16 nameLength, name (UTF-8, ≤ 256)
+//                        u32 lanes (≥ 1), u32 processID, u16 nameLength, u8 blasCoreLength,
+//                        name (UTF-8, ≤ 256), blasCore (UTF-8, ≤ 64: the worker's OpenBLAS core name)
 //   welcome    2 frames: [u32 workerIndex, u32 heartbeatIntervalMs], [config UTF-8, ≤ 1 MiB]
-//   task       3 or 4:   [u8 taskKind, u8 split, u16 0, u64 epoch, u32 firstUnit, u32 unitCount,
-//                         u32 unitSize, u32 sampleCount (≤ unitCount·unitSize ≤ 2^24)],
-//                        [Int32 × sampleCount sample indices], [f32 × P parameters],
-//                        then [f32 × P direction] exactly when taskKind = hessianVectorProduct
+//   task       3 frames: [u8 taskKind (1 train, 2 evaluate), u8 split, u16 0, u64 epoch,
+//                         u32 firstUnit, u32 unitCount, u32 unitSize,
+//                         u32 sampleCount (≤ unitCount·unitSize ≤ 2^24)],
+//                        [Int32 × sampleCount sample indices], [f32 × P parameters (+ S BN state
+//                         for evaluate)]
 //   result     2 + b:    [u8 taskKind, u8 0, u16 0, u32 firstUnit, u32 unitCount (u),
 //                         u32 blockCount (b), u32 statsPerUnit (s), f64 computeSeconds,
 //                         f64 × u lossSum, u32 × u correct, u32 × u samples,
@@ -32,6 +34,10 @@
 //   heartbeat  1 frame:  u64 sequence, u8 busy (0 or 1)
 //   shutdown   1 frame:  reason UTF-8 (≤ 64 KiB)
 //   error      2 frames: [u32 code], [message UTF-8 (≤ 64 KiB)]
+//
+// Version 2 (against 1): HELLO carries the worker's OpenBLAS core name and names its thread
+// count `lanes`; the Hessian-vector-product task (task kind 3, its direction frame and its
+// capability bit) is gone — nothing served it (`ssgd analyze` computes Hessians in one process).
 //
 // Decoding checks magic, version, kind, frame count, every declared length against its frame and
 // against WireLimits (before anything is allocated from a declared count), internal lengths,
@@ -49,6 +55,8 @@ public enum WireLimits {
     /// Any single frame (2 GiB; the parameter frame of the largest model is far below).
     public static let maxFrameBytes = 1 << 31
     public static let maxWorkerNameBytes = 256
+    /// The OpenBLAS core name in a HELLO (OpenBLAS's are short ASCII: "Haswell", "SkylakeX").
+    public static let maxBLASCoreBytes = 64
     public static let maxConfigBytes = 1 << 20
     /// Shutdown reasons and error messages.
     public static let maxTextBytes = 1 << 16
@@ -87,7 +95,7 @@ extension WireLimits {
     /// hello, welcome (its config), heartbeat, shutdown and error.
     public static let largestControlFrameBytes = max(
         maxConfigBytes, WireProtocol.fixedHeaderBytes + 8 * maxPayloadFrames,
-        WireProtocol.helloFixedBytes + maxWorkerNameBytes, maxTextBytes, 9)
+        WireProtocol.helloFixedBytes + maxWorkerNameBytes + maxBLASCoreBytes, maxTextBytes, 9)
 
     /// The largest frame a message of this job may legitimately have (per the layouts above):
     /// a transport may refuse anything larger before allocating it.
@@ -97,7 +105,7 @@ extension WireLimits {
             largestControlFrameBytes,
             WireProtocol.taskSpecBytes,
             4 * sizes.samplesPerTask,  // task: sample indices
-            float * (sizes.parameterCount + sizes.stateCount),  // task: parameters (+ BN state); direction: P
+            float * (sizes.parameterCount + sizes.stateCount),  // task: parameters (+ BN state)
             WireProtocol.resultFixedBytes + 16 * sizes.unitsPerTask + 8 * Int(maxGradientBlocks),  // result summary
             float * sizes.unitsPerTask * sizes.statisticsPerUnit)  // result: batch-norm statistics; gradients: P
     }
@@ -167,7 +175,7 @@ public struct WireHeader: Equatable, Sendable {
 }
 
 public enum WireProtocol {
-    public static let version: UInt16 = 1
+    public static let version: UInt16 = 2
     public static let magic: [UInt8] = Array("SSGD".utf8)
     /// Header bytes before the payload-length table.
     public static let fixedHeaderBytes = 56
@@ -271,20 +279,23 @@ public enum WireProtocol {
 
     // MARK: hello
 
-    static let helloFixedBytes = 2 + 32 + 32 + 8 + 4 + 4 + 2
+    static let helloFixedBytes = 2 + 32 + 32 + 8 + 4 + 4 + 2 + 1
 
     static func encodeHello(_ hello: HelloMessage) throws -> [OutgoingFrame] {
         try hello.validate()
         let name = Array(hello.workerName.utf8)
-        var writer = WireWriter(capacity: helloFixedBytes + name.count)
+        let core = Array(hello.blasCore.utf8)
+        var writer = WireWriter(capacity: helloFixedBytes + name.count + core.count)
         writer.u16(hello.protocolVersion)
         writer.bytes(hello.jobID.bytes)
         writer.bytes(hello.dataFingerprint.bytes)
         writer.u64(hello.capabilities.rawValue)
-        writer.u32(hello.blasThreads)
+        writer.u32(hello.lanes)
         writer.u32(hello.processID)
         writer.u16(UInt16(name.count))
+        writer.u8(UInt8(core.count))
         writer.bytes(name)
+        writer.bytes(core)
         return [.bytes(writer.output)]
     }
 
@@ -297,15 +308,18 @@ public enum WireProtocol {
             let jobID = Digest32(uncheckedBytes: try reader.bytes(32, "jobID"))
             let fingerprint = Digest32(uncheckedBytes: try reader.bytes(32, "dataFingerprint"))
             let capabilities = WorkerCapabilities(rawValue: try reader.u64("capabilities"))
-            let blasThreads = try reader.u32("blasThreads")
+            let lanes = try reader.u32("lanes")
             let processID = try reader.u32("processID")
             let nameLength = Int(try reader.u16("nameLength"))
+            let coreLength = Int(try reader.u8("blasCoreLength"))
             try expectRange(.hello, "nameLength", nameLength, 0...WireLimits.maxWorkerNameBytes)
-            try expectLength(.hello, "frame", raw.count, helloFixedBytes + nameLength)
+            try expectRange(.hello, "blasCoreLength", coreLength, 0...WireLimits.maxBLASCoreBytes)
+            try expectLength(.hello, "frame", raw.count, helloFixedBytes + nameLength + coreLength)
             let name = try reader.text(nameLength, "workerName")
+            let core = try reader.text(coreLength, "blasCore")
             return HelloMessage(
                 protocolVersion: protocolVersion, jobID: jobID, dataFingerprint: fingerprint,
-                capabilities: capabilities, blasThreads: blasThreads, workerName: name, processID: processID)
+                capabilities: capabilities, lanes: lanes, blasCore: core, workerName: name, processID: processID)
         }
         try hello.validate()
         return hello
@@ -355,19 +369,17 @@ public enum WireProtocol {
         spec.u32(UInt32(task.sampleIndices.count))
         var indices = WireWriter(capacity: 4 * task.sampleIndices.count)
         for index in task.sampleIndices { indices.u32(UInt32(bitPattern: index)) }
-        var frames: [OutgoingFrame] = [.bytes(spec.output), .bytes(indices.output), task.parameters.frame]
-        if let direction = task.direction { frames.append(direction.frame) }
-        return frames
+        return [.bytes(spec.output), .bytes(indices.output), task.parameters.frame]
     }
 
     static func decodeTask(_ frames: [any IncomingFrame]) throws -> TaskMessage {
-        try expectFrames(.task, frames, "3 or 4", frames.count == 3 || frames.count == 4)
+        try expectFrames(.task, frames, "3", frames.count == 3)
         let (kind, split, epoch, firstUnit, unitCount, unitSize, sampleCount) = try frames[0].withUnsafeBytes { raw in
             try expectLength(.task, "spec", raw.count, taskSpecBytes)
             var reader = WireReader(raw, kind: .task)
             let rawKind = try reader.u8("taskKind")
             guard let kind = TaskKind(rawValue: rawKind) else {
-                throw WireError.valueOutOfRange(.task, field: "taskKind", value: Int64(rawKind), allowed: "1...3")
+                throw WireError.valueOutOfRange(.task, field: "taskKind", value: Int64(rawKind), allowed: "1...2")
             }
             let rawSplit = try reader.u8("split")
             guard let split = DataSplit(rawValue: rawSplit) else {
@@ -391,10 +403,9 @@ public enum WireProtocol {
             }
         }
         let parameters = try floats(.task, "parameters", frames[2])
-        let direction = frames.count == 4 ? try floats(.task, "direction", frames[3]) : nil
         let task = TaskMessage(
             kind: kind, epoch: epoch, firstUnit: firstUnit, unitCount: unitCount, unitSize: unitSize,
-            split: split, sampleIndices: indices, parameters: parameters, direction: direction)
+            split: split, sampleIndices: indices, parameters: parameters)
         try task.validate()
         return task
     }
@@ -434,7 +445,7 @@ public enum WireProtocol {
             var reader = WireReader(raw, kind: .result)
             let rawKind = try reader.u8("taskKind")
             guard let kind = TaskKind(rawValue: rawKind) else {
-                throw WireError.valueOutOfRange(.result, field: "taskKind", value: Int64(rawKind), allowed: "1...3")
+                throw WireError.valueOutOfRange(.result, field: "taskKind", value: Int64(rawKind), allowed: "1...2")
             }
             try expectRange(.result, "reserved", Int(try reader.u8("reserved")), 0...0)
             try expectRange(.result, "reserved", Int(try reader.u16("reserved")), 0...0)
@@ -581,6 +592,8 @@ public enum WireProtocol {
 extension HelloMessage {
     func validate() throws {
         try WireProtocol.expectRange(.hello, "workerName bytes", workerName.utf8.count, 0...WireLimits.maxWorkerNameBytes)
+        try WireProtocol.expectRange(.hello, "blasCore bytes", blasCore.utf8.count, 0...WireLimits.maxBLASCoreBytes)
+        try WireProtocol.expectRange(.hello, "lanes", Int(lanes), 1...Int(UInt32.max))
     }
 }
 
@@ -604,7 +617,7 @@ extension TaskMessage {
         try WireProtocol.expectRange(.task, "unitCount·unitSize", full, 1...WireLimits.maxSamplesPerTask)
         let samples = sampleIndices.count
         switch kind {
-        case .train, .hessianVectorProduct:
+        case .train:
             guard samples == full else {
                 throw WireError.invalidValue(
                     .task, field: "sampleCount",
@@ -620,20 +633,6 @@ extension TaskMessage {
         }
         if let negative = sampleIndices.first(where: { $0 < 0 }) {
             throw WireError.valueOutOfRange(.task, field: "sampleIndices", value: Int64(negative), allowed: "≥ 0")
-        }
-        switch (kind, direction) {
-        case (.hessianVectorProduct, nil):
-            throw WireError.invalidValue(.task, field: "direction", reason: "a hessianVectorProduct task needs one")
-        case (.hessianVectorProduct, let direction?):
-            guard direction.count == parameters.count else {
-                throw WireError.invalidValue(
-                    .task, field: "direction",
-                    reason: "\(direction.count) floats, parameters have \(parameters.count)")
-            }
-        case (_, .some):
-            throw WireError.invalidValue(.task, field: "direction", reason: "only hessianVectorProduct tasks carry one")
-        case (_, nil):
-            break
         }
     }
 }
@@ -660,7 +659,7 @@ extension ResultMessage {
             guard gradientBlocks.isEmpty else {
                 throw WireError.invalidValue(.result, field: "gradientBlocks", reason: "an evaluate result carries none")
             }
-        case .train, .hessianVectorProduct:
+        case .train:
             // The blocks tile firstUnit ..< firstUnit + unitCount in order.
             guard !gradientBlocks.isEmpty else {
                 throw WireError.invalidValue(.result, field: "gradientBlocks", reason: "a \(taskKind) result needs at least one")

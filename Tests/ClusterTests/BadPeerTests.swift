@@ -21,7 +21,7 @@ import Wire
 
     func hello(job: Digest32, data: Digest32, version: UInt16? = nil) throws -> [OutgoingFrame] {
         var frames = try WireProtocol.encode(WireEnvelope(jobID: job, message: .hello(HelloMessage(
-            jobID: job, dataFingerprint: data, capabilities: [.train], blasThreads: 1, workerName: "intruder", processID: 1))))
+            jobID: job, dataFingerprint: data, capabilities: [.train], lanes: 1, blasCore: BLASThreads.coreName, workerName: "intruder", processID: 1))))
         if let version, case .bytes(var header) = frames[0] {
             header[4] = UInt8(version & 0xFF)
             header[5] = UInt8(version >> 8)

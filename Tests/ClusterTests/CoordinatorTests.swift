@@ -292,7 +292,7 @@ final class ScriptedWorker {
         self.statisticsPerUnit = statisticsPerUnit
         try send(.hello(HelloMessage(
             jobID: identity.jobID, dataFingerprint: identity.dataFingerprint, capabilities: [.train, .evaluate],
-            blasThreads: 1, workerName: name, processID: 1)))
+            lanes: 1, blasCore: BLASThreads.coreName, workerName: name, processID: 1)))
     }
 
     func beat() throws {

@@ -1,4 +1,5 @@
 import Cluster
+import Engine
 import Foundation
 import TestSupport
 import Testing
@@ -79,7 +80,7 @@ import Wire
         try flood.connect(scene.endpoint)
         var oldVersion = try WireProtocol.encode(WireEnvelope(jobID: scene.identity.jobID, message: .hello(HelloMessage(
             jobID: scene.identity.jobID, dataFingerprint: scene.identity.dataFingerprint, capabilities: [.train],
-            blasThreads: 1, workerName: "flood", processID: 1))))
+            lanes: 1, blasCore: BLASThreads.coreName, workerName: "flood", processID: 1))))
         if case .bytes(var header) = oldVersion[0] {
             header[4] = 99
             oldVersion[0] = .bytes(header)
@@ -89,7 +90,7 @@ import Wire
         // Then it joins: everything it sent before has been handled once it is in.
         try flood.send(try WireProtocol.encode(WireEnvelope(jobID: scene.identity.jobID, message: .hello(HelloMessage(
             jobID: scene.identity.jobID, dataFingerprint: scene.identity.dataFingerprint, capabilities: [.train],
-            blasThreads: 1, workerName: "flood", processID: 1)))))
+            lanes: 1, blasCore: BLASThreads.coreName, workerName: "flood", processID: 1)))))
         try scene.executor.waitForWorkers(1)
         scene.executor.shutdown()  // reports what is still held back
 

@@ -8,6 +8,7 @@
 //                                     still flow), so a test can kill the worker there
 //   SSGD_TEST_WORKER_DELAY_MS=N       every train task takes N ms longer (every worker)
 //   SSGD_TEST_NAN_AT_STEP=N           a NaN in the first input of step N's units (in workers)
+//   SSGD_TEST_BLAS_CORE=NAME          workers report NAME as their OpenBLAS core name (kernel)
 
 import Cluster
 import Foundation
@@ -41,6 +42,7 @@ func faultHooks(_ environment: [String: String]) -> WorkerFaultHooks {
             if step == nanAtStep { input[0] = .nan }
         }
     }
+    hooks.reportedBLASCore = environment["SSGD_TEST_BLAS_CORE"]
     return hooks
 }
 

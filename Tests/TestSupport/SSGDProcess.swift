@@ -126,10 +126,14 @@ public final class SSGDProcess: @unchecked Sendable {
         return line.split(separator: " ").compactMap { Int32($0) }
     }
 
+    /// A run directory's summary.json as a JSON object (nil if absent or not an object).
+    public static func summary(runDirectory: String) -> [String: Any]? {
+        guard let data = FileManager.default.contents(atPath: runDirectory + "/summary.json") else { return nil }
+        return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+    }
+
     /// parameters_sha256 from a run directory's summary.json.
     public static func parametersHash(runDirectory: String) -> String? {
-        guard let data = FileManager.default.contents(atPath: runDirectory + "/summary.json"),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
-        return object["parameters_sha256"] as? String
+        summary(runDirectory: runDirectory)?["parameters_sha256"] as? String
     }
 }

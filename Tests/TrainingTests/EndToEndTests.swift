@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import Runs
 import TestSupport
@@ -30,6 +31,12 @@ import Training
         let saved = try JSONDecoder().decode(TrainingSummary.self, from: Data(contentsOf: URL(fileURLWithPath: run.summaryPath)))
         #expect(saved.parametersSHA256 == trainer.parametersSHA256)
         #expect(saved.parametersSHA256.count == 64)
+        // It names the OpenBLAS kernel that computed; worker kernels only for cluster runs.
+        #expect(saved.blasCore == BLASThreads.coreName)
+        #expect(saved.workerBLASCores == nil)
+        let fields = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run.summaryPath))) as? [String: Any])
+        #expect(fields["blas_core"] as? String == BLASThreads.coreName)
+        #expect(fields["worker_blas_cores"] == nil)
     }
 
     @Test func spectralRegularizationLowersTheLargestSingularValue() throws {

@@ -122,7 +122,7 @@ struct WireFuzzTests {
             }
             var header = [UInt8](repeating: 0, count: 56 + 8 * payloads.count)
             header.replaceSubrange(0..<4, with: Array("SSGD".utf8))
-            WireSamples.patch(&header, at: 4, UInt16(1))
+            WireSamples.patch(&header, at: 4, WireProtocol.version)
             WireSamples.patch(&header, at: 6, kind)
             WireSamples.patch(&header, at: 52, UInt32(payloads.count))
             message = [header] + payloads

@@ -24,13 +24,33 @@ struct WireProtocolTests {
         #expect(frames.count == 2)
         #expect(header.count == 56 + 8)
         #expect(Array(header[0..<4]) == Array("SSGD".utf8))
-        #expect(Array(header[4..<8]) == [1, 0, 5, 0])
+        #expect(Array(header[4..<8]) == [2, 0, 5, 0])
         #expect(Array(header[8..<40]) == WireSamples.jobID.bytes)
         #expect(Array(header[40..<48]) == [8, 7, 6, 5, 4, 3, 2, 1])
         #expect(Array(header[48..<52]) == [0x0D, 0x0C, 0x0B, 0x0A])
         #expect(Array(header[52..<56]) == [1, 0, 0, 0])
         #expect(Array(header[56..<64]) == [9, 0, 0, 0, 0, 0, 0, 0])
         #expect(frames[1] == [5, 0, 0, 0, 0, 0, 0, 0, 0])
+    }
+
+    @Test("a hello has the documented layout: lanes, then the name and the OpenBLAS core name")
+    func helloLayout() throws {
+        let hello = HelloMessage(
+            jobID: WireSamples.jobID, dataFingerprint: WireSamples.fingerprint, capabilities: [.train, .evaluate],
+            lanes: 3, blasCore: "Zen", workerName: "w1", processID: 0x0102_0304)
+        let frames = try WireSamples.bytes(of: WireEnvelope(jobID: .zero, message: .hello(hello)))
+        #expect(frames.count == 2)
+        let payload = frames[1]
+        #expect(payload.count == 85 + 2 + 3)
+        #expect(Array(payload[0..<2]) == [2, 0])
+        #expect(Array(payload[2..<34]) == WireSamples.jobID.bytes)
+        #expect(Array(payload[34..<66]) == WireSamples.fingerprint.bytes)
+        #expect(Array(payload[66..<74]) == [3, 0, 0, 0, 0, 0, 0, 0])
+        #expect(Array(payload[74..<78]) == [3, 0, 0, 0])
+        #expect(Array(payload[78..<82]) == [4, 3, 2, 1])
+        #expect(Array(payload[82..<84]) == [2, 0])
+        #expect(payload[84] == 3)
+        #expect(Array(payload[85...]) == Array("w1Zen".utf8))
     }
 
     @Test("decoded float payloads are the received frames, not copies")
@@ -54,7 +74,7 @@ struct WireProtocolTests {
     // MARK: - Malformed input
 
     private var heartbeat: [[UInt8]] {
-        get throws { try WireSamples.bytes(of: WireSamples.all()[7]) }
+        get throws { try WireSamples.bytes(of: WireSamples.all()[6]) }
     }
 
     @Test("a wrong magic is rejected as not an ssgd message")
@@ -64,11 +84,35 @@ struct WireProtocolTests {
         #expect(throws: WireError.badMagic(Array("XSGD".utf8))) { try WireSamples.decode(message) }
     }
 
-    @Test("another protocol version is rejected")
+    @Test("another protocol version is rejected, version 1 with a message naming both versions")
     func wrongVersion() throws {
-        var message = try heartbeat
-        WireSamples.patch(&message[0], at: 4, UInt16(2))
-        #expect(throws: WireError.unsupportedVersion(2)) { try WireSamples.decode(message) }
+        for version: UInt16 in [0, 1, 3, 99] {
+            var message = try heartbeat
+            WireSamples.patch(&message[0], at: 4, version)
+            #expect(throws: WireError.unsupportedVersion(version)) { try WireSamples.decode(message) }
+        }
+        #expect(WireError.unsupportedVersion(1).description
+            == "protocol version 1, this build speaks 2 — run the same ssgd version everywhere")
+    }
+
+    @Test("version 1's Hessian-vector-product task is gone: task kind 3 and a fourth task frame are rejected")
+    func noHessianVectorProductTask() throws {
+        var kind3 = try WireSamples.bytes(of: WireSamples.all()[2])  // train task
+        kind3[1][0] = 3
+        #expect(throws: WireError.valueOutOfRange(.task, field: "taskKind", value: 3, allowed: "1...2")) {
+            try WireSamples.decode(kind3)
+        }
+        var direction = try WireSamples.bytes(of: WireSamples.all()[2])
+        direction.append(direction[3])
+        WireSamples.patch(&direction[0], at: 52, UInt32(4))
+        direction[0] += [UInt8](repeating: 0, count: 8)
+        WireSamples.fixLengths(&direction)
+        #expect(throws: WireError.payloadFrameCount(.task, expected: "3", actual: 4)) { try WireSamples.decode(direction) }
+        var result = try WireSamples.bytes(of: WireSamples.all()[4])  // train result
+        result[1][0] = 3
+        #expect(throws: WireError.valueOutOfRange(.result, field: "taskKind", value: 3, allowed: "1...2")) {
+            try WireSamples.decode(result)
+        }
     }
 
     @Test("an unknown message kind is rejected")
@@ -136,7 +180,7 @@ struct WireProtocolTests {
             try WireSamples.decode(manyFrames)
         }
         // A result summary claiming 2^32-1 units in a 64-byte frame.
-        var result = try WireSamples.bytes(of: WireSamples.all()[6])
+        var result = try WireSamples.bytes(of: WireSamples.all()[5])
         WireSamples.patch(&result[1], at: 8, UInt32.max)
         #expect(
             throws: WireError.valueOutOfRange(
@@ -153,13 +197,13 @@ struct WireProtocolTests {
     @Test("payload rules are enforced by the decoder and the encoder alike")
     func payloadRules() throws {
         // Text that is not UTF-8.
-        var shutdown = try WireSamples.bytes(of: WireSamples.all()[8])
+        var shutdown = try WireSamples.bytes(of: WireSamples.all()[7])
         shutdown[1] = [0x66, 0xFF, 0x66]
         WireSamples.fixLengths(&shutdown)
         #expect(throws: WireError.invalidUTF8(.shutdown, field: "reason")) { try WireSamples.decode(shutdown) }
 
         // Result blocks that do not tile the unit range.
-        var gap = try WireSamples.bytes(of: WireSamples.all()[5])
+        var gap = try WireSamples.bytes(of: WireSamples.all()[4])
         WireSamples.patch(&gap[1], at: 28 + 16 * 3 + 8, UInt32(7))
         #expect(throws: WireError.self) { try WireSamples.decode(gap) }
 
@@ -170,11 +214,29 @@ struct WireProtocolTests {
             try WireSamples.decode(busy)
         }
 
+        // A hello whose core name runs past its frame, or that has no lanes.
+        var longCore = try WireSamples.bytes(of: WireSamples.all()[0])
+        longCore[1][84] = 9  // "SkylakeX" is 8 bytes
+        #expect(throws: WireError.payloadLength(.hello, field: "frame", expected: 85 + 19 + 9, actual: 85 + 19 + 8)) {
+            try WireSamples.decode(longCore)
+        }
+        var noLanes = try WireSamples.bytes(of: WireSamples.all()[0])
+        WireSamples.patch(&noLanes[1], at: 74, UInt32(0))
+        #expect(throws: WireError.valueOutOfRange(.hello, field: "lanes", value: 0, allowed: "1...\(UInt32.max)")) {
+            try WireSamples.decode(noLanes)
+        }
+
         // The encoder refuses what the decoder would refuse.
         let longName = HelloMessage(
-            jobID: .zero, dataFingerprint: .zero, capabilities: [], blasThreads: 1,
+            jobID: .zero, dataFingerprint: .zero, capabilities: [], lanes: 1, blasCore: "Haswell",
             workerName: String(repeating: "w", count: 257), processID: 1)
         #expect(throws: WireError.self) { try WireProtocol.encode(WireEnvelope(jobID: .zero, message: .hello(longName))) }
+        let longCoreName = HelloMessage(
+            jobID: .zero, dataFingerprint: .zero, capabilities: [], lanes: 1,
+            blasCore: String(repeating: "c", count: WireLimits.maxBLASCoreBytes + 1), workerName: "w", processID: 1)
+        #expect(
+            throws: WireError.valueOutOfRange(.hello, field: "blasCore bytes", value: 65, allowed: "0...64")
+        ) { try WireProtocol.encode(WireEnvelope(jobID: .zero, message: .hello(longCoreName))) }
         let shortTrain = TaskMessage(
             kind: .train, epoch: 0, firstUnit: 0, unitCount: 2, unitSize: 3, split: .train,
             sampleIndices: [1, 2, 3, 4, 5], parameters: .empty)
@@ -186,12 +248,6 @@ struct WireProtocolTests {
             throws: WireError.valueOutOfRange(
                 .task, field: "unitCount·unitSize", value: 1 << 36, allowed: "1...\(WireLimits.maxSamplesPerTask)")
         ) { try WireProtocol.encode(WireEnvelope(jobID: .zero, message: .task(huge))) }
-        let strayDirection = TaskMessage(
-            kind: .train, epoch: 0, firstUnit: 0, unitCount: 1, unitSize: 1, split: .train,
-            sampleIndices: [1], parameters: WireSamples.floats(2), direction: WireSamples.floats(2))
-        #expect(throws: WireError.self) {
-            try WireProtocol.encode(WireEnvelope(jobID: .zero, message: .task(strayDirection)))
-        }
     }
 
     @Test("an evaluate task may end with a short unit but not an empty one")

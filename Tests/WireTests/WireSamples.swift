@@ -15,7 +15,7 @@ enum WireSamples {
     static func all(parameterCount: Int = 12) -> [WireEnvelope] {
         let hello = HelloMessage(
             jobID: jobID, dataFingerprint: fingerprint, capabilities: [.train, .evaluate],
-            blasThreads: 1, workerName: "node-3/worker-1 ✓", processID: 4242)
+            lanes: 2, blasCore: "SkylakeX", workerName: "node-3/worker-1 ✓", processID: 4242)
         let welcome = WelcomeMessage(
             workerIndex: 2, heartbeatIntervalMilliseconds: 500,
             config: "model: mlp\nbatch: 64\nghost_batch: 16\n")
@@ -25,10 +25,6 @@ enum WireSamples {
         let evaluate = TaskMessage(
             kind: .evaluate, epoch: 0, firstUnit: 0, unitCount: 2, unitSize: 4, split: .test,
             sampleIndices: [0, 1, 2, 3, 4], parameters: floats(parameterCount))
-        let hvp = TaskMessage(
-            kind: .hessianVectorProduct, epoch: 1, firstUnit: 0, unitCount: 1, unitSize: 2, split: .train,
-            sampleIndices: [3, 8], parameters: floats(parameterCount),
-            direction: floats(parameterCount, scale: -0.5))
         let trainResult = ResultMessage(
             taskKind: .train, firstUnit: 4, unitCount: 3, lossSums: [1.5, 2.25, 0.125],
             correctCounts: [2, 3, 0], sampleCounts: [3, 3, 3],
@@ -42,7 +38,7 @@ enum WireSamples {
             sampleCounts: [4, 1], gradientBlocks: [], statisticsPerUnit: 0,
             batchStatistics: .empty, computeSeconds: 0)
         let messages: [WireMessage] = [
-            .hello(hello), .welcome(welcome), .task(train), .task(evaluate), .task(hvp),
+            .hello(hello), .welcome(welcome), .task(train), .task(evaluate),
             .result(trainResult), .result(evaluateResult),
             .heartbeat(HeartbeatMessage(sequence: 1 << 40, busy: true)),
             .shutdown(ShutdownMessage(reason: "training finished")),
