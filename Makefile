@@ -4,8 +4,9 @@
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PACKAGES := libopenblas-dev liblapacke-dev libzmq3-dev zlib1g-dev libssl-dev pkg-config dataset-fashion-mnist
-# Only the tests need these: iproute2 (multi-host test in network namespaces), shellcheck (deploy scripts).
-TEST_PACKAGES := iproute2 shellcheck
+# Only the tests need these: iproute2 (multi-host test in network namespaces), shellcheck (deploy scripts),
+# prometheus (promtool checks the /metrics exposition; a Prometheus server scrapes a real run).
+TEST_PACKAGES := iproute2 shellcheck prometheus
 WORKERS ?= 2
 
 .PHONY: demo test deps test-deps install build release smoke clean

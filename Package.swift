@@ -37,11 +37,15 @@ let modules: [Target] = [
     .target(name: "Transport", dependencies: ["Wire", "CZMQ"]),
     // Membership, scheduling, reduction, status: the coordinator and the worker.
     .target(name: "Cluster", dependencies: ["Runs", "Training", "Data", "Engine", "Wire", "Transport", "CProcess"]),
+    // Prometheus metrics of a run: the exporter (a TrainingObserver) and its /metrics HTTP responder.
+    .target(
+        name: "Monitoring",
+        dependencies: ["Training", "Transport", .product(name: "Prometheus", package: "swift-prometheus")]),
     // The command-line interface (a library, so the test-only ssgd-faults can reuse it).
     .target(
         name: "SSGDCommands",
         dependencies: [
-            "Engine", "Data", "Training", "Runs", "Study", "Bench", "Wire", "Transport", "Cluster",
+            "Engine", "Data", "Training", "Runs", "Study", "Bench", "Wire", "Transport", "Cluster", "Monitoring",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
     .executableTarget(name: "ssgd", dependencies: ["SSGDCommands"]),
@@ -62,6 +66,7 @@ let tests: [Target] = [
     .testTarget(
         name: "ClusterTests",
         dependencies: ["Cluster", "Transport", "Wire", "Runs", "Training", "Data", "Engine", "TestSupport"]),
+    .testTarget(name: "MonitoringTests", dependencies: ["Monitoring", "Training", "Data", "Engine", "TestSupport"]),
     // `ssgd` with the test-only fault hooks, for the fault-tolerance tests (not a product).
     .executableTarget(
         name: "ssgd-faults", dependencies: ["SSGDCommands", "Cluster", "Training", "Wire"], path: "Tests/FaultInjection"),
@@ -74,6 +79,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: systemLibraries + modules + tests
 )

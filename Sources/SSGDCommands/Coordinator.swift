@@ -20,6 +20,7 @@ struct CoordinatorCommand: ParsableCommand {
 
     @OptionGroup var options: TrainingOptions
     @OptionGroup var security: SecurityOptions
+    @OptionGroup var metricsOptions: MetricsOptions
 
     @Option(help: "ZeroMQ endpoint to bind, e.g. tcp://0.0.0.0:5555, tcp://127.0.0.1:* or ipc:///tmp/ssgd.sock.")
     var bind = "tcp://127.0.0.1:5555"
@@ -46,6 +47,8 @@ struct CoordinatorCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             if case .insecure(let warning) = try security.check(bind: bind) { Console.error("ssgd: warning: \(warning)") }
+            let exporter = try metricsOptions.start()
+            defer { exporter?.server.stop() }
             var request = options.request
             if let waitForWorkers { request.overrides.append(("wait_for_workers", String(waitForWorkers))) }
             let prepared = try TrainingSession.prepare(request)
@@ -56,6 +59,7 @@ struct CoordinatorCommand: ParsableCommand {
                 statusEndpoint: statusBind ?? ClusterStatus.endpoint(forCoordinator: bind), allowMixedKernels: allowMixedKernels)
             let (trainer, executor) = try ClusterSession.coordinatorTrainer(prepared, settings: settings)
             trainer.resumeCommand = "ssgd coordinator --bind \(bind)" + (allowMixedKernels ? " --allow-mixed-kernels" : "")
+            exporter?.metrics.observe(trainer, executor: executor)
             Console.line("coordinator listening on \(executor.endpoint) (job \(executor.identity.jobID.short)…, "
                 + "\(settings.security == nil ? "plaintext" : "CURVE")"
                 + (executor.statusEndpoint.map { ", status on \($0)" } ?? "") + ")")

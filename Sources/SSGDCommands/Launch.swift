@@ -15,6 +15,7 @@ struct Launch: ParsableCommand {
             """)
 
     @OptionGroup var options: TrainingOptions
+    @OptionGroup var metricsOptions: MetricsOptions
 
     @Option(name: .customLong("workers"), help: "Worker processes to start.")
     var workerCount = 2
@@ -32,6 +33,8 @@ struct Launch: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            let exporter = try metricsOptions.start()
+            defer { exporter?.server.stop() }
             let prepared = try TrainingSession.prepare(options.request)
             let cores = ProcessInfo.processInfo.activeProcessorCount
             // Workers × BLAS threads ≤ cores unless --threads says otherwise.
@@ -47,6 +50,7 @@ struct Launch: ParsableCommand {
                 allowMixedKernels: allowMixedKernels)
             let (trainer, executor) = try ClusterSession.coordinatorTrainer(prepared, settings: settings)
             trainer.resumeCommand = "ssgd launch --workers \(workerCount)" + (allowMixedKernels ? " --allow-mixed-kernels" : "")
+            exporter?.metrics.observe(trainer, executor: executor)
             let supervisor = ProcessSupervisor(maxRestarts: prepared.config.maxWorkerRestarts)
             executor.abortCheck = { supervisor.failureReason.map { "stopping: \($0)" } }
             defer {

@@ -25,6 +25,8 @@ public final class Trainer {
     public var output: (String) -> Void = Console.line
     /// The command that continues this run, for the hint printed when it stops early.
     public var resumeCommand = "ssgd train"
+    /// Told about each step and evaluation (e.g. the metrics exporter); none by default.
+    public var observer: TrainingObserver?
 
     private let gradient: FloatBuffer
     private var permutation: (epoch: Int, order: [Int32])?
@@ -204,6 +206,9 @@ public final class Trainer {
             let stepSeconds = MonotonicClock.now() - stepStarted
             window.add(statistics, seconds: stepSeconds)
             sinceEvaluation.add(statistics, seconds: stepSeconds)
+            observer?.didFinishStep(StepProgress(
+                step: step, totalSteps: schedule.totalSteps, epoch: Double(step) / Double(stepsPerEpoch),
+                learningRate: rates.rate(atStep: step - 1), statistics: statistics, seconds: stepSeconds))
             if config.checkpointEverySteps > 0 && step % config.checkpointEverySteps == 0 && step < end {
                 try writeCheckpoint()
             }
@@ -277,6 +282,7 @@ public final class Trainer {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         try run.appendMetrics(String(decoding: try encoder.encode(record), as: UTF8.self))
+        observer?.didEvaluate(record)
         let largest = sigma.values.max() ?? 0
         output(String(format: "eval epoch %.2f step %d: test loss %.4f accuracy %.2f%% | train loss %.4f accuracy %.2f%% | max sigma %.3f",
                       Double(step) / Double(schedule.stepsPerEpoch), step, test.loss, 100 * test.accuracy,

@@ -19,7 +19,8 @@ struct ModuleGraphTests {
         "Wire": ["Engine"],
         "Transport": ["Wire", "CZMQ"],
         "Cluster": ["Runs", "Training", "Data", "Engine", "Wire", "Transport", "CProcess"],
-        "SSGDCommands": ["Engine", "Data", "Training", "Runs", "Study", "Bench", "Wire", "Transport", "Cluster", "ArgumentParser"],
+        "Monitoring": ["Training", "Transport", "Prometheus"],
+        "SSGDCommands": ["Engine", "Data", "Training", "Runs", "Study", "Bench", "Wire", "Transport", "Cluster", "Monitoring", "ArgumentParser"],
         "ssgd": ["SSGDCommands"],
     ]
 

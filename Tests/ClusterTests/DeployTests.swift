@@ -47,42 +47,13 @@ enum Deploy {
 
     static func yamlFiles() -> [String] { files().filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") } }
 
-    /// The first executable called `name` on PATH.
-    static func which(_ name: String) -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for folder in path.split(separator: ":") {
-            let candidate = "\(folder)/\(name)"
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        return nil
-    }
+    static func which(_ name: String) -> String? { ExternalProgram.which(name) }
 
-    struct Result {
-        let status: Int32
-        let output: String
-    }
+    typealias Result = ExternalProgram.Result
 
-    /// Runs a program to completion, stdout and stderr together.
     static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
                     input: String? = nil, directory: String? = nil) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        var merged = ProcessInfo.processInfo.environment
-        for (key, value) in environment { merged[key] = value }
-        process.environment = merged
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        let stdin = Pipe()
-        process.standardInput = stdin
-        try process.run()
-        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-        try stdin.fileHandleForWriting.close()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
+        try ExternalProgram.run(executable, arguments, environment: environment, input: input, directory: directory)
     }
 
     /// All YAML documents of `text`, via PyYAML, as JSON values (nil documents dropped).
@@ -362,6 +333,31 @@ private func cpuString(_ value: Any?) -> String? {
     }
 }
 
+/// The coordinator pod serves /metrics where its scrape annotations and readiness probe look.
+@Test func coordinatorPodIsScrapedAndReadyOnMetrics() throws {
+    let objects = try kubernetesObjects()
+    let statefulSet = try #require(objects.first { $0["kind"] as? String == "StatefulSet" })
+    let template = (statefulSet["spec"] as? [String: Any])?["template"] as? [String: Any] ?? [:]
+    let annotations = (template["metadata"] as? [String: Any])?["annotations"] as? [String: String] ?? [:]
+    let coordinator = firstContainer(statefulSet)
+    let ports = coordinator["ports"] as? [[String: Any]] ?? []
+    let metricsPort = try #require(ports.first { $0["name"] as? String == "metrics" }?["containerPort"] as? Int,
+                                   "the coordinator container has no port named metrics")
+    #expect(annotations["prometheus.io/scrape"] == "true", "annotations \(annotations)")
+    #expect(annotations["prometheus.io/port"] == String(metricsPort))
+    #expect(annotations["prometheus.io/path"] == "/metrics")
+    let env = environment(coordinator)
+    let listen = try #require(env["SSGD_METRICS_LISTEN"])
+    #expect(listen.hasSuffix(":\(metricsPort)"), "SSGD_METRICS_LISTEN \(listen) vs container port \(metricsPort)")
+    // Prometheus and the kubelet reach the pod's address, not loopback: that needs the acknowledgement.
+    #expect(listen.hasPrefix("127.") || env["SSGD_METRICS_INSECURE"] == "1", "SSGD_METRICS_LISTEN \(listen) without SSGD_METRICS_INSECURE=1")
+    let probe = try #require((coordinator["readinessProbe"] as? [String: Any])?["httpGet"] as? [String: Any],
+                             "the readiness probe is not an httpGet")
+    #expect(probe["path"] as? String == "/metrics")
+    #expect(probe["port"] as? String == "metrics" || probe["port"] as? Int == metricsPort, "readiness probe port \(probe["port"] ?? "nil")")
+    #expect(coordinator["startupProbe"] != nil, "readiness only counts after the startup probe (ZeroMQ bound)")
+}
+
 // MARK: - systemd
 
 /// An INI file as (section, key, value) triples in order.
@@ -527,10 +523,15 @@ private func iniEntries(_ text: String) -> [(section: String, key: String, value
     try "x".write(toFile: runDir + "/checkpoints/step-000000050.ckpt", atomically: true, encoding: .utf8)
     var insecure = base
     insecure["SSGD_INSECURE"] = "1"
+    insecure["SSGD_METRICS_LISTEN"] = "0.0.0.0:9464"
+    insecure["SSGD_METRICS_INSECURE"] = "1"
     let resumed = try Deploy.run(entrypoint, ["coordinator"], environment: insecure)
     let resumedArguments = resumed.output.split(separator: "\n").map(String.init)
     #expect(resumed.status == 0)
     #expect(resumedArguments.contains("--resume") && resumedArguments.contains(runDir) && resumedArguments.contains("--insecure"), "\(resumedArguments)")
+    let metricsIndex = try #require(resumedArguments.firstIndex(of: "--metrics-listen"), "\(resumedArguments)")
+    #expect(resumedArguments[metricsIndex + 1] == "0.0.0.0:9464" && resumedArguments.contains("--metrics-insecure"))
+    #expect(!freshArguments.contains("--metrics-listen"), "metrics are off without SSGD_METRICS_LISTEN")
     #expect(!resumedArguments.contains("--config"))
     try "{}".write(toFile: runDir + "/summary.json", atomically: true, encoding: .utf8)
     let finished = try Deploy.run(entrypoint, ["coordinator"], environment: insecure)

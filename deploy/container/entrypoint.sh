@@ -16,6 +16,8 @@
 #   SSGD_SECRET_KEY     coordinator secret key file (from ssgd keygen)   } CURVE, or
 #   SSGD_ALLOW          worker public keys: a .pub file, a key list or a folder }
 #   SSGD_INSECURE=1     plaintext off loopback (trusted networks only)
+#   SSGD_METRICS_LISTEN serve Prometheus metrics at ADDRESS:PORT (GET /metrics; off when unset)
+#   SSGD_METRICS_INSECURE=1  allow SSGD_METRICS_LISTEN off loopback (e.g. 0.0.0.0:9464 in a pod)
 #   SSGD_AFTER_FINISH   what to do when the run already finished (summary.json present):
 #                       "exit" (default) or "sleep" (keep the container up to copy results)
 # Worker:
@@ -86,6 +88,10 @@ coordinator)
         coordinator_args+=(--curve-allow "${SSGD_ALLOW:?set SSGD_ALLOW to the public keys of the workers}")
     elif [ "${SSGD_INSECURE:-0}" = 1 ]; then
         coordinator_args+=(--insecure)
+    fi
+    if [ -n "${SSGD_METRICS_LISTEN:-}" ]; then
+        coordinator_args+=(--metrics-listen "$SSGD_METRICS_LISTEN")
+        if [ "${SSGD_METRICS_INSECURE:-0}" = 1 ]; then coordinator_args+=(--metrics-insecure); fi
     fi
     exec "$SSGD_BIN" coordinator "${coordinator_args[@]}" \
         --bind "${SSGD_BIND:-tcp://0.0.0.0:5555}" \
