@@ -45,6 +45,13 @@ struct Conv2dTests {
         Geometry(batch: 2, channels: 3, height: 7, width: 8, out: 4, kernel: 3, stride: 2, padding: 1, bias: false),
         Geometry(batch: 2, channels: 2, height: 6, width: 6, out: 3, kernel: 1, stride: 2, padding: 0, bias: true),
         Geometry(batch: 1, channels: 2, height: 5, width: 7, out: 2, kernel: 2, stride: 3, padding: 1, bias: false),
+        // Groups of samples (G = ⌈Conv2d.groupColumns / P⌉): one sample per group (P ≥ 256),
+        // several groups with a smaller last one, for "same" convolutions (input gradient by the
+        // flipped kernel) and a strided one (input gradient by col2im).
+        Geometry(batch: 2, channels: 3, height: 16, width: 17, out: 4, kernel: 3, stride: 1, padding: 1, bias: true),
+        Geometry(batch: 13, channels: 2, height: 5, width: 5, out: 3, kernel: 3, stride: 1, padding: 1, bias: false),
+        Geometry(batch: 12, channels: 3, height: 6, width: 5, out: 2, kernel: 5, stride: 1, padding: 2, bias: true),
+        Geometry(batch: 30, channels: 2, height: 6, width: 6, out: 3, kernel: 3, stride: 2, padding: 1, bias: true),
     ]
 
     @Test(arguments: geometries)
@@ -100,6 +107,27 @@ struct Conv2dTests {
                 #expect(abs(db[o] - sum) < 1e-4)
             }
         }
+    }
+
+    @Test(arguments: [(Shape(2, 16, 16), 2), (Shape(3, 5, 5), 13)])
+    func groupedSameConvolutionsMatchFiniteDifferences(_ shape: Shape, _ batch: Int) {
+        // Conv3×3 p1 → conv3×3 p1 → global average pool (no ReLU: with hundreds of positions per
+        // channel a finite-difference step crosses kinks): both convolutions' input gradients
+        // come from the flipped kernel, one sample per group (16×16 maps) or in groups of 11
+        // samples with a last group of 2 (5×5 maps, batch 13).
+        let workspace = Workspace()
+        let first = Conv2d(name: "0", inputShape: shape, outChannels: 3, kernel: 3, padding: 1, workspace: workspace)
+        let second = Conv2d(
+            name: "2", inputShape: first.outputShape, outChannels: 4, kernel: 3, padding: 1, bias: false,
+            workspace: workspace)
+        let network = makeNetwork(
+            [first, second, GlobalAvgPool(inputShape: second.outputShape)],
+            maxBatch: batch, seed: 3)
+        let x = GradientCheck.gaussian(count: batch * shape.count, seed: 8)
+        let labels = (0..<batch).map { Int32($0 % 4) }
+        let result = GradientCheck.compare(network, input: x, labels: labels, batch: batch, samples: 10, step: 1e-2)
+        #expect(result.worstRelativeError < 1e-2, "\(result)")
+        #expect(result.checked > 30)
     }
 
     @Test func backwardAccumulatesParameterGradientsAndOverwritesTheInputGradient() {
