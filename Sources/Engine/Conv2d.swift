@@ -15,6 +15,12 @@
 // Grouping matters for thin layers (DenseNet's O = 12): a whole-batch column matrix is 9·C·N·P
 // floats written and read from memory several times per step, while a group's stays in cache;
 // the flipped-kernel dx reads 9·O rows instead of writing and re-adding 9·C.
+// Row shifts ("same" convolutions with maps of at least `rowShiftPositions` positions, one
+// sample at a time; see Im2col.swift): instead of im2col, shifted (C·k, (H+2p)·W) holds the
+// k horizontal shifts of x_n, and with the kernel rows W_ki (O, C·k), W_ki[o, c·k + kj] = W[o, c, ki, kj]:
+//   forward:  y_n (O, P) = Σ_ki W_ki · (shifted + ki·W);
+//   backward: dW_ki (O, C·k) += dy_n (O, P) · (shifted + ki·W)ᵀ, summed over the samples in a
+//             scratch and then added to dW; dx by the flipped kernel as above.
 // The group count and every GEMM shape depend only on the geometry and the batch, never on
 // threads. The columns and reorder buffers live in a Workspace shared by the network's layers.
 // A 1×1, stride-1, unpadded convolution needs no im2col: per sample, y_n (O, P) = W · x_n (C, P).
@@ -22,6 +28,8 @@
 public final class Conv2d: Layer, CountsMACs {
     /// Smallest number of output positions per group GEMM (G = ⌈groupColumns / P⌉ samples).
     public static let groupColumns = 256
+    /// Smallest map (positions) computed by row shifts, one sample per GEMM.
+    public static let rowShiftPositions = 64
 
     public let inputShape: Shape
     public let outputShape: Shape
@@ -42,6 +50,7 @@ public final class Conv2d: Layer, CountsMACs {
     private let patch: Int
     private let groupSize: Int
     private let pointwise: Bool
+    private let rowShifted: Bool
 
     private var weightOffset = 0
     private var biasOffset = 0
@@ -78,6 +87,7 @@ public final class Conv2d: Layer, CountsMACs {
         self.patch = geometry.patch
         self.groupSize = max(1, (Self.groupColumns + geometry.positions - 1) / geometry.positions)
         self.pointwise = kernel == 1 && stride == 1 && padding == 0
+        self.rowShifted = geometry.same && kernel > 1 && geometry.positions >= Self.rowShiftPositions
         if stride == 1 && geometry.ho == h && geometry.wo == w {
             transposedGeometry = ConvolutionGeometry(
                 channels: outChannels, h: h, w: w, kernel: kernel, stride: 1, padding: kernel - 1 - padding)
@@ -112,7 +122,12 @@ public final class Conv2d: Layer, CountsMACs {
     }
 
     public func reserve(maxBatch: Int) {
-        if !pointwise {
+        if rowShifted {
+            let transposedPatch = transposedGeometry?.patch ?? 0
+            workspace.reserve(.columns, count: max(patch / kernel.w * geometry.shiftedRowLength, transposedPatch * positions))
+            workspace.reserve(.kernelRows, count: outChannels * patch)
+            workspace.reserve(.flippedKernel, count: outChannels * patch)
+        } else if !pointwise {
             let group = min(groupSize, maxBatch) * positions
             let transposedPatch = transposedGeometry?.patch ?? 0
             workspace.reserve(.columns, count: max(patch, transposedPatch) * group)
@@ -139,6 +154,10 @@ public final class Conv2d: Layer, CountsMACs {
                      beta: 0, y + n * o * p, ldc: p)
             }
             if let bias { addBias(bias, to: y, batch: batch) }
+            return y
+        }
+        if rowShifted {
+            forwardRowShifted(x, batch: batch, into: y)
             return y
         }
         let columns = workspace.pointer(.columns)
@@ -200,6 +219,10 @@ public final class Conv2d: Layer, CountsMACs {
             }
             return
         }
+        if rowShifted {
+            backwardRowShifted(x, dy, dx, batch: batch)
+            return
+        }
         let columns = workspace.pointer(.columns)
         let reordered = workspace.pointer(.reordered)
         let flipped = workspace.pointer(.flippedKernel)
@@ -246,6 +269,69 @@ public final class Conv2d: Layer, CountsMACs {
             for n in 0..<g {
                 for channel in 0..<c {
                     (groupDx + (n * c + channel) * p).update(from: reordered + channel * gp + n * p, count: p)
+                }
+            }
+        }
+    }
+
+    private func forwardRowShifted(_ x: UnsafePointer<Float>, batch: Int, into y: UnsafeMutablePointer<Float>) {
+        let (o, p, k) = (outChannels, positions, kernel.w)
+        let rowPatch = inChannels * k  // C·k
+        let length = geometry.shiftedRowLength
+        let shifted = workspace.pointer(.columns)  // (C·k, (H + 2p)·W)
+        let kernelRows = workspace.pointer(.kernelRows)  // (k, O, C·k)
+        // W_ki[o, c·k + kj] = W[o, c, ki, kj]
+        for ki in 0..<k {
+            for row in 0..<o {
+                for c in 0..<inChannels {
+                    let source = weight + ((row * inChannels + c) * k + ki) * k
+                    (kernelRows + (ki * o + row) * rowPatch + c * k).update(from: source, count: k)
+                }
+            }
+        }
+        for n in 0..<batch {
+            let target = y + n * o * p
+            geometry.rowShifts(x + n * inputShape.count, into: shifted)
+            for ki in 0..<k {
+                // y_n (O, P) (+)= W_ki (O, C·k) · (shifted + ki·W) (C·k, P)
+                gemm(.none, .none, m: o, n: p, k: rowPatch, kernelRows + ki * o * rowPatch, lda: rowPatch,
+                     shifted + ki * geometry.w, ldb: length, beta: ki == 0 ? 0 : 1, target, ldc: p)
+            }
+            if let bias { addBias(bias, to: target, batch: 1) }
+        }
+    }
+
+    private func backwardRowShifted(
+        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>?, batch: Int
+    ) {
+        let (o, p, k, c) = (outChannels, positions, kernel.w, inChannels)
+        let rowPatch = c * k
+        let length = geometry.shiftedRowLength
+        let columns = workspace.pointer(.columns)  // shifted (C·k, (H + 2p)·W), then dcolumns (O·k², P)
+        let kernelRows = workspace.pointer(.kernelRows)  // dW_ki (k, O, C·k)
+        let flipped = workspace.pointer(.flippedKernel)
+        kernelRows.update(repeating: 0, count: o * patch)
+        if dx != nil { flipKernel(into: flipped) }
+        for n in 0..<batch {
+            let sampleDy = dy + n * o * p
+            geometry.rowShifts(x + n * inputShape.count, into: columns)
+            for ki in 0..<k {
+                // dW_ki (O, C·k) += dy_n (O, P) · (shifted + ki·W)ᵀ (P, C·k)
+                gemm(.none, .transposed, m: o, n: rowPatch, k: p, sampleDy, lda: p, columns + ki * geometry.w,
+                     ldb: length, beta: 1, kernelRows + ki * o * rowPatch, ldc: rowPatch)
+            }
+            guard let dx, let transposedGeometry else { continue }
+            // dcolumns (O·k², P) = im2col(dy_n);  dx_n (C, P) = W' (C, O·k²) · dcolumns
+            let tk = transposedGeometry.patch
+            transposedGeometry.im2col(sampleDy, batch: 1, into: columns)
+            gemm(.none, .none, m: c, n: p, k: tk, flipped, lda: tk, columns, ldb: p, beta: 0, dx + n * inputShape.count, ldc: p)
+        }
+        // dW[o, c, ki, kj] += dW_ki[o, c·k + kj]
+        for ki in 0..<k {
+            for row in 0..<o {
+                for channel in 0..<c {
+                    let source = kernelRows + (ki * o + row) * rowPatch + channel * k
+                    VectorKernels.add(source, into: weightGradient + ((row * c + channel) * k + ki) * k, count: k)
                 }
             }
         }

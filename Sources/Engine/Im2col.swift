@@ -6,6 +6,13 @@
 //
 // columns (K, N·P): columns[(c·KH + ki)·KW + kj, n·P + oh·WO + ow] = x[n, c, oh·s − p + ki, ow·s − p + kj]
 // (0 outside the map). col2im is its adjoint (a sum over every column entry that read an input).
+//
+// Row shifts (stride-1 "same" convolutions, HO = H, WO = W, KH = KW = k, one sample): only the
+// k horizontal shifts are materialised, on a map padded with p zero rows above and below:
+// shifted (C·k, (H + 2p)·W): shifted[c·k + kj, r·W + ow] = x[c, r − p, ow + kj − p] (0 outside).
+// The column matrix rows of kernel row ki are then the view shifted + ki·W with row stride
+// (H + 2p)·W: element (c·k + kj, oh·W + ow) reads x[c, oh + ki − p, ow + kj − p]. A convolution
+// is k accumulating GEMMs over these views, and writes k·C·(H + 2p)·W floats instead of k²·C·H·W.
 
 struct ConvolutionGeometry {
     let channels: Int
@@ -32,6 +39,35 @@ struct ConvolutionGeometry {
     var patch: Int { channels * kernel.h * kernel.w }
     /// Stride 1 and an output as wide as the input: the contiguous fast path.
     var sameWidth: Bool { stride == 1 && wo == w }
+    /// Stride 1, square kernel, output the size of the input: row shifts apply.
+    var same: Bool { stride == 1 && kernel.h == kernel.w && ho == h && wo == w }
+    /// Row length of the row-shifted matrix, (H + 2p)·W.
+    var shiftedRowLength: Int { (h + 2 * padding) * w }
+
+    /// shifted (C·k, (H + 2p)·W) ← x (C, H, W), one sample of a `same` geometry.
+    func rowShifts(_ x: UnsafePointer<Float>, into shifted: UnsafeMutablePointer<Float>) {
+        let k = kernel.w
+        let hw = h * w
+        let length = shiftedRowLength
+        let top = padding * w
+        for c in 0..<channels {
+            let plane = x + c * hw
+            for kj in 0..<k {
+                let row = shifted + (c * k + kj) * length
+                let shift = kj - padding
+                // row[top + t] = plane[t + shift], t < H·W, for the t whose column stays in the map.
+                let first = max(0, -shift), end = min(hw, hw - shift)
+                row.update(repeating: 0, count: top + first)
+                (row + top + first).update(from: plane + first + shift, count: end - first)
+                (row + top + end).update(repeating: 0, count: length - top - end)
+                if shift > 0 {
+                    for oh in 0..<h { (row + top + oh * w + w - shift).update(repeating: 0, count: shift) }
+                } else if shift < 0 {
+                    for oh in 0..<h { (row + top + oh * w).update(repeating: 0, count: -shift) }
+                }
+            }
+        }
+    }
 
     /// The output columns [lo, hi) whose input column ow·stride − padding + kj is inside 0..<W.
     @inline(__always)

@@ -9,7 +9,7 @@
 public final class Workspace {
     /// What a slot holds. A layer uses a slot only between its own entry and exit, except
     /// composite layers, which hold the `composite*` slots around calls into their sub-layers
-    /// (which use only `columns`, `reordered` and `flippedKernel`).
+    /// (which use only `columns`, `reordered`, `flippedKernel` and `kernelRows`).
     public enum Slot: Int, CaseIterable, Sendable {
         /// im2col columns of a convolution, (K, N·P).
         case columns
@@ -17,6 +17,8 @@ public final class Workspace {
         case reordered
         /// A convolution's flipped kernel for its input gradient, (C, O·KH·KW).
         case flippedKernel
+        /// A row-shifted convolution's kernel rows, or their gradient, (k, O, C·k).
+        case kernelRows
         /// Intermediate gradients of composite layers.
         case compositeA
         case compositeB

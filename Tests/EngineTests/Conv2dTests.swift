@@ -45,10 +45,14 @@ struct Conv2dTests {
         Geometry(batch: 2, channels: 3, height: 7, width: 8, out: 4, kernel: 3, stride: 2, padding: 1, bias: false),
         Geometry(batch: 2, channels: 2, height: 6, width: 6, out: 3, kernel: 1, stride: 2, padding: 0, bias: true),
         Geometry(batch: 1, channels: 2, height: 5, width: 7, out: 2, kernel: 2, stride: 3, padding: 1, bias: false),
-        // Groups of samples (G = ⌈Conv2d.groupColumns / P⌉): one sample per group (P ≥ 256),
-        // several groups with a smaller last one, for "same" convolutions (input gradient by the
-        // flipped kernel) and a strided one (input gradient by col2im).
+        // Row shifts ("same" convolutions with P ≥ Conv2d.rowShiftPositions = 64): 3×3 on a
+        // non-square map, 5×5 on 9×8, 3×3 on exactly 8×8.
         Geometry(batch: 2, channels: 3, height: 16, width: 17, out: 4, kernel: 3, stride: 1, padding: 1, bias: true),
+        Geometry(batch: 3, channels: 2, height: 9, width: 8, out: 3, kernel: 5, stride: 1, padding: 2, bias: true),
+        Geometry(batch: 2, channels: 4, height: 8, width: 8, out: 5, kernel: 3, stride: 1, padding: 1, bias: false),
+        // Groups of samples (G = ⌈Conv2d.groupColumns / P⌉): several groups with a smaller last
+        // one, for "same" convolutions (input gradient by the flipped kernel) and a strided one
+        // (input gradient by col2im).
         Geometry(batch: 13, channels: 2, height: 5, width: 5, out: 3, kernel: 3, stride: 1, padding: 1, bias: false),
         Geometry(batch: 12, channels: 3, height: 6, width: 5, out: 2, kernel: 5, stride: 1, padding: 2, bias: true),
         Geometry(batch: 30, channels: 2, height: 6, width: 6, out: 3, kernel: 3, stride: 2, padding: 1, bias: true),
@@ -113,7 +117,7 @@ struct Conv2dTests {
     func groupedSameConvolutionsMatchFiniteDifferences(_ shape: Shape, _ batch: Int) {
         // Conv3×3 p1 → conv3×3 p1 → global average pool (no ReLU: with hundreds of positions per
         // channel a finite-difference step crosses kinks): both convolutions' input gradients
-        // come from the flipped kernel, one sample per group (16×16 maps) or in groups of 11
+        // come from the flipped kernel; row shifts (16×16 maps) or im2col in groups of 11
         // samples with a last group of 2 (5×5 maps, batch 13).
         let workspace = Workspace()
         let first = Conv2d(name: "0", inputShape: shape, outChannels: 3, kernel: 3, padding: 1, workspace: workspace)
