@@ -60,10 +60,15 @@ struct ConvolutionGeometry {
                 row.update(repeating: 0, count: top + first)
                 (row + top + first).update(from: plane + first + shift, count: end - first)
                 (row + top + end).update(repeating: 0, count: length - top - end)
-                if shift > 0 {
-                    for oh in 0..<h { (row + top + oh * w + w - shift).update(repeating: 0, count: shift) }
-                } else if shift < 0 {
-                    for oh in 0..<h { (row + top + oh * w).update(repeating: 0, count: -shift) }
+                // The positions whose shifted column left the map: a few per image row, stored
+                // one by one (a memset call per one or two floats costs more than the stores).
+                if shift != 0 {
+                    let (lo, hi) = shift > 0 ? (w - shift, w) : (0, -shift)
+                    var rowStart = row + top
+                    for _ in 0..<h {
+                        for ow in lo..<hi { rowStart[ow] = 0 }
+                        rowStart += w
+                    }
                 }
             }
         }
