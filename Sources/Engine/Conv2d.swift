@@ -24,6 +24,9 @@
 // The group count and every GEMM shape depend only on the geometry and the batch, never on
 // threads. The columns and reorder buffers live in a Workspace shared by the network's layers.
 // A 1×1, stride-1, unpadded convolution needs no im2col: per sample, y_n (O, P) = W · x_n (C, P).
+// With `inputReLU` the layer is ReLU → Conv in one: the column builders read max(x, 0), and the
+// input gradient is masked where x ≤ 0 right after each group's GEMM, while it is in cache; the
+// ReLU's output is never stored.
 
 public final class Conv2d: Layer, CountsMACs {
     /// Smallest number of output positions per group GEMM (G = ⌈groupColumns / P⌉ samples).
@@ -51,6 +54,8 @@ public final class Conv2d: Layer, CountsMACs {
     private let groupSize: Int
     private let pointwise: Bool
     private let rowShifted: Bool
+    /// Convolve max(x, 0) instead of x (a fused ReLU before the convolution).
+    public let inputReLU: Bool
 
     private var weightOffset = 0
     private var biasOffset = 0
@@ -65,7 +70,7 @@ public final class Conv2d: Layer, CountsMACs {
     /// network's layers; by default the layer gets its own.
     public init(
         name: String, inputShape: Shape, outChannels: Int, kernel: Int, stride: Int = 1,
-        padding: Int = 0, bias: Bool = true, workspace: Workspace = Workspace()
+        padding: Int = 0, bias: Bool = true, inputReLU: Bool = false, workspace: Workspace = Workspace()
     ) {
         let (c, h, w) = inputShape.chw
         precondition(kernel >= 1 && stride >= 1 && padding >= 0, "Conv2d \(name): bad geometry")
@@ -87,6 +92,10 @@ public final class Conv2d: Layer, CountsMACs {
         self.patch = geometry.patch
         self.groupSize = max(1, (Self.groupColumns + geometry.positions - 1) / geometry.positions)
         self.pointwise = kernel == 1 && stride == 1 && padding == 0
+        precondition(
+            !(inputReLU && pointwise),
+            "Conv2d \(name): a fused input ReLU needs the column path (kernel > 1, stride > 1 or padding)")
+        self.inputReLU = inputReLU
         self.rowShifted = geometry.same && kernel > 1 && geometry.positions >= Self.rowShiftPositions
         if stride == 1 && geometry.ho == h && geometry.wo == w {
             transposedGeometry = ConvolutionGeometry(
@@ -167,7 +176,7 @@ public final class Conv2d: Layer, CountsMACs {
             let g = min(groupSize, batch - first)
             let gp = g * p
             let target = y + first * o * p
-            geometry.im2col(x + first * inputCount, batch: g, into: columns)
+            geometry.im2col(x + first * inputCount, batch: g, relu: inputReLU, into: columns)
             if g == 1 {
                 // y_n (O, P) = W (O, K) · columns (K, P)
                 gemm(.none, .none, m: o, n: p, k: k, weight, lda: k, columns, ldb: p, beta: 0, target, ldc: p)
@@ -245,7 +254,7 @@ public final class Conv2d: Layer, CountsMACs {
                     }
                 }
             }
-            geometry.im2col(x + first * inputCount, batch: g, into: columns)
+            geometry.im2col(x + first * inputCount, batch: g, relu: inputReLU, into: columns)
             // dW (O, K) += dY (O, g·P) · columnsᵀ (g·P, K)
             gemm(.none, .transposed, m: o, n: k, k: gp, dY, lda: gp, columns, ldb: gp,
                  beta: 1, weightGradient, ldc: k)
@@ -256,6 +265,7 @@ public final class Conv2d: Layer, CountsMACs {
                 gemm(.transposed, .none, m: k, n: gp, k: o, weight, lda: k, dY, ldb: gp,
                      beta: 0, columns, ldc: gp)
                 geometry.col2im(columns, batch: g, into: groupDx)
+                maskInputGradient(groupDx, input: x + first * inputCount, count: g * inputCount)
                 continue
             }
             // dcolumns (O·KH·KW, g·P) = im2col(dy_group);  dX (C, g·P) = W' (C, O·KH·KW) · dcolumns
@@ -263,6 +273,7 @@ public final class Conv2d: Layer, CountsMACs {
             transposedGeometry.im2col(groupDy, batch: g, into: columns)
             if g == 1 {
                 gemm(.none, .none, m: c, n: p, k: tk, flipped, lda: tk, columns, ldb: p, beta: 0, groupDx, ldc: p)
+                maskInputGradient(groupDx, input: x + first * inputCount, count: inputCount)
                 continue
             }
             gemm(.none, .none, m: c, n: gp, k: tk, flipped, lda: tk, columns, ldb: gp, beta: 0, reordered, ldc: gp)
@@ -271,7 +282,14 @@ public final class Conv2d: Layer, CountsMACs {
                     (groupDx + (n * c + channel) * p).update(from: reordered + channel * gp + n * p, count: p)
                 }
             }
+            maskInputGradient(groupDx, input: x + first * inputCount, count: g * inputCount)
         }
+    }
+
+    /// With a fused input ReLU: dx[i] = 0 where x[i] ≤ 0.
+    @inline(__always)
+    private func maskInputGradient(_ dx: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, count: Int) {
+        if inputReLU { VectorKernels.reluBackward(x, dx, dx, count: count) }
     }
 
     private func forwardRowShifted(_ x: UnsafePointer<Float>, batch: Int, into y: UnsafeMutablePointer<Float>) {
@@ -291,7 +309,7 @@ public final class Conv2d: Layer, CountsMACs {
         }
         for n in 0..<batch {
             let target = y + n * o * p
-            geometry.rowShifts(x + n * inputShape.count, into: shifted)
+            geometry.rowShifts(x + n * inputShape.count, relu: inputReLU, into: shifted)
             for ki in 0..<k {
                 // y_n (O, P) (+)= W_ki (O, C·k) · (shifted + ki·W) (C·k, P)
                 gemm(.none, .none, m: o, n: p, k: rowPatch, kernelRows + ki * o * rowPatch, lda: rowPatch,
@@ -314,7 +332,7 @@ public final class Conv2d: Layer, CountsMACs {
         if dx != nil { flipKernel(into: flipped) }
         for n in 0..<batch {
             let sampleDy = dy + n * o * p
-            geometry.rowShifts(x + n * inputShape.count, into: columns)
+            geometry.rowShifts(x + n * inputShape.count, relu: inputReLU, into: columns)
             for ki in 0..<k {
                 // dW_ki (O, C·k) += dy_n (O, P) · (shifted + ki·W)ᵀ (P, C·k)
                 gemm(.none, .transposed, m: o, n: rowPatch, k: p, sampleDy, lda: p, columns + ki * geometry.w,
@@ -324,7 +342,9 @@ public final class Conv2d: Layer, CountsMACs {
             // dcolumns (O·k², P) = im2col(dy_n);  dx_n (C, P) = W' (C, O·k²) · dcolumns
             let tk = transposedGeometry.patch
             transposedGeometry.im2col(sampleDy, batch: 1, into: columns)
-            gemm(.none, .none, m: c, n: p, k: tk, flipped, lda: tk, columns, ldb: p, beta: 0, dx + n * inputShape.count, ldc: p)
+            let sampleDx = dx + n * inputShape.count
+            gemm(.none, .none, m: c, n: p, k: tk, flipped, lda: tk, columns, ldb: p, beta: 0, sampleDx, ldc: p)
+            maskInputGradient(sampleDx, input: x + n * inputShape.count, count: inputShape.count)
         }
         // dW[o, c, ki, kj] += dW_ki[o, c·k + kj]
         for ki in 0..<k {

@@ -6,6 +6,7 @@
 //
 // columns (K, N·P): columns[(c·KH + ki)·KW + kj, n·P + oh·WO + ow] = x[n, c, oh·s − p + ki, ow·s − p + kj]
 // (0 outside the map). col2im is its adjoint (a sum over every column entry that read an input).
+// With `relu`, the builders read max(x, 0) instead of x (a ReLU fused into the convolution).
 //
 // Row shifts (stride-1 "same" convolutions, HO = H, WO = W, KH = KW = k, one sample): only the
 // k horizontal shifts are materialised, on a map padded with p zero rows above and below:
@@ -13,6 +14,16 @@
 // The column matrix rows of kernel row ki are then the view shifted + ki·W with row stride
 // (H + 2p)·W: element (c·k + kj, oh·W + ow) reads x[c, oh + ki − p, ow + kj − p]. A convolution
 // is k accumulating GEMMs over these views, and writes k·C·(H + 2p)·W floats instead of k²·C·H·W.
+
+/// dst[i] = src[i], or max(src[i], 0) with `relu`.
+@inline(__always)
+private func copy(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, count: Int, relu: Bool) {
+    if relu {
+        VectorKernels.relu(src, dst, count: count)
+    } else {
+        dst.update(from: src, count: count)
+    }
+}
 
 struct ConvolutionGeometry {
     let channels: Int
@@ -45,7 +56,7 @@ struct ConvolutionGeometry {
     var shiftedRowLength: Int { (h + 2 * padding) * w }
 
     /// shifted (C·k, (H + 2p)·W) ← x (C, H, W), one sample of a `same` geometry.
-    func rowShifts(_ x: UnsafePointer<Float>, into shifted: UnsafeMutablePointer<Float>) {
+    func rowShifts(_ x: UnsafePointer<Float>, relu: Bool = false, into shifted: UnsafeMutablePointer<Float>) {
         let k = kernel.w
         let hw = h * w
         let length = shiftedRowLength
@@ -58,7 +69,7 @@ struct ConvolutionGeometry {
                 // row[top + t] = plane[t + shift], t < H·W, for the t whose column stays in the map.
                 let first = max(0, -shift), end = min(hw, hw - shift)
                 row.update(repeating: 0, count: top + first)
-                (row + top + first).update(from: plane + first + shift, count: end - first)
+                copy(plane + first + shift, row + top + first, count: end - first, relu: relu)
                 (row + top + end).update(repeating: 0, count: length - top - end)
                 // The positions whose shifted column left the map: a few per image row, stored
                 // one by one (a memset call per one or two floats costs more than the stores).
@@ -86,9 +97,9 @@ struct ConvolutionGeometry {
     }
 
     /// columns (K, batch·P) ← x (batch, C, H, W).
-    func im2col(_ x: UnsafePointer<Float>, batch: Int, into columns: UnsafeMutablePointer<Float>) {
+    func im2col(_ x: UnsafePointer<Float>, batch: Int, relu: Bool = false, into columns: UnsafeMutablePointer<Float>) {
         if sameWidth {
-            im2colSameWidth(x, batch: batch, into: columns)
+            im2colSameWidth(x, batch: batch, relu: relu, into: columns)
             return
         }
         let np = batch * positions
@@ -112,9 +123,12 @@ struct ConvolutionGeometry {
                             let source = plane + ih * w
                             let shift = kj - padding
                             if stride == 1 {
-                                (target + lo).update(from: source + (lo + shift), count: hi - lo)
+                                copy(source + (lo + shift), target + lo, count: hi - lo, relu: relu)
                             } else {
-                                for ow in lo..<hi { target[ow] = source[ow * stride + shift] }
+                                for ow in lo..<hi {
+                                    let value = source[ow * stride + shift]
+                                    target[ow] = relu ? max(value, 0) : value
+                                }
                             }
                             for ow in hi..<wo { target[ow] = 0 }
                         }
@@ -172,7 +186,9 @@ struct ConvolutionGeometry {
         return (min(lo, hi), hi)
     }
 
-    private func im2colSameWidth(_ x: UnsafePointer<Float>, batch: Int, into columns: UnsafeMutablePointer<Float>) {
+    private func im2colSameWidth(
+        _ x: UnsafePointer<Float>, batch: Int, relu: Bool, into columns: UnsafeMutablePointer<Float>
+    ) {
         let np = batch * positions
         let hw = h * w
         for c in 0..<channels {
@@ -191,7 +207,7 @@ struct ConvolutionGeometry {
                         let first = rowLo * wo + lo, end = (rowHi - 1) * wo + hi
                         let plane = x + (n * channels + c) * hw
                         target.update(repeating: 0, count: first)
-                        (target + first).update(from: plane + first + offset, count: end - first)
+                        copy(plane + first + offset, target + first, count: end - first, relu: relu)
                         (target + end).update(repeating: 0, count: positions - end)
                         if hi - lo < wo {
                             for oh in rowLo..<(rowHi - 1) {

@@ -134,6 +134,29 @@ struct Conv2dTests {
         #expect(result.checked > 30)
     }
 
+    @Test(arguments: [geometries[6], geometries[7], geometries[9], geometries[11]])
+    func aFusedInputReLUGivesExactlyWhatReLUThenConvolutionGives(_ g: Geometry) {
+        // The fused layer copies max(x, 0) where the separate pair copies the ReLU's output, and
+        // masks dx where x ≤ 0 as ReLU's backward does: the same floats in the same GEMMs.
+        let shape = Shape(g.channels, g.height, g.width)
+        func conv(fused: Bool) -> Conv2d {
+            Conv2d(name: "c", inputShape: shape, outChannels: g.out, kernel: g.kernel, stride: g.stride,
+                   padding: g.padding, bias: g.bias, inputReLU: fused)
+        }
+        let fused = makeNetwork([conv(fused: true)], maxBatch: g.batch, seed: 5)
+        let separate = makeNetwork([ReLU(inputShape: shape), conv(fused: false)], maxBatch: g.batch, seed: 5)
+        let x = GradientCheck.gaussian(count: g.batch * shape.count, seed: 11)
+        let dy = GradientCheck.gaussian(count: g.batch * fused.classes, seed: 12)
+        fused.gradients.zero()
+        separate.gradients.zero()
+        let (y, dx) = forwardBackward(fused, x, dy, batch: g.batch)
+        let (expectedY, expectedDx) = forwardBackward(separate, x, dy, batch: g.batch)
+        #expect(y == expectedY)
+        #expect(dx == expectedDx)
+        #expect(fused.gradients.toArray() == separate.gradients.toArray())
+        #expect(dx.contains(0) && y.contains { $0 != 0 })
+    }
+
     @Test func backwardAccumulatesParameterGradientsAndOverwritesTheInputGradient() {
         let conv = Conv2d(name: "c", inputShape: Shape(2, 4, 4), outChannels: 3, kernel: 3, padding: 1)
         let network = makeNetwork([conv], maxBatch: 2)
