@@ -92,8 +92,13 @@ public final class DenseLayer: CompositeLayer {
     }
 }
 
-/// BN(C) → ReLU → conv1×1 C→C (no bias) → average-pool 2×2 stride 2.
-public final class Transition: CompositeLayer {
+/// BN(C) → ReLU → conv1×1 C→C (no bias) → average-pool 2×2 stride 2, computed as
+/// BN → ReLU → average-pool → conv1×1: a 1×1 convolution and an average pool are both linear
+/// and act on different axes (channels, positions), so they commute, and the convolution then
+/// runs on a quarter of the positions. The parameters are the model's; `forwardMACs` is
+/// MODELS.md's count for the conv at the input resolution (the model as defined), although the
+/// engine does a quarter of it.
+public final class Transition: CompositeLayer, CountsMACs {
     public let inputShape: Shape
     public let outputShape: Shape
     public let norm: BatchNorm2d
@@ -110,12 +115,17 @@ public final class Transition: CompositeLayer {
         self.workspace = workspace
         norm = BatchNorm2d(name: name + ".bn1", inputShape: inputShape, ghostBatch: ghostBatch)
         relu = ReLU(inputShape: inputShape)
+        pool = AvgPool2d(inputShape: inputShape, kernel: 2, stride: 2)
         conv = Conv2d(
-            name: name + ".conv1", inputShape: inputShape, outChannels: channels, kernel: 1, bias: false,
+            name: name + ".conv1", inputShape: pool.outputShape, outChannels: channels, kernel: 1, bias: false,
             workspace: workspace)
-        pool = AvgPool2d(inputShape: conv.outputShape, kernel: 2, stride: 2)
-        outputShape = pool.outputShape
-        sublayers = [norm, relu, conv, pool]
+        outputShape = conv.outputShape
+        sublayers = [norm, relu, pool, conv]
+    }
+
+    public var forwardMACs: Int {
+        let (c, h, w) = inputShape.chw
+        return conv.outChannels * c * h * w
     }
 
     public func declare(into layout: ParameterLayout) {
@@ -128,7 +138,7 @@ public final class Transition: CompositeLayer {
 
     public func reserve(maxBatch: Int) {
         for layer in sublayers { layer.reserve(maxBatch: maxBatch) }
-        workspace.reserve(.compositeA, count: maxBatch * inputShape.count)
+        workspace.reserve(.compositeA, count: maxBatch * pool.outputShape.count)
         workspace.reserve(.compositeB, count: maxBatch * inputShape.count)
     }
 
@@ -144,10 +154,10 @@ public final class Transition: CompositeLayer {
         outputGradient dy: UnsafeMutablePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>?,
         batch: Int
     ) {
-        let convOutputGradient = workspace.pointer(.compositeA)  // (N, C, H, W)
+        let pooledGradient = workspace.pointer(.compositeA)  // (N, C, H/2, W/2)
         let activatedGradient = workspace.pointer(.compositeB)  // (N, C, H, W)
-        pool.backward(outputGradient: dy, inputGradient: convOutputGradient, batch: batch)
-        conv.backward(outputGradient: convOutputGradient, inputGradient: activatedGradient, batch: batch)
+        conv.backward(outputGradient: dy, inputGradient: pooledGradient, batch: batch)
+        pool.backward(outputGradient: pooledGradient, inputGradient: activatedGradient, batch: batch)
         relu.backward(outputGradient: activatedGradient, inputGradient: activatedGradient, batch: batch)
         norm.backward(outputGradient: activatedGradient, inputGradient: dx, batch: batch)
     }
