@@ -15,8 +15,9 @@
 // Grouping matters for thin layers (DenseNet's O = 12): a whole-batch column matrix is 9·C·N·P
 // floats written and read from memory several times per step, while a group's stays in cache;
 // the flipped-kernel dx reads 9·O rows instead of writing and re-adding 9·C.
-// Row shifts ("same" convolutions with maps of at least `rowShiftPositions` positions, one
-// sample at a time; see Im2col.swift): instead of im2col, shifted (C·k, (H+2p)·W) holds the
+// Row shifts ("same" convolutions on maps of at least `rowShiftPositions` positions, or of at
+// least `thinRowShiftPositions` when the output is thin (O ≤ `thinOutputs`); one sample at a
+// time; see Im2col.swift): instead of im2col, shifted (C·k, (H+2p)·W) holds the
 // k horizontal shifts of x_n, and with the kernel rows W_ki (O, C·k), W_ki[o, c·k + kj] = W[o, c, ki, kj]:
 //   forward:  y_n (O, P) = Σ_ki W_ki · (shifted + ki·W);
 //   backward: dW_ki (O, C·k) += dy_n (O, P) · (shifted + ki·W)ᵀ, summed over the samples in a
@@ -31,8 +32,15 @@
 public final class Conv2d: Layer, CountsMACs {
     /// Smallest number of output positions per group GEMM (G = ⌈groupColumns / P⌉ samples).
     public static let groupColumns = 256
-    /// Smallest map (positions) computed by row shifts, one sample per GEMM.
-    public static let rowShiftPositions = 64
+    /// Smallest map (positions) computed by row shifts, one sample per GEMM. Below it, the
+    /// per-sample GEMMs of wide layers ran 6–10 % slower than one im2col GEMM over a group of 4
+    /// samples (C micro-benchmark, OpenBLAS Zen, 1 thread: C = O = 192 and 256 on 8×8 maps),
+    /// while on 16×16 maps and up they ran as fast or faster, and im2col is saved on top.
+    public static let rowShiftPositions = 256
+    /// Thin outputs (DenseNet's O = 12), whose im2col costs as much as their GEMM, use row shifts
+    /// down to 8×8 maps (their GEMMs ran as fast as the grouped im2col GEMMs there).
+    public static let thinOutputs = 32
+    public static let thinRowShiftPositions = 64
 
     public let inputShape: Shape
     public let outputShape: Shape
@@ -96,7 +104,8 @@ public final class Conv2d: Layer, CountsMACs {
             !(inputReLU && pointwise),
             "Conv2d \(name): a fused input ReLU needs the column path (kernel > 1, stride > 1 or padding)")
         self.inputReLU = inputReLU
-        self.rowShifted = geometry.same && kernel > 1 && geometry.positions >= Self.rowShiftPositions
+        let rowShiftMinimum = outChannels <= Self.thinOutputs ? Self.thinRowShiftPositions : Self.rowShiftPositions
+        self.rowShifted = geometry.same && kernel > 1 && geometry.positions >= rowShiftMinimum
         if stride == 1 && geometry.ho == h && geometry.wo == w {
             transposedGeometry = ConvolutionGeometry(
                 channels: outChannels, h: h, w: w, kernel: kernel, stride: 1, padding: kernel - 1 - padding)

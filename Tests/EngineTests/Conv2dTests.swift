@@ -45,8 +45,8 @@ struct Conv2dTests {
         Geometry(batch: 2, channels: 3, height: 7, width: 8, out: 4, kernel: 3, stride: 2, padding: 1, bias: false),
         Geometry(batch: 2, channels: 2, height: 6, width: 6, out: 3, kernel: 1, stride: 2, padding: 0, bias: true),
         Geometry(batch: 1, channels: 2, height: 5, width: 7, out: 2, kernel: 2, stride: 3, padding: 1, bias: false),
-        // Row shifts ("same" convolutions with P ≥ Conv2d.rowShiftPositions = 64): 3×3 on a
-        // non-square map, 5×5 on 9×8, 3×3 on exactly 8×8.
+        // Row shifts ("same" convolutions, P ≥ 64 with at most 32 outputs, P ≥ 256 otherwise):
+        // 3×3 on a non-square map, 5×5 on 9×8, 3×3 on exactly 8×8.
         Geometry(batch: 2, channels: 3, height: 16, width: 17, out: 4, kernel: 3, stride: 1, padding: 1, bias: true),
         Geometry(batch: 3, channels: 2, height: 9, width: 8, out: 3, kernel: 5, stride: 1, padding: 2, bias: true),
         Geometry(batch: 2, channels: 4, height: 8, width: 8, out: 5, kernel: 3, stride: 1, padding: 1, bias: false),
@@ -56,6 +56,8 @@ struct Conv2dTests {
         Geometry(batch: 13, channels: 2, height: 5, width: 5, out: 3, kernel: 3, stride: 1, padding: 1, bias: false),
         Geometry(batch: 12, channels: 3, height: 6, width: 5, out: 2, kernel: 5, stride: 1, padding: 2, bias: true),
         Geometry(batch: 30, channels: 2, height: 6, width: 6, out: 3, kernel: 3, stride: 2, padding: 1, bias: true),
+        // A wide output (more than 32 channels) on 8×8: im2col in groups of 4 samples, not row shifts.
+        Geometry(batch: 5, channels: 3, height: 8, width: 8, out: 40, kernel: 3, stride: 1, padding: 1, bias: true),
     ]
 
     @Test(arguments: geometries)
