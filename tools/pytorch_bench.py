@@ -2,7 +2,9 @@
 """PyTorch CPU reference for `ssgd bench`: training images/s of the same four models (MODELS.md)
 at the same micro-batches and thread counts, with the same step (zero grads, forward, softmax
 cross-entropy, backward, SGD momentum 0.9 lr 0.01, no Nesterov), random inputs, one warm-up step,
-median of the timed steps. Run it right after `ssgd bench` on the same idle machine and compare.
+median of the timed steps (wall and process CPU time). The JSON (--json) also holds the process's
+peak resident set size. `ssgd bench --compare --python PYTHON` runs this script row by row,
+interleaved with its own rows; it is the single PyTorch-side definition of the benchmark.
 
     python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch==2.13.0+cpu numpy
     /tmp/torchenv/bin/python tools/pytorch_bench.py [--models mlp,vgg16,nin,densenet40]
@@ -10,6 +12,7 @@ median of the timed steps. Run it right after `ssgd bench` on the same idle mach
 """
 import argparse
 import json
+import resource
 import statistics
 import time
 
@@ -94,24 +97,28 @@ def main():
             for batch in [int(b) for b in args.batches.split(",")]:
                 x = torch.randn(batch, *shape)
                 y = torch.randint(0, classes, (batch,))
-                times = []
+                times, cpu_times = [], []
                 for i in range(args.iterations + 1):
-                    start = time.perf_counter()
+                    start, cpu_start = time.perf_counter(), time.process_time()
                     optimizer.zero_grad(set_to_none=False)
                     F.cross_entropy(model(x), y).backward()
                     optimizer.step()
                     if i > 0:
                         times.append(time.perf_counter() - start)
+                        cpu_times.append(time.process_time() - cpu_start)
                 median = statistics.median(times)
                 images = batch / median
                 row = {"model": name, "batch": batch, "threads": threads, "step_ms": median * 1e3,
+                       "cpu_ms": statistics.median(cpu_times) * 1e3, "iterations": len(times),
                        "images_per_second": images, "gflops": 3 * mflops * images / 1e3}
                 results.append(row)
                 print(f"pytorch {name} B={batch} {threads}T: {images:.1f} img/s, {row['gflops']:.1f} GFLOPS "
                       f"(median of {len(times)} steps, {median * 1e3:.1f} ms)", flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"torch": torch.__version__, "results": results}, f, indent=2)
+            # ru_maxrss is in KiB on Linux: the peak resident set of this whole process.
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            json.dump({"torch": torch.__version__, "peak_rss_bytes": peak, "results": results}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ import Training
 //   throughput-benchmark optimiser: heavy-ball momentum v ← 0.9 v + g, θ ← θ − 0.01 v
 //   (PyTorch SGD, momentum 0.9, no Nesterov, no weight decay). BN uses one ghost batch of the
 //   whole micro-batch, as PyTorch's BN does. Random Gaussian inputs, random labels.
+// - Each step's process CPU time is recorded too: on a shared machine the wall time includes
+//   waiting for a core, the CPU time (with one BLAS thread) does not.
 // - images/s = batch / median step time; achieved GFLOPS = 3 × forward FLOPs × images/s
 //   (MODELS.md: training ≈ 3 × forward); fraction = achieved / sgemm peak at the same thread
 //   count, the peak being the fastest of the measured sgemm shapes.
@@ -127,6 +129,8 @@ public struct ModelResult: Codable, Sendable {
     public var forwardFLOPsPerImage: Int
     /// Median seconds per training step.
     public var stepSeconds: Double
+    /// Median process CPU seconds per training step (all threads of the process).
+    public var cpuSeconds: Double
     public var imagesPerSecond: Double
     /// 3 × forward FLOPs × images/s, in GFLOPS.
     public var achievedGFLOPS: Double
@@ -153,6 +157,8 @@ public struct BenchmarkReport: Codable, Sendable {
     public var peaks: [PeakEntry]
     public var models: [ModelResult]
     public var spectral: [SpectralResult]
+    /// Peak resident set size of the benchmarking process at the end of the run, in bytes.
+    public var peakResidentBytes: Int = 0
 
     public struct PeakEntry: Codable, Sendable {
         public var threads: Int
@@ -179,7 +185,7 @@ public enum Benchmark {
             coreName: BLASThreads.coreName, optimizer: optimizerDescription, gemm: [], peaks: [], models: [],
             spectral: [])
         progress("OpenBLAS core: \(report.coreName)")
-        for threads in options.threads {
+        for threads in options.threads where !options.gemmShapes.isEmpty {
             BLASThreads.set(threads)
             var best = 0.0
             for shape in options.gemmShapes {
@@ -198,7 +204,7 @@ public enum Benchmark {
                 let flops = ModelInfo(network).forwardFLOPs
                 for threads in options.threads {
                     BLASThreads.set(threads)
-                    let times = bench.time(
+                    let (times, cpuTimes) = bench.time(
                         warmup: options.warmupIterations, iterations: options.iterations,
                         minimum: options.minimumIterations, budget: options.timeBudget)
                     let step = median(times)
@@ -207,13 +213,15 @@ public enum Benchmark {
                     let peak = report.peak(threads: threads) ?? 0
                     let result = ModelResult(
                         model: model.name, batch: batch, threads: threads, iterations: times.count,
-                        forwardFLOPsPerImage: flops, stepSeconds: step, imagesPerSecond: imagesPerSecond,
+                        forwardFLOPsPerImage: flops, stepSeconds: step, cpuSeconds: median(cpuTimes),
+                        imagesPerSecond: imagesPerSecond,
                         achievedGFLOPS: achieved, fractionOfPeak: peak > 0 ? achieved / peak : 0)
                     report.models.append(result)
                     progress(
                         "\(model.name) B=\(batch) \(threads)T: \(format(imagesPerSecond, 1)) img/s, "
                             + "\(format(achieved, 1)) GFLOPS = \(format(100 * result.fractionOfPeak, 1))% of peak "
-                            + "(median of \(times.count) steps, \(format(step * 1000, 1)) ms)")
+                            + "(median of \(times.count) steps, \(format(step * 1000, 1)) ms, "
+                            + "CPU \(format(median(cpuTimes) * 1000, 1)) ms)")
                 }
                 if options.spectral, batch == options.batches.max() {
                     let regularizer = SpectralNormRegularizer(
@@ -243,6 +251,7 @@ public enum Benchmark {
                 }
             }
         }
+        report.peakResidentBytes = ProcessMeasurements.peakResidentBytes()
         return report
     }
 
@@ -291,11 +300,11 @@ public enum Benchmark {
                              widths: [40, 8, 10, 10]))
         }
         lines.append("")
-        let widths = [12, 6, 8, 12, 12, 10, 10]
-        lines.append(row(["model", "batch", "threads", "step ms", "images/s", "GFLOPS", "of peak"], widths: widths))
+        let widths = [12, 6, 8, 12, 10, 12, 10, 10]
+        lines.append(row(["model", "batch", "threads", "step ms", "CPU ms", "images/s", "GFLOPS", "of peak"], widths: widths))
         for m in report.models {
             lines.append(row([m.model, "\(m.batch)", "\(m.threads)", format(m.stepSeconds * 1000, 1),
-                              format(m.imagesPerSecond, 1), format(m.achievedGFLOPS, 1),
+                              format(m.cpuSeconds * 1000, 1), format(m.imagesPerSecond, 1), format(m.achievedGFLOPS, 1),
                               format(100 * m.fractionOfPeak, 1) + "%"], widths: widths))
         }
         if !report.spectral.isEmpty {
@@ -307,10 +316,17 @@ public enum Benchmark {
                         + "\(format(s.stepSeconds * 1000, 1)) ms = \(format(100 * s.fraction, 2))%")
             }
         }
+        if report.peakResidentBytes > 0 {
+            lines.append("")
+            lines.append("peak resident memory: \(megabytes(report.peakResidentBytes)) MB")
+        }
         return lines.joined(separator: "\n")
     }
 
-    private static func row(_ cells: [String], widths: [Int]) -> String {
+    /// Bytes as megabytes (10⁶) with one decimal.
+    public static func megabytes(_ bytes: Int) -> String { format(Double(bytes) / 1e6, 1) }
+
+    static func row(_ cells: [String], widths: [Int]) -> String {
         zip(cells, widths).enumerated().map { index, pair in
             let (cell, width) = pair
             let padding = String(repeating: " ", count: max(width - cell.count, 0))
@@ -357,20 +373,23 @@ final class TrainingStepBench {
         }
     }
 
-    /// Seconds of each timed step after `warmup` untimed ones: `iterations` steps, or fewer
-    /// (at least `minimum`) once `budget` seconds are spent.
-    func time(warmup: Int, iterations: Int, minimum: Int, budget: Double) -> [Double] {
+    /// Wall and process CPU seconds of each timed step after `warmup` untimed ones:
+    /// `iterations` steps, or fewer (at least `minimum`) once `budget` seconds are spent.
+    func time(warmup: Int, iterations: Int, minimum: Int, budget: Double) -> (wall: [Double], cpu: [Double]) {
         for _ in 0..<warmup { step() }
         var samples = [Double]()
+        var cpuSamples = [Double]()
         var spent = 0.0
         while samples.count < max(iterations, 1) {
             if samples.count >= max(minimum, 1) && spent >= budget { break }
             let start = MonotonicClock.now()
+            let cpuStart = ProcessMeasurements.cpuSeconds()
             step()
             let elapsed = MonotonicClock.now() - start
+            cpuSamples.append(ProcessMeasurements.cpuSeconds() - cpuStart)
             samples.append(elapsed)
             spent += elapsed
         }
-        return samples
+        return (samples, cpuSamples)
     }
 }

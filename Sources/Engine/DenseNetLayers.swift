@@ -5,14 +5,16 @@
 // Dimension letters: N batch, C input channels, K growth rate (new channels), S = H·W.
 
 /// BN(C) → ReLU → conv3×3 p1 C→K (no bias); output (N, C + K, H, W) = [input, new K channels].
-/// Backward: the new channels' gradient flows back through conv, ReLU and BN; the input
-/// channels' gradient passes straight through and is ADDED to that.
+/// The ReLU is fused into the convolution (`Conv2d(inputReLU: true)` reads max(BN output, 0)
+/// and masks its input gradient), so no (N, C, H, W) ReLU output is stored or re-read.
+/// Backward: the new channels' gradient flows back through conv (with the ReLU mask) and BN; the
+/// input channels' gradient passes straight through and is ADDED to that.
 public final class DenseLayer: CompositeLayer {
     public let inputShape: Shape
     public let outputShape: Shape
     public let growthRate: Int
     public let norm: BatchNorm2d
-    public let relu: ReLU
+    /// ReLU → conv3×3 in one layer.
     public let conv: Conv2d
     public let sublayers: [Layer]
     private let workspace: Workspace
@@ -31,11 +33,10 @@ public final class DenseLayer: CompositeLayer {
         self.workspace = workspace
         self.outputShape = Shape(c + growthRate, h, w)
         norm = BatchNorm2d(name: name + ".bn1", inputShape: inputShape, ghostBatch: ghostBatch)
-        relu = ReLU(inputShape: inputShape)
         conv = Conv2d(
             name: name + ".conv1", inputShape: inputShape, outChannels: growthRate, kernel: 3,
-            padding: 1, bias: false, workspace: workspace)
-        sublayers = [norm, relu, conv]
+            padding: 1, bias: false, inputReLU: true, workspace: workspace)
+        sublayers = [norm, conv]
     }
 
     public func declare(into layout: ParameterLayout) {
@@ -61,8 +62,7 @@ public final class DenseLayer: CompositeLayer {
         precondition(batch * outputShape.count <= output.count, "DenseLayer: batch \(batch) exceeds reserved size")
         input = x
         let normalized = norm.forward(x, batch: batch, context: context)
-        let activated = relu.forward(normalized, batch: batch, context: context)
-        let new = conv.forward(activated, batch: batch, context: context)  // (N, K, S)
+        let new = conv.forward(normalized, batch: batch, context: context)  // (N, K, S)
         let y = output.pointer
         let (inCount, newCount) = (channels * spatial, growthRate * spatial)
         for n in 0..<batch {
@@ -79,13 +79,12 @@ public final class DenseLayer: CompositeLayer {
     ) {
         let (inCount, newCount) = (channels * spatial, growthRate * spatial)
         let newGradient = workspace.pointer(.compositeA)  // (N, K, S)
-        let activatedGradient = workspace.pointer(.compositeB)  // (N, C, S)
+        let normalizedGradient = workspace.pointer(.compositeB)  // (N, C, S)
         for n in 0..<batch {
             (newGradient + n * newCount).update(from: dy + n * (inCount + newCount) + inCount, count: newCount)
         }
-        conv.backward(outputGradient: newGradient, inputGradient: activatedGradient, batch: batch)
-        relu.backward(outputGradient: activatedGradient, inputGradient: activatedGradient, batch: batch)
-        norm.backward(outputGradient: activatedGradient, inputGradient: dx, batch: batch)
+        conv.backward(outputGradient: newGradient, inputGradient: normalizedGradient, batch: batch)
+        norm.backward(outputGradient: normalizedGradient, inputGradient: dx, batch: batch)
         guard let dx else { return }
         for n in 0..<batch {
             VectorKernels.add(dy + n * (inCount + newCount), into: dx + n * inCount, count: inCount)
@@ -93,8 +92,13 @@ public final class DenseLayer: CompositeLayer {
     }
 }
 
-/// BN(C) → ReLU → conv1×1 C→C (no bias) → average-pool 2×2 stride 2.
-public final class Transition: CompositeLayer {
+/// BN(C) → ReLU → conv1×1 C→C (no bias) → average-pool 2×2 stride 2, computed as
+/// BN → ReLU → average-pool → conv1×1: a 1×1 convolution and an average pool are both linear
+/// and act on different axes (channels, positions), so they commute, and the convolution then
+/// runs on a quarter of the positions. The parameters are the model's; `forwardMACs` is
+/// MODELS.md's count for the conv at the input resolution (the model as defined), although the
+/// engine does a quarter of it.
+public final class Transition: CompositeLayer, CountsMACs {
     public let inputShape: Shape
     public let outputShape: Shape
     public let norm: BatchNorm2d
@@ -111,12 +115,17 @@ public final class Transition: CompositeLayer {
         self.workspace = workspace
         norm = BatchNorm2d(name: name + ".bn1", inputShape: inputShape, ghostBatch: ghostBatch)
         relu = ReLU(inputShape: inputShape)
+        pool = AvgPool2d(inputShape: inputShape, kernel: 2, stride: 2)
         conv = Conv2d(
-            name: name + ".conv1", inputShape: inputShape, outChannels: channels, kernel: 1, bias: false,
+            name: name + ".conv1", inputShape: pool.outputShape, outChannels: channels, kernel: 1, bias: false,
             workspace: workspace)
-        pool = AvgPool2d(inputShape: conv.outputShape, kernel: 2, stride: 2)
-        outputShape = pool.outputShape
-        sublayers = [norm, relu, conv, pool]
+        outputShape = conv.outputShape
+        sublayers = [norm, relu, pool, conv]
+    }
+
+    public var forwardMACs: Int {
+        let (c, h, w) = inputShape.chw
+        return conv.outChannels * c * h * w
     }
 
     public func declare(into layout: ParameterLayout) {
@@ -129,7 +138,7 @@ public final class Transition: CompositeLayer {
 
     public func reserve(maxBatch: Int) {
         for layer in sublayers { layer.reserve(maxBatch: maxBatch) }
-        workspace.reserve(.compositeA, count: maxBatch * inputShape.count)
+        workspace.reserve(.compositeA, count: maxBatch * pool.outputShape.count)
         workspace.reserve(.compositeB, count: maxBatch * inputShape.count)
     }
 
@@ -145,10 +154,10 @@ public final class Transition: CompositeLayer {
         outputGradient dy: UnsafeMutablePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>?,
         batch: Int
     ) {
-        let convOutputGradient = workspace.pointer(.compositeA)  // (N, C, H, W)
+        let pooledGradient = workspace.pointer(.compositeA)  // (N, C, H/2, W/2)
         let activatedGradient = workspace.pointer(.compositeB)  // (N, C, H, W)
-        pool.backward(outputGradient: dy, inputGradient: convOutputGradient, batch: batch)
-        conv.backward(outputGradient: convOutputGradient, inputGradient: activatedGradient, batch: batch)
+        conv.backward(outputGradient: dy, inputGradient: pooledGradient, batch: batch)
+        pool.backward(outputGradient: pooledGradient, inputGradient: activatedGradient, batch: batch)
         relu.backward(outputGradient: activatedGradient, inputGradient: activatedGradient, batch: batch)
         norm.backward(outputGradient: activatedGradient, inputGradient: dx, batch: batch)
     }

@@ -24,12 +24,15 @@ public struct ModelInfo: Sendable, Equatable, CustomStringConvertible {
         for layer in network.layers { visit(layer) }
     }
 
-    private mutating func visit(_ layer: Layer) {
+    /// A composite that counts its own MACs (e.g. a transition that reorders its work) is
+    /// taken at its word; its sublayers still count BN layers.
+    private mutating func visit(_ layer: Layer, countingMACs: Bool = true) {
+        let counted = layer as? CountsMACs
+        if countingMACs, let counted { forwardMACs += counted.forwardMACs }
         if let composite = layer as? CompositeLayer {
-            for sublayer in composite.sublayers { visit(sublayer) }
+            for sublayer in composite.sublayers { visit(sublayer, countingMACs: countingMACs && counted == nil) }
             return
         }
-        if let counted = layer as? CountsMACs { forwardMACs += counted.forwardMACs }
         if let norm = layer as? BatchNorm2d {
             batchNormLayers += 1
             batchNormParameters += 2 * norm.channels

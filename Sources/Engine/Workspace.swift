@@ -9,12 +9,16 @@
 public final class Workspace {
     /// What a slot holds. A layer uses a slot only between its own entry and exit, except
     /// composite layers, which hold the `composite*` slots around calls into their sub-layers
-    /// (which use only `columns` and `reordered`).
+    /// (which use only `columns`, `reordered`, `flippedKernel` and `kernelRows`).
     public enum Slot: Int, CaseIterable, Sendable {
         /// im2col columns of a convolution, (K, N·P).
         case columns
         /// Convolution output or output gradient in GEMM order, (O, N·P).
         case reordered
+        /// A convolution's flipped kernel for its input gradient, (C, O·KH·KW).
+        case flippedKernel
+        /// A row-shifted convolution's kernel rows, or their gradient, (k, O, C·k).
+        case kernelRows
         /// Intermediate gradients of composite layers.
         case compositeA
         case compositeB

@@ -45,6 +45,19 @@ struct Conv2dTests {
         Geometry(batch: 2, channels: 3, height: 7, width: 8, out: 4, kernel: 3, stride: 2, padding: 1, bias: false),
         Geometry(batch: 2, channels: 2, height: 6, width: 6, out: 3, kernel: 1, stride: 2, padding: 0, bias: true),
         Geometry(batch: 1, channels: 2, height: 5, width: 7, out: 2, kernel: 2, stride: 3, padding: 1, bias: false),
+        // Row shifts ("same" convolutions, P ≥ 64 with at most 32 outputs, P ≥ 256 otherwise):
+        // 3×3 on a non-square map, 5×5 on 9×8, 3×3 on exactly 8×8.
+        Geometry(batch: 2, channels: 3, height: 16, width: 17, out: 4, kernel: 3, stride: 1, padding: 1, bias: true),
+        Geometry(batch: 3, channels: 2, height: 9, width: 8, out: 3, kernel: 5, stride: 1, padding: 2, bias: true),
+        Geometry(batch: 2, channels: 4, height: 8, width: 8, out: 5, kernel: 3, stride: 1, padding: 1, bias: false),
+        // Groups of samples (G = ⌈Conv2d.groupColumns / P⌉): several groups with a smaller last
+        // one, for "same" convolutions (input gradient by the flipped kernel) and a strided one
+        // (input gradient by col2im).
+        Geometry(batch: 13, channels: 2, height: 5, width: 5, out: 3, kernel: 3, stride: 1, padding: 1, bias: false),
+        Geometry(batch: 12, channels: 3, height: 6, width: 5, out: 2, kernel: 5, stride: 1, padding: 2, bias: true),
+        Geometry(batch: 30, channels: 2, height: 6, width: 6, out: 3, kernel: 3, stride: 2, padding: 1, bias: true),
+        // A wide output (more than 32 channels) on 8×8: im2col in groups of 4 samples, not row shifts.
+        Geometry(batch: 5, channels: 3, height: 8, width: 8, out: 40, kernel: 3, stride: 1, padding: 1, bias: true),
     ]
 
     @Test(arguments: geometries)
@@ -100,6 +113,50 @@ struct Conv2dTests {
                 #expect(abs(db[o] - sum) < 1e-4)
             }
         }
+    }
+
+    @Test(arguments: [(Shape(2, 16, 16), 2), (Shape(3, 5, 5), 13)])
+    func groupedSameConvolutionsMatchFiniteDifferences(_ shape: Shape, _ batch: Int) {
+        // Conv3×3 p1 → conv3×3 p1 → global average pool (no ReLU: with hundreds of positions per
+        // channel a finite-difference step crosses kinks): both convolutions' input gradients
+        // come from the flipped kernel; row shifts (16×16 maps) or im2col in groups of 11
+        // samples with a last group of 2 (5×5 maps, batch 13).
+        let workspace = Workspace()
+        let first = Conv2d(name: "0", inputShape: shape, outChannels: 3, kernel: 3, padding: 1, workspace: workspace)
+        let second = Conv2d(
+            name: "2", inputShape: first.outputShape, outChannels: 4, kernel: 3, padding: 1, bias: false,
+            workspace: workspace)
+        let network = makeNetwork(
+            [first, second, GlobalAvgPool(inputShape: second.outputShape)],
+            maxBatch: batch, seed: 3)
+        let x = GradientCheck.gaussian(count: batch * shape.count, seed: 8)
+        let labels = (0..<batch).map { Int32($0 % 4) }
+        let result = GradientCheck.compare(network, input: x, labels: labels, batch: batch, samples: 10, step: 1e-2)
+        #expect(result.worstRelativeError < 1e-2, "\(result)")
+        #expect(result.checked > 30)
+    }
+
+    @Test(arguments: [geometries[6], geometries[7], geometries[9], geometries[11]])
+    func aFusedInputReLUGivesExactlyWhatReLUThenConvolutionGives(_ g: Geometry) {
+        // The fused layer copies max(x, 0) where the separate pair copies the ReLU's output, and
+        // masks dx where x ≤ 0 as ReLU's backward does: the same floats in the same GEMMs.
+        let shape = Shape(g.channels, g.height, g.width)
+        func conv(fused: Bool) -> Conv2d {
+            Conv2d(name: "c", inputShape: shape, outChannels: g.out, kernel: g.kernel, stride: g.stride,
+                   padding: g.padding, bias: g.bias, inputReLU: fused)
+        }
+        let fused = makeNetwork([conv(fused: true)], maxBatch: g.batch, seed: 5)
+        let separate = makeNetwork([ReLU(inputShape: shape), conv(fused: false)], maxBatch: g.batch, seed: 5)
+        let x = GradientCheck.gaussian(count: g.batch * shape.count, seed: 11)
+        let dy = GradientCheck.gaussian(count: g.batch * fused.classes, seed: 12)
+        fused.gradients.zero()
+        separate.gradients.zero()
+        let (y, dx) = forwardBackward(fused, x, dy, batch: g.batch)
+        let (expectedY, expectedDx) = forwardBackward(separate, x, dy, batch: g.batch)
+        #expect(y == expectedY)
+        #expect(dx == expectedDx)
+        #expect(fused.gradients.toArray() == separate.gradients.toArray())
+        #expect(dx.contains(0) && y.contains { $0 != 0 })
     }
 
     @Test func backwardAccumulatesParameterGradientsAndOverwritesTheInputGradient() {

@@ -48,6 +48,35 @@ struct DenseNetLayersTests {
         #expect(maxAbsDifference(dxBranch, [Float](repeating: 0, count: 36)) > 1e-3)
     }
 
+    @Test func aTransitionComputesBNReLUConvThenPoolByPoolingFirst() {
+        // The model's order (BN → ReLU → conv1×1 → avg-pool) as separate layers, against the
+        // transition, which pools before the convolution: equal up to float rounding, in the
+        // output, the input gradient and every parameter gradient.
+        let shape = Shape(5, 6, 4)
+        let transition = Transition(name: "trans1", inputShape: shape, ghostBatch: 3, workspace: Workspace())
+        let network = makeNetwork([transition], maxBatch: 3, seed: 4)
+        let norm = BatchNorm2d(name: "trans1.bn1", inputShape: shape, ghostBatch: 3)
+        let conv = Conv2d(name: "trans1.conv1", inputShape: shape, outChannels: 5, kernel: 1, bias: false)
+        let reference = makeNetwork(
+            [norm, ReLU(inputShape: shape), conv, AvgPool2d(inputShape: conv.outputShape, kernel: 2, stride: 2)],
+            maxBatch: 3)
+        #expect(network.parameterTable.map(\.name) == reference.parameterTable.map(\.name))
+        setParameter(network, "trans1.bn1.weight", [0.8, 1.3, 1.1, 0.9, 1.2])
+        setParameter(network, "trans1.bn1.bias", [0.2, -0.1, 0.3, 0.0, -0.2])
+        reference.parameters.copy(from: network.parameters)
+        #expect(transition.outputShape == Shape(5, 3, 2))
+        #expect(transition.forwardMACs == 5 * 5 * 6 * 4)
+        let x = GradientCheck.gaussian(count: 3 * shape.count, seed: 9)
+        let dy = GradientCheck.gaussian(count: 3 * 30, seed: 10)
+        network.gradients.zero()
+        reference.gradients.zero()
+        let (y, dx) = forwardBackward(network, x, dy, batch: 3)
+        let (expectedY, expectedDx) = forwardBackward(reference, x, dy, batch: 3)
+        #expect(maxAbsDifference(y, expectedY) < 1e-5)
+        #expect(maxAbsDifference(dx, expectedDx) < 1e-5)
+        #expect(maxAbsDifference(network.gradients.toArray(), reference.gradients.toArray()) < 1e-4)
+    }
+
     @Test func aTinyDenseNetMatchesFiniteDifferences() {
         // Stem conv → dense layer → transition → dense layer → BN → ReLU → GAP → linear.
         let workspace = Workspace()

@@ -33,6 +33,7 @@ import Training
             #expect(result.forwardFLOPsPerImage == 2 * (16 * 8 + 8 * 3))
             #expect(result.iterations >= 1)
             #expect(result.stepSeconds > 0 && result.imagesPerSecond > 0 && result.achievedGFLOPS > 0)
+            #expect(result.cpuSeconds > 0)
             #expect(result.fractionOfPeak > 0 && result.fractionOfPeak < 1.5)
         }
         // Spectral overhead is measured once, at the largest batch.
@@ -43,8 +44,10 @@ import Training
         }
         #expect(lines.count == report.gemm.count + report.models.count + report.spectral.count + 1)
 
+        #expect(report.peakResidentBytes > 0)
         let text = Benchmark.text(report)
         #expect(text.contains("tiny-mlp") && text.contains("of peak") && text.contains("spectral overhead"))
+        #expect(text.contains("CPU ms") && text.contains("peak resident memory"))
         let decoded = try JSONDecoder().decode(BenchmarkReport.self, from: try report.json())
         #expect(decoded.models.count == report.models.count)
     }
