@@ -30,7 +30,7 @@ let modules: [Target] = [
     // The paper's measurements and report: analysis, Table 1, SVG figures.
     .target(name: "Study", dependencies: ["Runs", "Training", "Data", "Engine"]),
     // `ssgd bench`: sgemm peak and per-model throughput.
-    .target(name: "Bench", dependencies: ["Training", "Engine"]),
+    .target(name: "Bench", dependencies: ["Training", "Data", "Engine"]),
     // The wire codec over byte frames; no transport in it.
     .target(name: "Wire", dependencies: ["Engine"]),
     // How frames travel: the transport protocols, ZeroMQ (CURVE, ZAP, key files), in-process.

@@ -1,3 +1,4 @@
+import Data
 import Engine
 import Foundation
 import Training
@@ -25,11 +26,17 @@ public struct BenchmarkModel {
     public var classes: Int
     /// Builds the network for a micro-batch (BN's ghost batch is the micro-batch).
     public var make: (_ batch: Int) throws -> Network
+    /// The training config of this model (model keys only), for steps through the lanes.
+    public var config: TrainingConfig
 
-    public init(name: String, inputShape: Shape, classes: Int, make: @escaping (_ batch: Int) throws -> Network) {
+    public init(
+        name: String, inputShape: Shape, classes: Int, config: TrainingConfig = TrainingConfig(),
+        make: @escaping (_ batch: Int) throws -> Network
+    ) {
         self.name = name
         self.inputShape = inputShape
         self.classes = classes
+        self.config = config
         self.make = make
     }
 
@@ -50,7 +57,7 @@ public struct BenchmarkModel {
             throw ConfigError(key: nil, "unknown model '\(name)'; choose from \(standardNames.joined(separator: ", "))")
         }
         let base = config
-        return BenchmarkModel(name: name, inputShape: shape, classes: classes) { batch in
+        return BenchmarkModel(name: name, inputShape: shape, classes: classes, config: config) { batch in
             var config = base
             config.ghostBatch = batch
             return try ModelFactory.make(config, inputShape: shape, classes: classes)
@@ -200,11 +207,12 @@ public enum Benchmark {
         for model in options.models {
             for batch in options.batches {
                 let network = try model.make(batch)
-                let bench = TrainingStepBench(network: network, batch: batch, classes: model.classes)
                 let flops = ModelInfo(network).forwardFLOPs
                 for threads in options.threads {
-                    BLASThreads.set(threads)
-                    let (times, cpuTimes) = bench.time(
+                    // `threads` lanes, each with OpenBLAS at one thread, as `train --threads` runs.
+                    BLASThreads.set(1)
+                    let bench = try TrainingStepBench(model: model, batch: batch, lanes: threads)
+                    let (times, cpuTimes) = try bench.time(
                         warmup: options.warmupIterations, iterations: options.iterations,
                         minimum: options.minimumIterations, budget: options.timeBudget)
                     let step = median(times)
@@ -339,32 +347,36 @@ public enum Benchmark {
 final class TrainingStepBench {
     let network: Network
     let batch: Int
-    private let input: FloatBuffer  // (batch, input count)
-    private let labels: [Int32]  // (batch)
+    private let executor: LocalExecutor
+    private let task: StepTask
+    private let gradient: FloatBuffer  // (P) the step's gradient sum
     private let velocity: FloatBuffer  // same layout as the parameter arena
     private let learningRate: Float = 0.01
     private let momentum: Float = 0.9
 
-    init(network: Network, batch: Int, classes: Int) {
-        self.network = network
+    /// One step = a micro-batch of `batch` random samples as one unit (BN over the whole
+    /// micro-batch, as PyTorch's BN does), cut into the automatic chunks and run on `lanes`
+    /// lanes exactly as `train --threads` runs it, then the SGD-momentum update.
+    init(model: BenchmarkModel, batch: Int, lanes: Int) throws {
         self.batch = batch
+        var config = model.config
+        config.batchSize = batch
+        config.ghostBatch = batch
+        config.dataset = .synthetic
+        let data = SyntheticData.make(
+            shape: model.inputShape, classes: model.classes, trainSamples: batch, testSamples: 1, noise: 1, seed: 7)
+        network = try ModelFactory.make(config, inputShape: model.inputShape, classes: model.classes)
         network.initializeParameters(seed: 1)
-        network.reserve(maxBatch: batch)
-        input = FloatBuffer(count: batch * network.inputShape.count)
-        var generator = SplitMix64(keys: 7, 11)
-        for i in 0..<input.count { input[i] = generator.nextGaussian() }
-        labels = (0..<batch).map { _ in Int32(generator.nextIndex(below: classes)) }
+        executor = LocalExecutor(
+            runner: try LaneRunner(network: network, data: data, config: config, lanes: lanes), unitsPerStep: 1)
+        task = StepTask(step: 0, epoch: 0, indices: (0..<Int32(batch)).map { $0 })
+        gradient = FloatBuffer(count: network.parameterCount)
         velocity = FloatBuffer(count: network.parameterCount)
     }
 
-    func step() {
-        network.gradients.zero()
-        labels.withUnsafeBufferPointer { y in
-            let logits = network.forward(input.pointer, batch: batch, context: ForwardContext(mode: .training))
-            _ = network.loss.forward(logits: logits, labels: y.baseAddress!, batch: batch)
-            network.backward(logitGradient: network.loss.backward(scale: 1), batch: batch)
-        }
-        let theta = network.parameters.pointer, g = network.gradients.pointer, v = velocity.pointer
+    func step() throws {
+        _ = try executor.computeStep(task, parameters: network.parameters, gradientSum: gradient)
+        let theta = network.parameters.pointer, g = gradient.pointer, v = velocity.pointer
         let (mu, lr) = (momentum, learningRate)
         for i in 0..<network.parameterCount {
             let updated = mu * v[i] + g[i]
@@ -375,8 +387,8 @@ final class TrainingStepBench {
 
     /// Wall and process CPU seconds of each timed step after `warmup` untimed ones:
     /// `iterations` steps, or fewer (at least `minimum`) once `budget` seconds are spent.
-    func time(warmup: Int, iterations: Int, minimum: Int, budget: Double) -> (wall: [Double], cpu: [Double]) {
-        for _ in 0..<warmup { step() }
+    func time(warmup: Int, iterations: Int, minimum: Int, budget: Double) throws -> (wall: [Double], cpu: [Double]) {
+        for _ in 0..<warmup { try step() }
         var samples = [Double]()
         var cpuSamples = [Double]()
         var spent = 0.0
@@ -384,7 +396,7 @@ final class TrainingStepBench {
             if samples.count >= max(minimum, 1) && spent >= budget { break }
             let start = MonotonicClock.now()
             let cpuStart = ProcessMeasurements.cpuSeconds()
-            step()
+            try step()
             let elapsed = MonotonicClock.now() - start
             cpuSamples.append(ProcessMeasurements.cpuSeconds() - cpuStart)
             samples.append(elapsed)

@@ -15,7 +15,7 @@ struct ModuleGraphTests {
         "Training": ["Engine", "Data", "Yams"],
         "Runs": ["Training", "Data", "Engine"],
         "Study": ["Runs", "Training", "Data", "Engine"],
-        "Bench": ["Training", "Engine"],
+        "Bench": ["Training", "Data", "Engine"],
         "Wire": ["Engine"],
         "Transport": ["Wire", "CZMQ"],
         "Cluster": ["Runs", "Training", "Data", "Engine", "Wire", "Transport", "CProcess"],
