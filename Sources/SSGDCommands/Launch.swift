@@ -3,6 +3,7 @@ import Cluster
 import Engine
 import Foundation
 import Runs
+import Study
 import Training
 
 struct Launch: ParsableCommand {
@@ -29,6 +30,7 @@ struct Launch: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            ChildProcess.adoptRunnerIfAny()
             let prepared = try TrainingSession.prepare(options.request)
             let cores = ProcessInfo.processInfo.activeProcessorCount
             // Workers × BLAS threads ≤ cores unless --threads says otherwise.
