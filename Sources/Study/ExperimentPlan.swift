@@ -15,7 +15,7 @@ import Yams
 //   axes:
 //     method: [vanilla, spectral]     # a config key: one value per cell
 //     batch:                          # any other name: a linked axis, each value sets several keys
-//       - {batch_size: 64, lr: 0.01}
+//       - {batch_size: 64, lr: 0.01}  #   (and is named by the first: b64)
 //       - {batch_size: 4096, lr: 0.1}
 //     seed: [1, 2, 3]
 
@@ -32,7 +32,7 @@ public struct CellValue: Sendable, Equatable, Codable {
 
 public struct ExperimentCell: Sendable {
     /// The run directory's name: the source config's (when the plan has several) and one token
-    /// per axis value, e.g. `mlp-spectral-b64-lr0.01-s2`.
+    /// per axis (from the first key of a linked axis's value), e.g. `mlp-spectral-b64-s2`.
     public var name: String
     /// The config file the cell starts from.
     public var source: String
@@ -231,15 +231,15 @@ public struct ExperimentPlan: Sendable {
                 var tokens = severalSources ? [sourceName] : []
                 for (axis, index) in zip(axes, choice) {
                     for (key, node) in axis.values[index] {
-                        let text = valueText(node)
                         do {
                             try config.set(key, node: node)
                         } catch {
                             throw PlanError("config \(source), axis '\(axis.name)' value \(index + 1): \(error)")
                         }
-                        values.append(CellValue(key: key, value: text))
-                        tokens.append(token(key: key, node: node))
+                        values.append(CellValue(key: key, value: valueText(node)))
                     }
+                    // A value is named by its first key (a linked axis's other keys come along).
+                    if let (key, node) = axis.values[index].first { tokens.append(token(key: key, node: node)) }
                 }
                 let name = tokens.joined(separator: "-")
                 config.name = name
@@ -251,7 +251,7 @@ public struct ExperimentPlan: Sendable {
                     throw PlanError("cell \(name) (\(sourceName)\(described.isEmpty ? "" : ": " + described)): \(error)")
                 }
                 if let other = owners[name] {
-                    throw PlanError("cells '\(other)' and '\(sourceName): \(described)' would share the run directory \(name); make the axes' values differ")
+                    throw PlanError("cells '\(other)' and '\(sourceName): \(described)' would share the run directory \(name); make the axes' values (a linked axis's first key) differ")
                 }
                 owners[name] = "\(sourceName): \(described)"
                 cells.append(ExperimentCell(name: name, source: source, values: values, config: config))

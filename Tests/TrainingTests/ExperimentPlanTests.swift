@@ -54,10 +54,10 @@ import Training
         #expect(plan.cells.count == 12)
         #expect(plan.output == "experiments/sweep")
         #expect(plan.cells.map(\.name) == [
-            "vanilla-b32-ghost_batch16-s1", "vanilla-b32-ghost_batch16-s2", "vanilla-b32-ghost_batch16-s3",
-            "vanilla-b64-ghost_batch32-s1", "vanilla-b64-ghost_batch32-s2", "vanilla-b64-ghost_batch32-s3",
-            "spectral-b32-ghost_batch16-s1", "spectral-b32-ghost_batch16-s2", "spectral-b32-ghost_batch16-s3",
-            "spectral-b64-ghost_batch32-s1", "spectral-b64-ghost_batch32-s2", "spectral-b64-ghost_batch32-s3",
+            "vanilla-b32-s1", "vanilla-b32-s2", "vanilla-b32-s3",
+            "vanilla-b64-s1", "vanilla-b64-s2", "vanilla-b64-s3",
+            "spectral-b32-s1", "spectral-b32-s2", "spectral-b32-s3",
+            "spectral-b64-s1", "spectral-b64-s2", "spectral-b64-s3",
         ])
         let cell = plan.cells[10]
         #expect(cell.values == [
@@ -111,6 +111,7 @@ import Training
         #expect(Self.error("config: missing.yaml").contains("cannot read config file"))
         #expect(Self.error("axes: {seed: [1]}").contains("config: FILE"))
         #expect(Self.error("config: base.yaml\naxes: {seed: [1, 1]}").contains("would share the run directory s1"))
+        #expect(Self.error("config: base.yaml\naxes: {b: [{batch_size: 64, lr: 0.1}, {batch_size: 64, lr: 0.2}]}").contains("would share the run directory b64"))
     }
 
     @Test func theLogParserFollowsTheTrainersLines() {
