@@ -16,9 +16,16 @@ public struct ChildProcess: Sendable {
     public let pid: pid_t
 
     /// How a child ended.
-    public enum Ending: Sendable, Equatable {
+    public enum Ending: Sendable, Equatable, CustomStringConvertible {
         case exited(Int32)
         case signaled(Int32)
+
+        public var description: String {
+            switch self {
+            case .exited(let status): "exited with status \(status)"
+            case .signaled(let signal): "was killed by signal \(signal)"
+            }
+        }
     }
 
     public static let runnerVariable = "SSGD_EXPERIMENT_PID"

@@ -342,12 +342,7 @@ public final class ExperimentRunner {
                     records[index].status = .interrupted
                     event(index, "interrupted at step \(records[index].step ?? 0)\(records[index].totalSteps.map { " of \($0)" } ?? ""); rerunning resumes it")
                 } else {
-                    let how: String
-                    switch ending {
-                    case .exited(let status): how = "exited with status \(status)"
-                    case .signaled(let signal): how = "was killed by signal \(signal)"
-                    }
-                    fail(index, .train, "\(how)" + (job.progress.failureText.map { ": \($0)" } ?? ""))
+                    fail(index, .train, "\(ending)" + (job.progress.failureText.map { ": \($0)" } ?? ""))
                 }
             case .analyze:
                 if ending == .exited(0) {
@@ -359,12 +354,7 @@ public final class ExperimentRunner {
                     records[index].analysis = .interrupted
                     event(index, "analysis interrupted; rerunning redoes it")
                 } else {
-                    let how: String
-                    switch ending {
-                    case .exited(let status): how = "exited with status \(status)"
-                    case .signaled(let signal): how = "was killed by signal \(signal)"
-                    }
-                    fail(index, .analyze, "ssgd analyze \(how)" + (job.progress.failureText.map { ": \($0)" } ?? ""))
+                    fail(index, .analyze, "ssgd analyze \(ending)" + (job.progress.failureText.map { ": \($0)" } ?? ""))
                 }
             }
             try saveRecords()

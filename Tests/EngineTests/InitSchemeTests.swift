@@ -91,37 +91,38 @@ import Testing
         #expect(values(network, "1.bias").allSatisfy { $0 == 0 }, "BN β starts at 0")
     }
 
-    @Test func kaimingNormalDrawsWeightsFromN0TwoOverFanInAndBiasesUniform() {
-        let (conv, wide) = Self.networks()
-        conv.initializeParameters(seed: 7, scheme: .kaimingNormal)
-        wide.initializeParameters(seed: 8, scheme: .kaimingNormal)
-        Self.expectNormal(Self.values(wide, "0.weight"), variance: 2.0 / 256, "linear weight")
-        Self.expectNormal(Self.values(conv, "0.weight"), variance: 2.0 / 144, "conv weight")
-        Self.expectNormal(Self.values(conv, "2.weight"), variance: 2.0 / 9216, "head weight")
-        Self.expectUniform(Self.values(wide, "0.bias"), bound: 1.0 / 16, "linear bias")
-        Self.expectNormalizationUntouched(conv)
+    /// What a scheme's definition says a tensor of this fan-in holds.
+    enum Law {
+        /// N(0, factor / fan_in).
+        case normal(factor: Double)
+        /// U(±1/√fan_in).
+        case uniform
+        case zero
     }
 
-    @Test func pytorchDrawsWeightsAndBiasesFromUniformOneOverRootFanIn() {
-        let (conv, wide) = Self.networks()
-        conv.initializeParameters(seed: 7, scheme: .pytorch)
-        wide.initializeParameters(seed: 8, scheme: .pytorch)
-        Self.expectUniform(Self.values(wide, "0.weight"), bound: 1.0 / 16, "linear weight")
-        Self.expectUniform(Self.values(conv, "0.weight"), bound: 1.0 / 12, "conv weight")
-        Self.expectUniform(Self.values(conv, "2.weight"), bound: 1.0 / 96, "head weight")
-        Self.expectUniform(Self.values(wide, "0.bias"), bound: 1.0 / 16, "linear bias")
-        Self.expectNormalizationUntouched(conv)
+    static func expect(_ values: [Float], _ law: Law, fanIn: Int, _ label: String) {
+        switch law {
+        case .normal(let factor): expectNormal(values, variance: factor / Double(fanIn), label)
+        case .uniform: expectUniform(values, bound: 1 / Double(fanIn).squareRoot(), label)
+        case .zero: #expect(values.allSatisfy { $0 == 0 }, "\(label): not all zero")
+        }
     }
 
-    @Test func lecunNormalDrawsWeightsFromN0OneOverFanInWithZeroBiases() {
+    @Test(arguments: InitScheme.allCases)
+    func eachSchemeDrawsWeightsAndBiasesAsItsDefinitionSays(scheme: InitScheme) {
+        let (weights, biases): (Law, Law) = switch scheme {
+        case .kaimingNormal: (.normal(factor: 2), .uniform)
+        case .pytorch: (.uniform, .uniform)
+        case .lecunNormal: (.normal(factor: 1), .zero)
+        }
         let (conv, wide) = Self.networks()
-        conv.initializeParameters(seed: 7, scheme: .lecunNormal)
-        wide.initializeParameters(seed: 8, scheme: .lecunNormal)
-        Self.expectNormal(Self.values(wide, "0.weight"), variance: 1.0 / 256, "linear weight")
-        Self.expectNormal(Self.values(conv, "0.weight"), variance: 1.0 / 144, "conv weight")
-        Self.expectNormal(Self.values(conv, "2.weight"), variance: 1.0 / 9216, "head weight")
-        #expect(Self.values(wide, "0.bias").allSatisfy { $0 == 0 })
-        #expect(Self.values(conv, "0.bias").allSatisfy { $0 == 0 })
+        conv.initializeParameters(seed: 7, scheme: scheme)
+        wide.initializeParameters(seed: 8, scheme: scheme)
+        Self.expect(Self.values(wide, "0.weight"), weights, fanIn: 256, "\(scheme) linear weight")
+        Self.expect(Self.values(conv, "0.weight"), weights, fanIn: 144, "\(scheme) conv weight")
+        Self.expect(Self.values(conv, "2.weight"), weights, fanIn: 9216, "\(scheme) head weight")
+        Self.expect(Self.values(wide, "0.bias"), biases, fanIn: 256, "\(scheme) linear bias")
+        Self.expect(Self.values(conv, "0.bias"), biases, fanIn: 144, "\(scheme) conv bias")
         Self.expectNormalizationUntouched(conv)
     }
 
