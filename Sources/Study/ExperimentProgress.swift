@@ -1,3 +1,5 @@
+import Data
+import Engine
 import Foundation
 import Training
 
@@ -104,12 +106,14 @@ struct CellProgress {
 }
 
 /// Remaining time from measured seconds per step. Cells that differ only in seed share a speed
-/// (their class); a class not measured yet borrows the mean seconds per sample of the measured
-/// ones, scaled by its batch size.
+/// (their class); a class not measured yet is estimated from the measured ones' mean seconds per
+/// unit of work, work = batch size × forward multiply-accumulates per sample × 2 for adversarial
+/// training (two forward/backward passes per unit).
 struct ETAEstimator {
     /// Measured seconds per step, by class.
     private(set) var rates: [String: Double] = [:]
-    private var batchOf: [String: Int] = [:]
+    private var workOf: [String: Double] = [:]
+    private var macsOf: [String: Int] = [:]
     /// Seconds per analysis, measured.
     private(set) var analysisSeconds: [Double] = []
 
@@ -123,21 +127,35 @@ struct ETAEstimator {
     mutating func record(_ config: TrainingConfig, secondsPerStep: Double) {
         let key = Self.speedClass(config)
         rates[key] = secondsPerStep
-        batchOf[key] = config.batchSize
+        workOf[key] = work(config)
+    }
+
+    /// Work of one step (see the type's comment); the model's multiply-accumulates are counted
+    /// once per model and data shape.
+    mutating func work(_ config: TrainingConfig) -> Double {
+        var shapeOnly = config
+        shapeOnly.method = .vanilla
+        shapeOnly.batchSize = shapeOnly.ghostBatch
+        let key = Self.speedClass(shapeOnly)
+        if macsOf[key] == nil {
+            let (shape, classes) = DatasetLoader.inputShapeAndClasses(config.dataSpec)
+            macsOf[key] = (try? ModelFactory.make(config, inputShape: shape, classes: classes)).map { ModelInfo($0).forwardMACs } ?? 1
+        }
+        return Double(config.batchSize) * Double(max(1, macsOf[key] ?? 1)) * (config.method == .adversarial ? 2 : 1)
     }
 
     mutating func recordAnalysis(seconds: Double) { analysisSeconds.append(seconds) }
 
-    func secondsPerStep(_ config: TrainingConfig) -> Double? {
+    mutating func secondsPerStep(_ config: TrainingConfig) -> Double? {
         if let rate = rates[Self.speedClass(config)] { return rate }
-        let perSample = rates.compactMap { key, rate in batchOf[key].map { rate / Double($0) } }
-        guard !perSample.isEmpty else { return nil }
-        return perSample.reduce(0, +) / Double(perSample.count) * Double(config.batchSize)
+        let perWork = rates.compactMap { key, rate in workOf[key].map { rate / $0 } }
+        guard !perWork.isEmpty else { return nil }
+        return perWork.reduce(0, +) / Double(perWork.count) * work(config)
     }
 
     /// Seconds of work left: (config, steps left, analyses left) per cell, over `slots` at once;
     /// nil until anything is measured.
-    func remaining(_ work: [(config: TrainingConfig, steps: Int, analyses: Int)], slots: Int) -> Double? {
+    mutating func remaining(_ work: [(config: TrainingConfig, steps: Int, analyses: Int)], slots: Int) -> Double? {
         guard !rates.isEmpty else { return nil }
         let analysis = analysisSeconds.isEmpty ? 0 : analysisSeconds.reduce(0, +) / Double(analysisSeconds.count)
         var total = 0.0
