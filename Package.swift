@@ -27,8 +27,10 @@ let modules: [Target] = [
         dependencies: ["Engine", "Data", .product(name: "Yams", package: "Yams")]),
     // What outlives a process: run directories, checkpoints, safetensors, session setup.
     .target(name: "Runs", dependencies: ["Training", "Data", "Engine"]),
-    // The paper's measurements and report: analysis, Table 1, SVG figures.
-    .target(name: "Study", dependencies: ["Runs", "Training", "Data", "Engine"]),
+    // The paper's measurements and report: analysis, Table 1, SVG figures; experiments (plans of runs).
+    .target(
+        name: "Study",
+        dependencies: ["Runs", "Training", "Data", "Engine", "CProcess", .product(name: "Yams", package: "Yams")]),
     // `ssgd bench`: sgemm peak and per-model throughput.
     .target(name: "Bench", dependencies: ["Training", "Data", "Engine"]),
     // The wire codec over byte frames; no transport in it.

@@ -26,4 +26,15 @@ extension DatasetLoader {
         case .stl10: 13_000
         }
     }
+
+    /// Training samples `load(spec)` reads (exact for synthetic data, the published sizes of
+    /// the real data sets): enough to count a run's steps before it starts.
+    public static func expectedTrainSampleCount(_ spec: DataSpec) -> Int {
+        switch spec.dataset {
+        case .synthetic: spec.syntheticTrainSamples
+        case .fashionMNIST: 60_000
+        case .cifar10, .cifar100: 50_000
+        case .stl10: 5_000
+        }
+    }
 }

@@ -105,20 +105,26 @@ public final class Network {
     }
 
     /// Parameters drawn from `seed`: entry i uses the generator (seed, i), so adding a layer at
-    /// the end does not change the others.
-    public func initializeParameters(seed: UInt64) {
+    /// the end does not change the others. Weight matrices and their biases follow `scheme`
+    /// (InitScheme); constants (BN γ = 1, β = 0) are the same under every scheme.
+    public func initializeParameters(seed: UInt64, scheme: InitScheme = .kaimingNormal) {
         for (index, entry) in parameterTable.enumerated() {
             var generator = SplitMix64(keys: seed, UInt64(index))
             let values = parameters.pointer + entry.offset
-            switch entry.initializer {
-            case .kaimingNormal(let fanIn):
-                let std = (2 / Float(fanIn)).squareRoot()
+            func gaussian(variance: Float) {
+                let std = variance.squareRoot()
                 for i in 0..<entry.count { values[i] = generator.nextGaussian() * std }
-            case .uniformFanIn(let fanIn):
-                let bound = 1 / Float(fanIn).squareRoot()
+            }
+            func uniform(bound: Float) {
                 for i in 0..<entry.count { values[i] = (2 * generator.nextUnitFloat() - 1) * bound }
-            case .constant(let value):
-                (values).update(repeating: value, count: entry.count)
+            }
+            switch (entry.initializer, scheme) {
+            case (.kaimingNormal(let fanIn), .kaimingNormal): gaussian(variance: 2 / Float(fanIn))
+            case (.kaimingNormal(let fanIn), .lecunNormal): gaussian(variance: 1 / Float(fanIn))
+            case (.kaimingNormal(let fanIn), .pytorch): uniform(bound: 1 / Float(fanIn).squareRoot())
+            case (.uniformFanIn, .lecunNormal): values.update(repeating: 0, count: entry.count)
+            case (.uniformFanIn(let fanIn), _): uniform(bound: 1 / Float(fanIn).squareRoot())
+            case (.constant(let value), _): values.update(repeating: value, count: entry.count)
             }
         }
     }

@@ -19,9 +19,10 @@ public enum StateRole: Sendable, Equatable {
 
 /// How a parameter starts.
 public enum Initializer: Sendable, Equatable {
-    /// He/Kaiming normal for ReLU networks: N(0, 2/fanIn) (He et al. 2015).
+    /// A weight matrix with this fan-in, drawn as the network's `InitScheme` says (by default
+    /// He/Kaiming normal, N(0, 2/fanIn), after which the case is named).
     case kaimingNormal(fanIn: Int)
-    /// PyTorch's default bias init: U(−1/√fanIn, 1/√fanIn).
+    /// A bias: U(−1/√fanIn, 1/√fanIn) (PyTorch's default), or 0 under `InitScheme.lecunNormal`.
     case uniformFanIn(fanIn: Int)
     case constant(Float)
 }

@@ -45,6 +45,7 @@ struct Analyze: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            ChildProcess.adoptRunnerIfAny()
             BLASThreads.set(threads)
             let run = RunDirectory(path: runDirectory)
             let started = MonotonicClock.now()

@@ -3,6 +3,7 @@ import Cluster
 import Engine
 import Foundation
 import Runs
+import Study
 import Training
 
 struct Launch: ParsableCommand {
@@ -33,6 +34,7 @@ struct Launch: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            ChildProcess.adoptRunnerIfAny()
             let exporter = try metricsOptions.start()
             defer { exporter?.server.stop() }
             let prepared = try TrainingSession.prepare(options.request)

@@ -19,6 +19,7 @@ public struct SSGD: ParsableCommand {
         subcommands: [
             Train.self, Launch.self, CoordinatorCommand.self, WorkerCommand.self, KeygenCommand.self,
             StatusCommand.self, ModelCommand.self, DataCommand.self, Export.self, Import.self, Bench.self, Plan.self, Analyze.self, Report.self,
+            ExperimentCommand.self,
         ])
 
     public init() {}

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engine
 import Runs
+import Study
 import Training
 
 struct Train: ParsableCommand {
@@ -12,6 +13,7 @@ struct Train: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            ChildProcess.adoptRunnerIfAny()
             let prepared = try TrainingSession.prepare(options.request)
             // Lanes: `threads` single-threaded lanes, OpenBLAS at one thread in each (DESIGN §3).
             BLASThreads.set(1)

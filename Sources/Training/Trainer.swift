@@ -48,9 +48,9 @@ public final class Trainer {
         indices = [Int32](repeating: 0, count: config.batchSize)
     }
 
-    /// Fresh parameters from the seed (He init) and initial BN state.
+    /// Fresh parameters from the seed (the config's `init` scheme) and initial BN state.
     public func initializeFresh() {
-        network.initializeParameters(seed: config.seed)
+        network.initializeParameters(seed: config.seed, scheme: config.initScheme)
         network.resetState()
         step = 0
     }
@@ -248,6 +248,7 @@ public final class Trainer {
         guard let final = lastEvaluated else { preconditionFailure("evaluation always runs before the summary") }
         let summary = TrainingSummary(
             name: config.name, model: config.model.rawValue, method: config.method.rawValue, dataset: config.dataset.rawValue,
+            initScheme: config.initScheme.rawValue,
             trainAccuracy: final.train.accuracy, testAccuracy: final.test.accuracy,
             trainLoss: final.train.loss, testLoss: final.test.loss, steps: step, totalSteps: schedule.totalSteps,
             epochs: Double(step) / Double(stepsPerEpoch), wallSeconds: wall,

@@ -1,4 +1,5 @@
 import Data
+import Engine
 import Foundation
 import Yams
 
@@ -103,6 +104,11 @@ extension TrainingConfig {
         ConfigKey(name: "growth", hashed: true, read: { $0.growth = try readInt($1, "growth") }, write: { "\($0.growth)" }),
         ConfigKey(name: "width_divisor", hashed: true, read: { $0.widthDivisor = try readInt($1, "width_divisor") }, write: { "\($0.widthDivisor)" }),
         ConfigKey(name: "dropout", hashed: true, read: { $0.dropout = try readDouble($1, "dropout") }, write: { number($0.dropout) }),
+        // Left out of the hash at kaiming_normal, the only initialisation before the key existed
+        // (this text, not the current default: a config without `init` keeps its old hash only
+        // while the default is still kaiming_normal).
+        ConfigKey(name: "init", hashed: true, read: { $0.initScheme = try readEnum($1, "init") }, write: { $0.initScheme.rawValue },
+                  unhashedDefault: "kaiming_normal"),
         ConfigKey(name: "dataset", hashed: true, read: { $0.dataset = try readEnum($1, "dataset") }, write: { $0.dataset.rawValue }),
         ConfigKey(name: "data_path", hashed: false, read: { $0.dataPath = try readString($1, "data_path") }, write: { quoted($0.dataPath) }),
         ConfigKey(name: "augment", hashed: true, read: { $0.augment = try readEnum($1, "augment") }, write: { $0.augment.rawValue }),
@@ -205,7 +211,8 @@ extension TrainingConfig {
         try set(name, node: node)
     }
 
-    mutating func set(_ name: String, node: Node) throws {
+    /// Set one key from a YAML node (a plan's axis value, a config file's entry).
+    public mutating func set(_ name: String, node: Node) throws {
         guard let key = TrainingConfig.keys.first(where: { $0.name == name }) else {
             let suggestion = TrainingConfig.keyNames.first { $0.hasPrefix(String(name.prefix(3))) }
             let hint = suggestion.map { " (did you mean '\($0)'?)" } ?? ""

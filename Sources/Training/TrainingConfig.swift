@@ -1,4 +1,5 @@
 import Data
+import Engine
 import Foundation
 
 // The resolved description of one training run. Parsed once from YAML (unknown keys are
@@ -18,6 +19,8 @@ public struct TrainingConfig: Sendable, Equatable {
     /// VGG only: divide every width by this (1 = the paper's network; larger for fast tests).
     public var widthDivisor = 1
     public var dropout: Double = 0
+    /// How weight matrices and biases start (config key `init`).
+    public var initScheme = InitScheme.kaimingNormal
     // Data
     public var dataset = DatasetKind.fashionMNIST
     public var dataPath = "/usr/share/datasets/fashion-mnist"

@@ -29,6 +29,8 @@ public struct TrainingSummary: Codable, Sendable {
     public var model: String
     public var method: String
     public var dataset: String
+    /// The config's `init` (absent from summaries written before the key existed).
+    public var initScheme: String?
     public var trainAccuracy: Double
     public var testAccuracy: Double
     public var trainLoss: Double
@@ -51,6 +53,7 @@ public struct TrainingSummary: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case name, model, method, dataset, steps, epochs, workers
+        case initScheme = "init"
         case trainAccuracy = "train_accuracy", testAccuracy = "test_accuracy"
         case trainLoss = "train_loss", testLoss = "test_loss"
         case totalSteps = "total_steps", wallSeconds = "wall_seconds"

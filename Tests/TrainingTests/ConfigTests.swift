@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import Training
 
@@ -82,5 +83,31 @@ import Training
         #expect(config.hidden == [128, 64])
         #expect(config.method == .decay)
         #expect(throws: ConfigError.self) { try config.set("nope", value: "1") }
+    }
+
+    @Test func initIsParsedNamedInErrorsAndLeavesOldHashesAloneAtKaimingNormal() throws {
+        let smoke = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("configs/smoke.yaml").path
+        var config = try TrainingConfig.load(path: smoke)
+        #expect(config.initScheme == .kaimingNormal)
+        // configs/smoke.yaml's hash as written by ssgd before `init` existed (commit dfd8097).
+        let before = "6699692bcc797b767122b6e3b1139c540315a8fe7b536fd0edcdd0228c54410e"
+        #expect(config.trajectoryHash == before)
+        #expect(config.yaml().contains("init: kaiming_normal"))
+        try config.set("init", value: "kaiming_normal")
+        #expect(config.trajectoryHash == before)
+        try config.set("init", value: "pytorch")
+        #expect(config.initScheme == .pytorch)
+        #expect(config.trajectoryHash != before)
+        try config.set("init", value: "lecun_normal")
+        #expect(config.initScheme == .lecunNormal)
+        #expect(try TrainingConfig.parse(yaml: config.yaml()).initScheme == .lecunNormal)
+        do {
+            try config.set("init", value: "xavier")
+            Issue.record("accepted init: xavier")
+        } catch let error as ConfigError {
+            #expect(error.key == "init")
+            #expect(error.description.contains("kaiming_normal, pytorch, lecun_normal"))
+        }
     }
 }

@@ -67,4 +67,19 @@ import Training
             #expect(error.description.contains("step"))
         }
     }
+
+    @Test(arguments: InitScheme.allCases)
+    func theConfigsInitStartsTheRunAndIsRecordedInItsSummary(scheme: InitScheme) throws {
+        var config = Fixtures.syntheticConfig(epochs: 1)
+        config.initScheme = scheme
+        config.maxSteps = 1
+        let directory = Fixtures.temporaryDirectory()
+        let trainer = try Fixtures.trainer(config, runDirectory: directory)
+        let reference = try ModelFactory.make(config, inputShape: trainer.network.inputShape, classes: trainer.network.classes)
+        reference.initializeParameters(seed: config.seed, scheme: scheme)
+        #expect(trainer.network.parameters.toArray() == reference.parameters.toArray())
+        try trainer.train()
+        let saved = try JSONDecoder().decode(TrainingSummary.self, from: Data(contentsOf: URL(fileURLWithPath: RunDirectory(path: directory).summaryPath)))
+        #expect(saved.initScheme == scheme.rawValue)
+    }
 }
