@@ -40,7 +40,7 @@ struct ExperimentCommand: ParsableCommand {
     @Option(name: .long, help: "Seconds between summary lines (cells done/running/left, ETA).")
     var progressSeconds: Double = 30
 
-    @Option(name: .long, help: "Generalization-gap threshold of the report (default: per data set).")
+    @Option(name: .long, help: "Generalization-gap threshold of the report (default: the plan's alpha:, else per data set).")
     var alpha: Double?
 
     @Flag(name: .long, help: "List the cells and what a run would do with each; run nothing.")

@@ -12,6 +12,7 @@ import Yams
 //   name: mini                        # output folder experiments/mini (unless output: or --output)
 //   configs: [mlp.yaml, cnn.yaml]     # or config: FILE, or configs: FOLDER (its *.yaml)
 //   set: {epochs: 3}                  # applied to every cell
+//   alpha: 0.8                        # the report's gap threshold (default: per data set)
 //   axes:
 //     method: [vanilla, spectral]     # a config key: one value per cell
 //     batch:                          # any other name: a linked axis, each value sets several keys
@@ -53,8 +54,10 @@ public struct ExperimentPlan: Sendable {
     /// The output folder: runs/, logs/, configs/, report/ and experiment.json go here.
     public var output: String
     public var cells: [ExperimentCell]
+    /// The report's generalization-gap threshold (nil: per data set; --alpha overrides).
+    public var alpha: Double?
 
-    static let planKeys = ["name", "output", "config", "configs", "set", "axes"]
+    static let planKeys = ["name", "output", "config", "configs", "set", "axes", "alpha"]
 
     /// Read and expand a plan file; `output` (the --output flag) overrides the plan's.
     public static func load(path: String, output: String? = nil) throws -> ExperimentPlan {
@@ -92,7 +95,15 @@ public struct ExperimentPlan: Sendable {
         let axes = try parseAxes(entries["axes"], planPath: path, fixedKeys: fixed.map(\.key))
         let cells = try expand(sources: sources, fixed: fixed, axes: axes, severalSources: entries["configs"] != nil || axes.isEmpty)
         let destination = try output ?? entries["output"].map { try scalar($0, "output", path) } ?? "experiments/\(name)"
-        return ExperimentPlan(path: path, name: name, output: destination, cells: cells)
+        var alpha: Double?
+        if let node = entries["alpha"] {
+            let text = try scalar(node, "alpha", path)
+            guard let value = Double(text), value >= 0 && value < 1 else {
+                throw PlanError("plan \(path): alpha is the report's test-accuracy threshold in [0, 1), got '\(text)'")
+            }
+            alpha = value
+        }
+        return ExperimentPlan(path: path, name: name, output: destination, cells: cells, alpha: alpha)
     }
 
     // MARK: - Parts of a plan

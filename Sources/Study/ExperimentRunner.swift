@@ -30,7 +30,7 @@ public struct ExperimentOptions: Sendable {
     public var analyzeSamples: Int?
     /// Seconds between summary lines.
     public var progressSeconds: Double = 30
-    /// The report's generalization-gap threshold (nil: per data set).
+    /// The report's generalization-gap threshold (nil: the plan's, else per data set).
     public var alpha: Double?
 
     public init(executable: String) { self.executable = executable }
@@ -406,7 +406,7 @@ public final class ExperimentRunner {
             FileManager.default.fileExists(atPath: RunDirectory(path: $0).metricsPath)
         }
         guard !directories.isEmpty else { throw PlanError("no cell of \(plan.path) has evaluations yet: nothing to report") }
-        let report = try Report.load(runDirectories: directories, options: ReportOptions(alpha: options.alpha))
+        let report = try Report.load(runDirectories: directories, options: ReportOptions(alpha: options.alpha ?? plan.alpha))
         _ = try report.write(to: reportDirectory)
         return report
     }

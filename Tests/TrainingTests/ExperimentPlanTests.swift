@@ -67,6 +67,8 @@ import Training
         #expect(cell.config.name == cell.name)
         #expect(cell.config.method == .spectral && cell.config.batchSize == 64 && cell.config.ghostBatch == 32 && cell.config.seed == 2)
         #expect(cell.config.epochs == 3 && cell.config.lr == 0.2 && cell.config.hidden == [16])
+        #expect(plan.alpha == nil)
+        #expect(try Self.plan("config: base.yaml\nalpha: 0.8").alpha == 0.8)
         #expect(Set(plan.cells.map(\.config.trajectoryHash)).count == 12)
     }
 
@@ -98,6 +100,7 @@ import Training
 
     @Test func aBadPlanIsRefusedUpFrontNamingTheKey() {
         #expect(Self.error("config: base.yaml\naxis: {seed: [1]}").contains("unknown key 'axis'"))
+        #expect(Self.error("config: base.yaml\nalpha: 85").contains("alpha is the report's test-accuracy threshold"))
         #expect(Self.error("config: base.yaml\naxes: {seed: []}").contains("axis 'seed' has no values"))
         #expect(Self.error("config: base.yaml\naxes: {seed: 3}").contains("axis 'seed' takes a list"))
         #expect(Self.error("config: base.yaml\naxes: {methd: [spectral]}").contains("did you mean the key 'method'"))
@@ -112,6 +115,28 @@ import Training
         #expect(Self.error("axes: {seed: [1]}").contains("config: FILE"))
         #expect(Self.error("config: base.yaml\naxes: {seed: [1, 1]}").contains("would share the run directory s1"))
         #expect(Self.error("config: base.yaml\naxes: {b: [{batch_size: 64, lr: 0.1}, {batch_size: 64, lr: 0.2}]}").contains("would share the run directory b64"))
+    }
+
+    @Test func theMiniPlanIsTheFortyEightCellsOfThePapersStudy() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("configs/mini/plan.yaml").path
+        let plan = try ExperimentPlan.load(path: path)
+        #expect(plan.cells.count == 48)
+        #expect(plan.output == "experiments/mini")
+        #expect(plan.alpha == 0.8)
+        var expected: [String] = []
+        for model in ["mlp", "cnn"] {
+            for method in ["vanilla", "decay", "adversarial", "spectral"] {
+                for batch in ["b64", "b4096"] { for seed in 1...3 { expected.append("\(model)-\(method)-\(batch)-s\(seed)") } }
+            }
+        }
+        #expect(plan.cells.map(\.name) == expected)
+        for cell in plan.cells {
+            #expect(cell.config.dataset == .fashionMNIST && cell.config.epochs == 4)
+            #expect(cell.config.model == (cell.name.hasPrefix("mlp") ? .mlp : .densenet))
+            #expect(cell.config.ghostBatch == (cell.config.batchSize == 64 ? 64 : 128))
+            #expect(cell.config.lr == (cell.config.batchSize == 64 ? 0.01 : 0.1))
+        }
     }
 
     @Test func theLogParserFollowsTheTrainersLines() {
