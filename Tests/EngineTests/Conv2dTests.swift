@@ -46,7 +46,8 @@ struct Conv2dTests {
         Geometry(batch: 2, channels: 2, height: 6, width: 6, out: 3, kernel: 1, stride: 2, padding: 0, bias: true),
         Geometry(batch: 1, channels: 2, height: 5, width: 7, out: 2, kernel: 2, stride: 3, padding: 1, bias: false),
         // Row shifts ("same" convolutions, P ≥ 64 with at most 32 outputs, P ≥ 256 otherwise,
-        // C·k ≥ 48): 3×3 on a non-square map, 5×5 on 9×8, 3×3 on exactly 8×8.
+        // C·k ≥ 48; thin outputs in one stacked GEMM): 3×3 on a non-square map, 5×5 on 9×8,
+        // 3×3 on exactly 8×8.
         Geometry(batch: 2, channels: 16, height: 16, width: 17, out: 4, kernel: 3, stride: 1, padding: 1, bias: true),
         Geometry(batch: 3, channels: 10, height: 9, width: 8, out: 3, kernel: 5, stride: 1, padding: 2, bias: true),
         Geometry(batch: 2, channels: 16, height: 8, width: 8, out: 5, kernel: 3, stride: 1, padding: 1, bias: false),
@@ -60,6 +61,8 @@ struct Conv2dTests {
         Geometry(batch: 30, channels: 2, height: 6, width: 6, out: 3, kernel: 3, stride: 2, padding: 1, bias: true),
         // A wide output (more than 32 channels) on 8×8: im2col in groups of 4 samples, not row shifts.
         Geometry(batch: 5, channels: 3, height: 8, width: 8, out: 40, kernel: 3, stride: 1, padding: 1, bias: true),
+        // Row shifts with a wide output (more than 32 channels): k GEMMs, not one stacked GEMM.
+        Geometry(batch: 2, channels: 16, height: 16, width: 16, out: 40, kernel: 3, stride: 1, padding: 1, bias: true),
     ]
 
     @Test(arguments: geometries)
