@@ -16,12 +16,17 @@
 // floats written and read from memory several times per step, while a group's stays in cache;
 // the flipped-kernel dx reads 9·O rows instead of writing and re-adding 9·C.
 // Row shifts ("same" convolutions on maps of at least `rowShiftPositions` positions, or of at
-// least `thinRowShiftPositions` when the output is thin (O ≤ `thinOutputs`); one sample at a
-// time; see Im2col.swift): instead of im2col, shifted (C·k, (H+2p)·W) holds the
+// least `thinRowShiftPositions` when the output is thin (O ≤ `thinOutputs`), with C·k ≥
+// `rowShiftDepth`; one sample at a time; see Im2col.swift): instead of im2col, shifted (C·k, (H+2p)·W) holds the
 // k horizontal shifts of x_n, and with the kernel rows W_ki (O, C·k), W_ki[o, c·k + kj] = W[o, c, ki, kj]:
 //   forward:  y_n (O, P) = Σ_ki W_ki · (shifted + ki·W);
 //   backward: dW_ki (O, C·k) += dy_n (O, P) · (shifted + ki·W)ᵀ, summed over the samples in a
 //             scratch and then added to dW; dx by the flipped kernel as above.
+// For thin outputs (O ≤ `thinOutputs`) each direction is ONE GEMM over the whole padded map
+// (L = (H+2p)·W columns, the k kernel rows stacked as k·O output rows), so OpenBLAS packs
+// `shifted` once instead of k times, at the price of (H+2p)/H times the multiply-adds; forward
+// then sums the k row blocks at their offsets, backward stacks k shifted copies of dy. Wide
+// layers, whose GEMMs outweigh the packing, run the k GEMMs.
 // The group count and every GEMM shape depend only on the geometry and the batch, never on
 // threads. The columns and reorder buffers live in a Workspace shared by the network's layers.
 // A 1×1, stride-1, unpadded convolution needs no im2col: per sample, y_n (O, P) = W · x_n (C, P).
@@ -41,6 +46,10 @@ public final class Conv2d: Layer, CountsMACs {
     /// down to 8×8 maps (their GEMMs ran as fast as the grouped im2col GEMMs there).
     public static let thinOutputs = 32
     public static let thinRowShiftPositions = 64
+    /// Smallest depth C·k of one row-shift GEMM: with few input channels (an RGB stem) the k
+    /// short GEMMs ran at half the rate of one im2col GEMM (C = 3, k = 5, O = 192 on 32×32:
+    /// 40 vs 75 GFLOPS; C = 8, k = 3: 63 vs 71; C = 16, k = 3, O = 12: 63 vs 59).
+    public static let rowShiftDepth = 48
 
     public let inputShape: Shape
     public let outputShape: Shape
@@ -62,6 +71,8 @@ public final class Conv2d: Layer, CountsMACs {
     private let groupSize: Int
     private let pointwise: Bool
     private let rowShifted: Bool
+    /// Row shifts with the k kernel rows stacked into one GEMM (thin outputs).
+    private let stackedRows: Bool
     /// Convolve max(x, 0) instead of x (a fused ReLU before the convolution).
     public let inputReLU: Bool
 
@@ -106,6 +117,8 @@ public final class Conv2d: Layer, CountsMACs {
         self.inputReLU = inputReLU
         let rowShiftMinimum = outChannels <= Self.thinOutputs ? Self.thinRowShiftPositions : Self.rowShiftPositions
         self.rowShifted = geometry.same && kernel > 1 && geometry.positions >= rowShiftMinimum
+            && c * kernel >= Self.rowShiftDepth
+        self.stackedRows = rowShifted && outChannels <= Self.thinOutputs
         if stride == 1 && geometry.ho == h && geometry.wo == w {
             transposedGeometry = ConvolutionGeometry(
                 channels: outChannels, h: h, w: w, kernel: kernel, stride: 1, padding: kernel - 1 - padding)
@@ -145,6 +158,7 @@ public final class Conv2d: Layer, CountsMACs {
             workspace.reserve(.columns, count: max(patch / kernel.w * geometry.shiftedRowLength, transposedPatch * positions))
             workspace.reserve(.kernelRows, count: outChannels * patch)
             workspace.reserve(.flippedKernel, count: outChannels * patch)
+            if stackedRows { workspace.reserve(.reordered, count: kernel.w * outChannels * geometry.shiftedRowLength) }
         } else if !pointwise {
             let group = min(groupSize, maxBatch) * positions
             let transposedPatch = transposedGeometry?.patch ?? 0
@@ -316,13 +330,29 @@ public final class Conv2d: Layer, CountsMACs {
                 }
             }
         }
+        let stacked = workspace.pointer(.reordered)  // Z (k·O, (H + 2p)·W)
         for n in 0..<batch {
             let target = y + n * o * p
             geometry.rowShifts(x + n * inputShape.count, relu: inputReLU, into: shifted)
-            for ki in 0..<k {
-                // y_n (O, P) (+)= W_ki (O, C·k) · (shifted + ki·W) (C·k, P)
-                gemm(.none, .none, m: o, n: p, k: rowPatch, kernelRows + ki * o * rowPatch, lda: rowPatch,
-                     shifted + ki * geometry.w, ldb: length, beta: ki == 0 ? 0 : 1, target, ldc: p)
+            guard stackedRows else {
+                for ki in 0..<k {
+                    // y_n (O, P) (+)= W_ki (O, C·k) · (shifted + ki·W) (C·k, P)
+                    gemm(.none, .none, m: o, n: p, k: rowPatch, kernelRows + ki * o * rowPatch, lda: rowPatch,
+                         shifted + ki * geometry.w, ldb: length, beta: ki == 0 ? 0 : 1, target, ldc: p)
+                }
+                if let bias { addBias(bias, to: target, batch: 1) }
+                continue
+            }
+            // One GEMM packs `shifted` once: Z (k·O, L) = [W_0; …; W_k−1] (k·O, C·k) · shifted (C·k, L)
+            gemm(.none, .none, m: k * o, n: length, k: rowPatch, kernelRows, lda: rowPatch, shifted, ldb: length,
+                 beta: 0, stacked, ldc: length)
+            // y_n[o, t] = Σ_ki Z[ki·O + o, ki·W + t]
+            for row in 0..<o {
+                let rowTarget = target + row * p
+                rowTarget.update(from: stacked + row * length, count: p)
+                for ki in 1..<k {
+                    VectorKernels.add(stacked + (ki * o + row) * length + ki * geometry.w, into: rowTarget, count: p)
+                }
             }
             if let bias { addBias(bias, to: target, batch: 1) }
         }
@@ -337,15 +367,22 @@ public final class Conv2d: Layer, CountsMACs {
         let columns = workspace.pointer(.columns)  // shifted (C·k, (H + 2p)·W), then dcolumns (O·k², P)
         let kernelRows = workspace.pointer(.kernelRows)  // dW_ki (k, O, C·k)
         let flipped = workspace.pointer(.flippedKernel)
+        let stackedDy = workspace.pointer(.reordered)  // D (k·O, (H + 2p)·W)
         kernelRows.update(repeating: 0, count: o * patch)
         if dx != nil { flipKernel(into: flipped) }
         for n in 0..<batch {
             let sampleDy = dy + n * o * p
             geometry.rowShifts(x + n * inputShape.count, relu: inputReLU, into: columns)
-            for ki in 0..<k {
-                // dW_ki (O, C·k) += dy_n (O, P) · (shifted + ki·W)ᵀ (P, C·k)
-                gemm(.none, .transposed, m: o, n: rowPatch, k: p, sampleDy, lda: p, columns + ki * geometry.w,
-                     ldb: length, beta: 1, kernelRows + ki * o * rowPatch, ldc: rowPatch)
+            if stackedRows {
+                stackShiftedRows(sampleDy, into: stackedDy)
+                gemm(.none, .transposed, m: k * o, n: rowPatch, k: length, stackedDy, lda: length, columns,
+                     ldb: length, beta: 1, kernelRows, ldc: rowPatch)
+            } else {
+                for ki in 0..<k {
+                    // dW_ki (O, C·k) += dy_n (O, P) · (shifted + ki·W)ᵀ (P, C·k)
+                    gemm(.none, .transposed, m: o, n: rowPatch, k: p, sampleDy, lda: p, columns + ki * geometry.w,
+                         ldb: length, beta: 1, kernelRows + ki * o * rowPatch, ldc: rowPatch)
+                }
             }
             guard let dx, let transposedGeometry else { continue }
             // dcolumns (O·k², P) = im2col(dy_n);  dx_n (C, P) = W' (C, O·k²) · dcolumns
@@ -362,6 +399,22 @@ public final class Conv2d: Layer, CountsMACs {
                     let source = kernelRows + (ki * o + row) * rowPatch + channel * k
                     VectorKernels.add(source, into: weightGradient + ((row * c + channel) * k + ki) * k, count: k)
                 }
+            }
+        }
+    }
+
+    /// D (k·O, L), D[ki·O + o, s] = dy_n[o, s − ki·W] (0 outside 0..<P): with it,
+    /// dW_ki (O, C·k) += dy_n · (shifted + ki·W)ᵀ for every ki is ONE GEMM that packs `shifted`
+    /// once: [dW_0; …; dW_k−1] (k·O, C·k) += D (k·O, L) · shiftedᵀ (L, C·k).
+    private func stackShiftedRows(_ sampleDy: UnsafePointer<Float>, into stacked: UnsafeMutablePointer<Float>) {
+        let (o, p, length) = (outChannels, positions, geometry.shiftedRowLength)
+        for ki in 0..<kernel.w {
+            let shift = ki * geometry.w
+            for row in 0..<o {
+                let target = stacked + (ki * o + row) * length
+                target.update(repeating: 0, count: shift)
+                (target + shift).update(from: sampleDy + row * p, count: p)
+                (target + shift + p).update(repeating: 0, count: length - shift - p)
             }
         }
     }

@@ -45,11 +45,14 @@ struct Conv2dTests {
         Geometry(batch: 2, channels: 3, height: 7, width: 8, out: 4, kernel: 3, stride: 2, padding: 1, bias: false),
         Geometry(batch: 2, channels: 2, height: 6, width: 6, out: 3, kernel: 1, stride: 2, padding: 0, bias: true),
         Geometry(batch: 1, channels: 2, height: 5, width: 7, out: 2, kernel: 2, stride: 3, padding: 1, bias: false),
-        // Row shifts ("same" convolutions, P ≥ 64 with at most 32 outputs, P ≥ 256 otherwise):
-        // 3×3 on a non-square map, 5×5 on 9×8, 3×3 on exactly 8×8.
+        // Row shifts ("same" convolutions, P ≥ 64 with at most 32 outputs, P ≥ 256 otherwise,
+        // C·k ≥ 48; thin outputs in one stacked GEMM): 3×3 on a non-square map, 5×5 on 9×8,
+        // 3×3 on exactly 8×8.
+        Geometry(batch: 2, channels: 16, height: 16, width: 17, out: 4, kernel: 3, stride: 1, padding: 1, bias: true),
+        Geometry(batch: 3, channels: 10, height: 9, width: 8, out: 3, kernel: 5, stride: 1, padding: 2, bias: true),
+        Geometry(batch: 2, channels: 16, height: 8, width: 8, out: 5, kernel: 3, stride: 1, padding: 1, bias: false),
+        // Too shallow for row shifts (C·k = 9 < 48): im2col, one sample per group.
         Geometry(batch: 2, channels: 3, height: 16, width: 17, out: 4, kernel: 3, stride: 1, padding: 1, bias: true),
-        Geometry(batch: 3, channels: 2, height: 9, width: 8, out: 3, kernel: 5, stride: 1, padding: 2, bias: true),
-        Geometry(batch: 2, channels: 4, height: 8, width: 8, out: 5, kernel: 3, stride: 1, padding: 1, bias: false),
         // Groups of samples (G = ⌈Conv2d.groupColumns / P⌉): several groups with a smaller last
         // one, for "same" convolutions (input gradient by the flipped kernel) and a strided one
         // (input gradient by col2im).
@@ -58,6 +61,8 @@ struct Conv2dTests {
         Geometry(batch: 30, channels: 2, height: 6, width: 6, out: 3, kernel: 3, stride: 2, padding: 1, bias: true),
         // A wide output (more than 32 channels) on 8×8: im2col in groups of 4 samples, not row shifts.
         Geometry(batch: 5, channels: 3, height: 8, width: 8, out: 40, kernel: 3, stride: 1, padding: 1, bias: true),
+        // Row shifts with a wide output (more than 32 channels): k GEMMs, not one stacked GEMM.
+        Geometry(batch: 2, channels: 16, height: 16, width: 16, out: 40, kernel: 3, stride: 1, padding: 1, bias: true),
     ]
 
     @Test(arguments: geometries)
@@ -115,14 +120,14 @@ struct Conv2dTests {
         }
     }
 
-    @Test(arguments: [(Shape(2, 16, 16), 2), (Shape(3, 5, 5), 13)])
+    @Test(arguments: [(Shape(16, 16, 16), 2), (Shape(3, 5, 5), 13)])
     func groupedSameConvolutionsMatchFiniteDifferences(_ shape: Shape, _ batch: Int) {
         // Conv3×3 p1 → conv3×3 p1 → global average pool (no ReLU: with hundreds of positions per
         // channel a finite-difference step crosses kinks): both convolutions' input gradients
         // come from the flipped kernel; row shifts (16×16 maps) or im2col in groups of 11
         // samples with a last group of 2 (5×5 maps, batch 13).
         let workspace = Workspace()
-        let first = Conv2d(name: "0", inputShape: shape, outChannels: 3, kernel: 3, padding: 1, workspace: workspace)
+        let first = Conv2d(name: "0", inputShape: shape, outChannels: 16, kernel: 3, padding: 1, workspace: workspace)
         let second = Conv2d(
             name: "2", inputShape: first.outputShape, outChannels: 4, kernel: 3, padding: 1, bias: false,
             workspace: workspace)
@@ -136,7 +141,7 @@ struct Conv2dTests {
         #expect(result.checked > 30)
     }
 
-    @Test(arguments: [geometries[6], geometries[7], geometries[9], geometries[11]])
+    @Test(arguments: [geometries[6], geometries[7], geometries[10], geometries[12]])
     func aFusedInputReLUGivesExactlyWhatReLUThenConvolutionGives(_ g: Geometry) {
         // The fused layer copies max(x, 0) where the separate pair copies the ReLU's output, and
         // masks dx where x ≤ 0 as ReLU's backward does: the same floats in the same GEMMs.
