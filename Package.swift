@@ -30,7 +30,7 @@ let modules: [Target] = [
     // The paper's measurements and report: analysis, Table 1, SVG figures; experiments (plans of runs).
     .target(
         name: "Study",
-        dependencies: ["Runs", "Training", "Data", "Engine", "CProcess", .product(name: "Yams", package: "Yams")]),
+        dependencies: ["Runs", "Training", "Data", "Engine", .product(name: "Yams", package: "Yams")]),
     // `ssgd bench`: sgemm peak and per-model throughput.
     .target(name: "Bench", dependencies: ["Training", "Data", "Engine"]),
     // The wire codec over byte frames; no transport in it.

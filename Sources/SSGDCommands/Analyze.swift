@@ -45,7 +45,8 @@ struct Analyze: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            ChildProcess.adoptRunnerIfAny()
+            // Analysis has no checkpoint: a cell's analysis ends with its runner (a rerun redoes it).
+            ChildProcess.adoptRunnerIfAny(onRunnerGone: { Foundation.exit(1) })
             BLASThreads.set(threads)
             let run = RunDirectory(path: runDirectory)
             let started = MonotonicClock.now()

@@ -1,5 +1,5 @@
-import CProcess
 import Foundation
+import Training
 
 #if canImport(Glibc)
 import Glibc
@@ -10,7 +10,10 @@ import Glibc
 // the cell's log file, its own process group (a terminal's Ctrl-C reaches the runner only, which
 // forwards exactly one SIGINT — a second would make the child exit without its checkpoint), and
 // SIGINT/SIGTERM at their defaults and unblocked. The child learns the runner's pid from
-// SSGD_EXPERIMENT_PID and asks the kernel for SIGTERM (which checkpoints) when the runner dies.
+// SSGD_EXPERIMENT_PID and, when the runner is gone, stops as on Ctrl-C (with a checkpoint). It
+// watches for that rather than asking for a parent-death signal: Linux sends that signal again
+// each time a dying multi-threaded parent's exiting thread hands the child on, and a second stop
+// signal means "exit now, without a checkpoint".
 
 public struct ChildProcess: Sendable {
     public let pid: pid_t
@@ -77,13 +80,16 @@ public struct ChildProcess: Sendable {
 
     public func send(_ signal: Int32) { kill(pid, signal) }
 
-    /// In a child of `ssgd experiment`: SIGTERM when the runner dies (the trainer then writes its
-    /// checkpoint); exit at once if it already has.
-    public static func adoptRunnerIfAny() {
+    /// In a child of `ssgd experiment`: once the runner is gone (noticed within 0.2 s),
+    /// `onRunnerGone` — by default a stop request, on which a trainer writes its checkpoint and
+    /// exits; exit at once if the runner is gone already.
+    public static func adoptRunnerIfAny(onRunnerGone: @escaping @Sendable () -> Void = { StopRequest.request() }) {
         guard let value = ProcessInfo.processInfo.environment[runnerVariable], let runner = Int32(value) else { return }
-        #if os(Linux)
-        _ = ssgd_die_with_parent(SIGTERM)
-        #endif
         if getppid() != runner { exit(1) }
+        let watcher = Thread {
+            while getppid() == runner { usleep(200_000) }
+            onRunnerGone()
+        }
+        watcher.start()
     }
 }

@@ -14,7 +14,7 @@ struct ModuleGraphTests {
         "Data": ["Engine", "CZlib", "CCrypto"],
         "Training": ["Engine", "Data", "Yams"],
         "Runs": ["Training", "Data", "Engine"],
-        "Study": ["Runs", "Training", "Data", "Engine", "CProcess", "Yams"],
+        "Study": ["Runs", "Training", "Data", "Engine", "Yams"],
         "Bench": ["Training", "Data", "Engine"],
         "Wire": ["Engine"],
         "Transport": ["Wire", "CZMQ"],
