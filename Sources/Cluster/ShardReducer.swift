@@ -22,8 +22,8 @@ final class ShardReducer {
     }
 
     /// Why a decoded result cannot be used for its task: sizes that disagree with this model, or
-    /// gradient blocks other than the unit tree's aligned blocks of the task's range (the
-    /// reduction finds only those).
+    /// gradient blocks that are not aligned nodes of the unit tree covering the task's range
+    /// in order (the reduction combines only those).
     func problem(with result: ResultMessage, for task: TaskMessage) -> String? {
         let units = Int(task.unitCount)
         if result.lossSums.count != units { return "\(result.lossSums.count) unit losses for \(units) units" }
@@ -33,7 +33,10 @@ final class ShardReducer {
         guard task.kind == .train else { return nil }
         let expected = UnitTree.blocks(first: Int(task.firstUnit), count: units)
         let sent = result.gradientBlocks.map { UnitBlock(first: Int($0.firstUnit), count: Int($0.unitCount)) }
-        if sent != expected {
+        // A worker with several lane groups returns finer aligned blocks (each group's range
+        // in the tree's blocks): any in-order partition of the range into aligned tree nodes
+        // reduces to the same bytes.
+        if !UnitTree.isAlignedPartition(sent, first: Int(task.firstUnit), count: units) {
             return "gradient blocks \(Self.describe(sent)), the unit tree's blocks of units "
                 + "\(task.firstUnit)..<\(Int(task.firstUnit) + units) are \(Self.describe(expected))"
         }

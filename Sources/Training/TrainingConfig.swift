@@ -76,13 +76,19 @@ public struct TrainingConfig: Sendable, Equatable {
     public var unitsPerStep: Int { batchSize / ghostBatch }
 
     /// Samples per chunk of a unit. Automatic (chunk_size 0): halve the unit while a step has
-    /// fewer than 8 pieces (units × chunks) and a chunk keeps at least 8 samples — so a step of
-    /// one unit of 64 (the paper's small batch) is 8 chunks of 8 that lanes can share, and a
-    /// step of 32 units is not cut at all. A function of the config only, never of threads.
+    /// fewer than 8 pieces (units × chunks) and a chunk keeps at least 32 samples — so a step of
+    /// one unit of 64 (the paper's small batch) is 2 chunks of 32 that two lanes share, and a
+    /// step of 32 units is not cut at all. Smaller chunks make thin GEMMs and one replica
+    /// (gradients, workspaces) per chunk: on this 2-core machine 8 chunks of 8 ran the MLP at
+    /// 0.42× and cost VGG-16 1.3 GB (docs/performance.md). A function of the config only.
+    public static let automaticChunkMinimum = 32
+
     public var effectiveChunkSize: Int {
         if chunkSize > 0 { return chunkSize }
         var size = ghostBatch
-        while unitsPerStep * (ghostBatch / size) < 8 && size % 2 == 0 && size / 2 >= 8 { size /= 2 }
+        while unitsPerStep * (ghostBatch / size) < 8 && size % 2 == 0 && size / 2 >= TrainingConfig.automaticChunkMinimum {
+            size /= 2
+        }
         return size
     }
 

@@ -42,6 +42,18 @@ public enum UnitTree {
     /// Combine block sums into the root sum of the tree over `units` leaves, writing it to
     /// `output`. `sums` maps each block to its buffer; blocks must tile [0, units).
     /// Buffers of `sums` may be overwritten (they serve as scratch).
+    /// Whether `blocks` are aligned nodes of the tree (a power-of-two count starting at a
+    /// multiple of it) that cover [first, first + count) in order, without gaps or overlaps.
+    public static func isAlignedPartition(_ blocks: [UnitBlock], first: Int, count: Int) -> Bool {
+        var next = first
+        for block in blocks {
+            guard block.first == next, block.count > 0, block.count & (block.count - 1) == 0,
+                  block.first % block.count == 0 else { return false }
+            next += block.count
+        }
+        return next == first + count
+    }
+
     public static func combine(
         units: Int, sums: [UnitBlock: UnsafeMutablePointer<Float>], length: Int,
         into output: UnsafeMutablePointer<Float>

@@ -74,13 +74,16 @@ struct LaneTests {
         var config = TrainingConfig()
         config.batchSize = 64
         config.ghostBatch = 64
-        #expect(config.effectiveChunkSize == 8)  // one unit → 8 chunks of 8
+        #expect(config.effectiveChunkSize == 32)  // one unit → 2 chunks of 32
         config.batchSize = 4096
         config.ghostBatch = 128
         #expect(config.effectiveChunkSize == 128)  // 32 units → not cut
+        config.batchSize = 512
+        config.ghostBatch = 128
+        #expect(config.effectiveChunkSize == 64)  // 4 units → 2 chunks each
         config.batchSize = 96
         config.ghostBatch = 16
-        #expect(config.effectiveChunkSize == 8)  // 6 units → 2 chunks each
+        #expect(config.effectiveChunkSize == 16)  // chunks keep ≥ 32 samples: not cut
         config.chunkSize = 4
         #expect(config.effectiveChunkSize == 4)
         config.chunkSize = 5

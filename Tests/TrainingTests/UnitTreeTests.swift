@@ -58,3 +58,15 @@ import Training
         }
     }
 }
+
+struct UnitTreeAlignedPartitionTests {
+    @Test func finerAlignedBlocksInOrderArePartitionsAndMisalignedOnesAreNot() {
+        func blocks(_ pairs: [(Int, Int)]) -> [UnitBlock] { pairs.map { UnitBlock(first: $0.0, count: $0.1) } }
+        #expect(UnitTree.isAlignedPartition(UnitTree.blocks(first: 0, count: 3), first: 0, count: 3))
+        #expect(UnitTree.isAlignedPartition(blocks([(0, 1), (1, 1), (2, 1)]), first: 0, count: 3))  // two lane groups
+        #expect(!UnitTree.isAlignedPartition(blocks([(0, 1), (1, 2)]), first: 0, count: 3))  // [1, 3) not aligned
+        #expect(!UnitTree.isAlignedPartition(blocks([(0, 2)]), first: 0, count: 3))  // a gap
+        #expect(!UnitTree.isAlignedPartition(blocks([(2, 1), (0, 2)]), first: 0, count: 3))  // out of order
+        #expect(!UnitTree.isAlignedPartition(blocks([(0, 3)]), first: 0, count: 3))  // not a power of two
+    }
+}
