@@ -7,7 +7,8 @@ PACKAGES := libopenblas-dev liblapacke-dev libzmq3-dev zlib1g-dev libssl-dev pkg
 # Only the tests need these: iproute2 (multi-host test in network namespaces), shellcheck (deploy scripts),
 # prometheus (promtool checks the /metrics exposition; a Prometheus server scrapes a real run);
 # librsvg2-bin (rsvg-convert renders a report figure to PNG for a look at its pixels).
-TEST_PACKAGES := iproute2 shellcheck prometheus librsvg2-bin
+# systemd (systemd-analyze verifies the deploy units).
+TEST_PACKAGES := iproute2 shellcheck prometheus librsvg2-bin systemd
 WORKERS ?= 2
 
 .PHONY: demo test deps test-deps install build release smoke clean

@@ -170,7 +170,7 @@ struct DeployTestError: Error, CustomStringConvertible {
         #expect(FileManager.default.isExecutableFile(atPath: Deploy.path(script)), "\(script) is not executable")
     }
     guard let shellcheck = Deploy.which("shellcheck") else {
-        print("DeployTests: shellcheck not installed (apt-get install shellcheck); only bash -n was run")
+        Issue.record("shellcheck is not installed: `make test-deps` installs it (Debian shellcheck)")
         return
     }
     for script in scripts {
@@ -403,7 +403,7 @@ private func iniEntries(_ text: String) -> [(section: String, key: String, value
     for variable in exampleVariables { #expect(entrypointVariables.contains(variable), "ssgd.env.example: \(variable) is read by nothing") }
 
     guard let analyze = Deploy.which("systemd-analyze") else {
-        print("DeployTests: systemd-analyze not installed; checked the unit keys only")
+        Issue.record("systemd-analyze is not installed: `make test-deps` installs it (Debian systemd)")
         return
     }
     // systemd-analyze verify needs the executables to exist: point the units at the repository's

@@ -226,7 +226,7 @@ import Testing
     /// line) covers some pixels.
     static func checkRendering(_ svg: String, colors: [String: (UInt8, UInt8, UInt8)]) throws {
         guard let converter = ["/usr/bin/rsvg-convert", "/usr/local/bin/rsvg-convert"].first(where: FileManager.default.isExecutableFile) else {
-            print("ExperimentRunTests: rsvg-convert not installed (apt-get install librsvg2-bin); the figure was not rendered")
+            Issue.record("rsvg-convert is not installed: `make test-deps` installs it (Debian librsvg2-bin)")
             return
         }
         let png = svg.replacingOccurrences(of: ".svg", with: ".png")
