@@ -119,7 +119,7 @@ import TestSupport
         #expect(SSGDProcess.parametersHash(runDirectory: run) == expected)
         // It came back: the coordinator asked it to handshake again, and it joined.
         #expect(sleeper.output.contains("joining again"), "\(sleeper.output)")
-        #expect(coordinator.output.split(separator: "\n").filter { $0.contains("worker sleeper joined") }.count == 2)
+        #expect(coordinator.output.split(separator: "\n").filter { $0.contains("worker sleeper joined") }.count >= 2, "it joins, and again after each time it was declared dead (a heartbeat gap or the step deadline)")
     }
 
     @Test func killedCoordinatorResumesAndConnectedWorkersRejoin() throws {
