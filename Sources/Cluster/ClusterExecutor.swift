@@ -29,7 +29,7 @@ public final class ClusterExecutor: GradientExecutor {
     public let blasCore: String
     public var endpoint: String { transport.endpoint }
     public private(set) var droppedMessages = 0
-    public private(set) var ignoredResults = 0
+    public internal(set) var ignoredResults = 0
     public private(set) var reassignments = 0
     /// Bytes this coordinator sent and received (all frames), for the per-step traffic figure.
     public var bytesMoved: Int { transport.trafficBytes }
@@ -44,13 +44,13 @@ public final class ClusterExecutor: GradientExecutor {
     private let stateCount: Int
     private let transport: any ServerTransport
     private let status: StatusServer?
-    private var membership = Membership()
-    private var stepDeadline: StepDeadline
-    private let reducer: ShardReducer
+    var membership = Membership()
+    var stepDeadline: StepDeadline
+    let reducer: ShardReducer
     /// (P + S) floats each: what a step's tasks carry (parameters; then BN state for evaluate
     /// tasks), copied from the trainer's arenas so that the trainer may update them while a
     /// transport still reads what was sent (a send to a stopped worker may never finish).
-    private let sendBuffers: SendBufferPool
+    let sendBuffers: SendBufferPool
     private var evaluationCounter: UInt64 = 0
     /// Refusals and drops, at most one line per peer per interval (an unauthenticated peer
     /// could otherwise fill the log).
@@ -202,12 +202,12 @@ public final class ClusterExecutor: GradientExecutor {
     }
 
     /// Handle everything already queued (so queued heartbeats count before liveness is judged).
-    private func drain(into results: inout [(peer: PeerID, envelope: WireEnvelope)]) throws {
+    func drain(into results: inout [(peer: PeerID, envelope: WireEnvelope)]) throws {
         while let received = try pump(timeout: .zero) { results.append(received) }
     }
 
     /// Declare workers silent for longer than the timeout dead.
-    private func buryTheSilent() {
+    func buryTheSilent() {
         let now = MonotonicClock.now()
         for member in membership.silent(timeout: settings.workerTimeoutSeconds, at: now) {
             membership.remove(member.peer)
@@ -246,7 +246,7 @@ public final class ClusterExecutor: GradientExecutor {
     }
 
     /// Between steps: admit newcomers, bury the silent, ignore stale results.
-    private func housekeeping() throws {
+    func housekeeping() throws {
         var stale = [(peer: PeerID, envelope: WireEnvelope)]()
         try drain(into: &stale)
         ignoredResults += stale.count
@@ -261,7 +261,7 @@ public final class ClusterExecutor: GradientExecutor {
 
     /// Send `tasks` (one per shard) to live workers and collect one result per shard, re-issuing
     /// a shard whose worker dies. Results come back in shard order.
-    private func run(tasks: [TaskMessage], step: Int, kind: TaskKind) throws -> [ResultMessage] {
+    func run(tasks: [TaskMessage], step: Int, kind: TaskKind) throws -> [ResultMessage] {
         var round = ShardRound(tasks: tasks, step: step, kind: kind, jobID: identity.jobID)
 
         /// Sends `shard` to its planned worker, or (re-issue, `reason` given) to the least busy.

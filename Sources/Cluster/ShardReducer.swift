@@ -53,19 +53,12 @@ final class ShardReducer {
     /// The tree sum of the `units` units' gradients into `gradientSum`, and the step's loss,
     /// accuracy, batch-norm statistics and slowest compute time. `results` tile the units in order.
     func reduceTraining(_ results: [ResultMessage], units: Int, into gradientSum: FloatBuffer) throws -> StepStatistics {
-        var sums = [UnitBlock: UnsafeMutablePointer<Float>]()
-        var poolIndex = 0
+        let sums = pooledBlocks(results)
         var statistics = StepStatistics()
         var perUnitNormalization = [Float]()
         perUnitNormalization.reserveCapacity(units * statisticsPerUnit)
         var slowest = 0.0
         for result in results {
-            for block in result.gradientBlocks {
-                if poolIndex == blockPool.count { blockPool.append(FloatBuffer(count: parameterCount)) }
-                block.gradient.copy(into: blockPool[poolIndex].pointer)
-                sums[UnitBlock(first: Int(block.firstUnit), count: Int(block.unitCount))] = blockPool[poolIndex].pointer
-                poolIndex += 1
-            }
             var outcomes = UnitOutcomes()
             outcomes.lossSums = result.lossSums
             outcomes.correct = result.correctCounts.map(Int.init)
@@ -78,6 +71,29 @@ final class ShardReducer {
         statistics.averageBatchStatistics(perUnitNormalization, units: units, width: statisticsPerUnit)
         statistics.computeSeconds = slowest
         return statistics
+    }
+
+    /// An aggregator's reduction: the sums of the unit tree's blocks of [first, first + count)
+    /// from `results` (finer aligned blocks tiling that range in order), each combined as the
+    /// root would combine it. The pointers are this reducer's buffers, valid until the next call.
+    func reduceBlocks(_ results: [ResultMessage], first: Int, count: Int) throws -> [(block: UnitBlock, sum: UnsafeMutablePointer<Float>)] {
+        let sums = pooledBlocks(results)
+        return try UnitTree.blocks(first: first, count: count).map { block in
+            (block, try UnitTree.nodeSum(block, sums: sums, length: parameterCount))
+        }
+    }
+
+    /// Every gradient block of `results`, copied into a pooled buffer, by its units.
+    private func pooledBlocks(_ results: [ResultMessage]) -> [UnitBlock: UnsafeMutablePointer<Float>] {
+        var sums = [UnitBlock: UnsafeMutablePointer<Float>]()
+        var poolIndex = 0
+        for block in results.lazy.flatMap(\.gradientBlocks) {
+            if poolIndex == blockPool.count { blockPool.append(FloatBuffer(count: parameterCount)) }
+            block.gradient.copy(into: blockPool[poolIndex].pointer)
+            sums[UnitBlock(first: Int(block.firstUnit), count: Int(block.unitCount))] = blockPool[poolIndex].pointer
+            poolIndex += 1
+        }
+        return sums
     }
 
     /// Per-chunk losses and correct counts of evaluation `results` (in chunk order) over `samples`.

@@ -10,7 +10,7 @@ import Training
 // its shard; the coordinator adds the blocks in the tree and applies the update. Its link
 // carries 4P·(W + Σ blocks) bytes per step: O(P·W).
 //
-// Tree (the design issue 11 asks for, not built yet): aggregators with fan-in F pre-reduce
+// Tree (`ssgd aggregator`, `launch --aggregators`): aggregators with fan-in F pre-reduce
 // aligned unit blocks of their children, so every link — the coordinator's included — carries
 // 4P·(F + F·b) bytes per level whatever W is, and there are ⌈log_F W⌉ levels.
 

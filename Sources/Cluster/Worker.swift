@@ -69,17 +69,30 @@ public struct WorkerFaultHooks: Sendable {
     }
 }
 
+/// What a worker's backend is made from: the job as the worker loaded it.
+public struct WorkerJob {
+    public let config: TrainingConfig
+    public let network: Network
+    public let data: DatasetPair
+    public let identity: JobIdentity
+}
+
 public final class Worker {
     let options: WorkerOptions
     public var log: (String) -> Void = Console.line
     public var faultHooks = WorkerFaultHooks()
+    /// How this worker computes its shards; nil: on its own lanes (LaneShardBackend).
+    public var makeBackend: ((WorkerJob) throws -> any ShardBackend)?
     private let connector: any ClientConnector
     /// The main channel, connected once the model (and so the largest message) is known.
     private var transport: (any ClientTransport)?
-    private var runner: LaneRunner?
+    private var backend: (any ShardBackend)?
+    /// What tasks are checked against: the model and data this worker loaded.
+    private var network: Network?
+    private var data: DatasetPair?
     private var identity: JobIdentity?
-    /// (P) floats each: the gradient blocks of results, never written while a transport reads them.
-    private var blockBuffers = SendBufferPool(count: 0)
+    /// Samples per work unit (the ghost batch).
+    private var unitSize = 0
     private let name: String
     private var heartbeat: WorkerHeartbeat?
     /// Malformed messages, at most one line per interval (see RepeatedReports).
@@ -116,7 +129,7 @@ public final class Worker {
     private func hello(on channel: (any ClientTransport)? = nil) throws {
         try send(.hello(HelloMessage(
             jobID: identity?.jobID ?? .zero, dataFingerprint: identity?.dataFingerprint ?? .zero,
-            capabilities: [.train, .evaluate], lanes: UInt32(clamping: max(options.threads, 1)), blasCore: blasCore,
+            capabilities: [.train, .evaluate], lanes: UInt32(clamping: max(backend?.lanes ?? options.threads, 1)), blasCore: blasCore,
             workerName: name, processID: UInt32(getpid()))), on: channel)
     }
 
@@ -163,19 +176,28 @@ public final class Worker {
         // Lanes: each lane runs OpenBLAS single-threaded (DESIGN §3).
         BLASThreads.set(1)
         let (data, network) = try TrainingSession.loadDataAndModel(config)
-        identity = JobIdentity(config: config, dataFingerprint: data.fingerprint)
+        let identity = JobIdentity(config: config, dataFingerprint: data.fingerprint)
+        self.identity = identity
+        self.network = network
+        self.data = data
+        unitSize = config.ghostBatch
+        let backend: any ShardBackend
+        if let makeBackend {
+            backend = try makeBackend(WorkerJob(config: config, network: network, data: data, identity: identity))
+        } else {
+            let runner = try LaneRunner(network: network, data: data, config: config, lanes: max(options.threads, 1))
+            runner.inputHook = faultHooks.shardInput
+            backend = LaneShardBackend(runner: runner)
+        }
+        self.backend = backend
         let main = try connector.connect(.main, maximumFrameBytes: WireLimits.largestFrameBytes(WireJobSizes(config: config, network: network, data: data)))
         transport = main
-        let runner = try LaneRunner(network: network, data: data, config: config, lanes: max(options.threads, 1))
-        blockBuffers = SendBufferPool(count: network.parameterCount)
-        runner.inputHook = faultHooks.shardInput
-        self.runner = runner
         try hello()
         let welcome = try awaitWelcome()
-        log("worker \(name) joined as #\(welcome.workerIndex) (\(network.parameterCount) parameters, \(data.train.count) training samples, \(runner.lanes) lane(s), OpenBLAS \(blasCore))")
+        log("worker \(name) joined as #\(welcome.workerIndex) (\(network.parameterCount) parameters, \(data.train.count) training samples, \(backend.lanes) lane(s), OpenBLAS \(blasCore))")
         coordinatorTimeout = config.coordinatorTimeout
         let heartbeat = WorkerHeartbeat(
-            connector: connector, jobID: identity?.jobID ?? .zero,
+            connector: connector, jobID: identity.jobID,
             interval: Double(welcome.heartbeatIntervalMilliseconds) / 1000)
         self.heartbeat = heartbeat
         heartbeat.start()
@@ -216,6 +238,7 @@ public final class Worker {
                     throw WorkerRefused(description: "the coordinator at \(options.endpoint) has been silent for \(Int(silence)) s; giving up")
                 }
             }
+            try backend?.idle()
             guard let frames = try transport.receive(timeout: .milliseconds(200)) else { continue }
             heartbeat?.heard()
             if lostReported {
@@ -241,6 +264,7 @@ public final class Worker {
                 }
             case .shutdown(let shutdown):
                 log("worker \(name): shutting down (\(shutdown.reason))")
+                backend?.shutdown(reason: shutdown.reason)
                 return
             case .error(let error) where error.code == .unknownWorker:
                 try rejoin()
@@ -253,61 +277,35 @@ public final class Worker {
     }
 
     private func perform(_ task: TaskMessage, step: UInt64, shard: UInt32) throws {
-        guard let runner else { return }
+        guard let backend, let network, let data else { return }
         faultHooks.beforeTask?(name, task.kind, step)
-        let network = runner.network
-        let started = MonotonicClock.now()
-        blockBuffers.reclaim()
+        let result: ResultMessage
         switch task.kind {
         case .train:
-            guard task.parameters.count == network.parameterCount, Int(task.unitSize) == runner.unitSize else {
-                throw WorkerTaskError(description: "task does not fit this worker's model: \(task.parameters.count) parameters of unit size \(task.unitSize), model has \(network.parameterCount) of \(runner.unitSize)")
+            guard task.parameters.count == network.parameterCount, Int(task.unitSize) == unitSize else {
+                throw WorkerTaskError(description: "task does not fit this worker's model: \(task.parameters.count) parameters of unit size \(task.unitSize), model has \(network.parameterCount) of \(unitSize)")
             }
-            let limit = runner.data.train.count
+            let limit = data.train.count
             guard task.sampleIndices.allSatisfy({ $0 >= 0 && Int($0) < limit }) else {
                 throw WorkerTaskError(description: "train task names samples outside this worker's training set of \(limit)")
             }
-            task.parameters.copy(into: network.parameters.pointer)
-            var blocks = [GradientBlock]()
-            let outcomes = try task.sampleIndices.withUnsafeBufferPointer { indices in
-                try runner.train(step: Int(step), epoch: Int(task.epoch), firstUnit: Int(task.firstUnit),
-                                 unitCount: Int(task.unitCount), indices: indices) { block, sum in
-                    let send = blockBuffers.take()
-                    send.buffer.pointer.update(from: sum, count: network.parameterCount)
-                    blocks.append(GradientBlock(firstUnit: UInt32(block.first), unitCount: UInt32(block.count),
-                                                gradient: send.floats()))
-                }
-            }
-            let result = ResultMessage(
-                taskKind: .train, firstUnit: task.firstUnit, unitCount: task.unitCount, lossSums: outcomes.lossSums,
-                correctCounts: outcomes.correct.map { UInt32($0) }, sampleCounts: outcomes.samples.map { UInt32($0) },
-                gradientBlocks: blocks, statisticsPerUnit: UInt32(2 * network.normalizationChannels),
-                batchStatistics: WireFloats(outcomes.batchStatistics), computeSeconds: MonotonicClock.now() - started)
-            try send(.result(result), step: step, shard: shard)
+            result = try backend.train(task, step: step)
         case .evaluate:
             guard task.parameters.count == network.parameterCount + network.state.count else {
                 throw WorkerTaskError(description: "evaluation task carries \(task.parameters.count) values, the model needs \(network.parameterCount + network.state.count)")
             }
-            task.parameters.withUnsafeBytes { raw in
-                UnsafeMutableRawPointer(network.parameters.pointer).copyMemory(from: raw.baseAddress!, byteCount: network.parameterCount * 4)
-                UnsafeMutableRawPointer(network.state.pointer).copyMemory(from: raw.baseAddress! + network.parameterCount * 4, byteCount: network.state.count * 4)
-            }
             let split: Split = task.split == .train ? .train : .test
-            let limit = runner.data.dataset(split).count
+            let limit = data.dataset(split).count
             guard task.sampleIndices.allSatisfy({ $0 >= 0 && Int($0) < limit }) else {
                 throw WorkerTaskError(description: "evaluation task names samples outside this worker's \(split) set of \(limit)")
             }
-            let (losses, correct) = task.sampleIndices.withUnsafeBufferPointer { runner.evaluate(split: split, indices: $0) }
-            let result = ResultMessage(
-                taskKind: .evaluate, firstUnit: task.firstUnit, unitCount: UInt32(losses.count), lossSums: losses,
-                correctCounts: correct.map { UInt32($0) },
-                sampleCounts: (0..<losses.count).map { UInt32(min(runner.unitSize, task.sampleIndices.count - $0 * runner.unitSize)) },
-                gradientBlocks: [], statisticsPerUnit: 0, batchStatistics: .empty, computeSeconds: MonotonicClock.now() - started)
-            try send(.result(result), step: step, shard: shard)
+            result = try backend.evaluate(task, step: step)
         }
+        try send(.result(result), step: step, shard: shard)
     }
 
     public func close() {
+        backend?.shutdown(reason: "its parent worker stopped")
         reports.flush(at: MonotonicClock.now(), all: true).forEach(log)
         transport?.close()
     }

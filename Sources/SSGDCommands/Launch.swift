@@ -21,6 +21,9 @@ struct Launch: ParsableCommand {
     @Option(name: .customLong("workers"), help: "Worker processes to start.")
     var workerCount = 2
 
+    @Option(help: "Aggregator processes between the coordinator and the workers (0: none); the workers are split over them in contiguous groups. Results keep their bits; see docs/scaling.md.")
+    var aggregators = 0
+
     @Option(help: "Transport between coordinator and workers: ipc or tcp (loopback).")
     var transport = "ipc"
 
@@ -29,6 +32,9 @@ struct Launch: ParsableCommand {
 
     func validate() throws {
         guard workerCount >= 1 else { throw ValidationError("--workers must be at least 1") }
+        guard aggregators >= 0 && aggregators <= workerCount else {
+            throw ValidationError("--aggregators must be between 0 and --workers (\(workerCount)), got \(aggregators)")
+        }
         guard ["ipc", "tcp"].contains(transport) else { throw ValidationError("--transport is ipc or tcp, got '\(transport)'") }
     }
 
@@ -43,15 +49,18 @@ struct Launch: ParsableCommand {
             let workerThreads = prepared.config.threads > 0 ? prepared.config.threads : max(1, cores / workerCount)
             BLASThreads.set(1)
             StopRequest.installHandlers()
-            let endpoint = transport == "ipc"
-                ? "ipc://\(NSTemporaryDirectory())ssgd-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
-                : "tcp://127.0.0.1:*"
+            let socketBase = "\(NSTemporaryDirectory())ssgd-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            let endpoint = transport == "ipc" ? "ipc://\(socketBase).sock" : "tcp://127.0.0.1:*"
+            // Aggregators always listen on ipc: their workers are on this node, and launch must
+            // know the endpoint before the aggregator binds it.
+            let aggregatorEndpoints = (0..<aggregators).map { "ipc://\(socketBase)-aggregator-\($0).sock" }
             let settings = ClusterSettings(
-                bind: endpoint, config: prepared.config, minimumWorkers: workerCount,
+                bind: endpoint, config: prepared.config, minimumWorkers: aggregators > 0 ? aggregators : workerCount,
                 statusEndpoint: transport == "ipc" ? endpoint + ".status" : "tcp://127.0.0.1:*",
                 allowMixedKernels: allowMixedKernels)
             let (trainer, executor) = try ClusterSession.coordinatorTrainer(prepared, settings: settings)
-            trainer.resumeCommand = "ssgd launch --workers \(workerCount)" + (allowMixedKernels ? " --allow-mixed-kernels" : "")
+            trainer.resumeCommand = "ssgd launch --workers \(workerCount)" + (aggregators > 0 ? " --aggregators \(aggregators)" : "")
+                + (allowMixedKernels ? " --allow-mixed-kernels" : "")
             exporter?.metrics.observe(trainer, executor: executor)
             let supervisor = ProcessSupervisor(maxRestarts: prepared.config.maxWorkerRestarts)
             executor.abortCheck = { supervisor.failureReason.map { "stopping: \($0)" } }
@@ -63,16 +72,29 @@ struct Launch: ParsableCommand {
                     try? FileManager.default.removeItem(atPath: path)
                     try? FileManager.default.removeItem(atPath: path + ".status")
                 }
+                for aggregatorEndpoint in aggregatorEndpoints {
+                    try? FileManager.default.removeItem(atPath: String(aggregatorEndpoint.dropFirst(6)))
+                }
             }
             Console.line("launch: coordinator on \(executor.endpoint), \(workerCount) worker(s) × \(workerThreads) BLAS thread(s)"
+                + (aggregators > 0 ? " under \(aggregators) aggregator(s)" : "")
                 + (executor.statusEndpoint.map { ", status on \($0)" } ?? ""))
+            let dataArguments = prepared.config.dataset != .synthetic ? ["--data", prepared.config.dataPath] : []
+            // Worker k's parent: the coordinator, or aggregator k·A/W (contiguous groups).
+            let parent = { (k: Int) in aggregators > 0 ? k * aggregators / workerCount : -1 }
+            for a in 0..<aggregators {
+                let group = (0..<workerCount).filter { parent($0) == a }.count
+                let arguments = ["aggregator", "--connect", executor.endpoint, "--bind", aggregatorEndpoints[a],
+                                 "--workers", String(group), "--name", "aggregator-\(a)"] + dataArguments
+                try supervisor.start(label: "aggregator \(a)", executable: ProcessSupervisor.currentExecutable, arguments: arguments)
+            }
             for k in 0..<workerCount {
-                var arguments = ["worker", "--connect", executor.endpoint, "--threads", String(workerThreads), "--name", "worker-\(k)"]
-                if prepared.config.dataset != .synthetic { arguments += ["--data", prepared.config.dataPath] }
+                let target = parent(k) >= 0 ? aggregatorEndpoints[parent(k)] : executor.endpoint
+                let arguments = ["worker", "--connect", target, "--threads", String(workerThreads), "--name", "worker-\(k)"] + dataArguments
                 try supervisor.start(label: "worker \(k)", executable: ProcessSupervisor.currentExecutable, arguments: arguments)
             }
             Console.line("launch: worker pids \(supervisor.processIDs.map(String.init).joined(separator: " "))")
-            try executor.waitForWorkers(workerCount)
+            try executor.waitForWorkers(aggregators > 0 ? aggregators : workerCount)
             try trainer.train()
         }
     }

@@ -17,7 +17,7 @@ public struct SSGD: ParsableCommand {
             Every config key is documented in docs/configuration.md.
             """,
         subcommands: [
-            Train.self, Launch.self, CoordinatorCommand.self, WorkerCommand.self, KeygenCommand.self,
+            Train.self, Launch.self, CoordinatorCommand.self, WorkerCommand.self, AggregatorCommand.self, KeygenCommand.self,
             StatusCommand.self, ModelCommand.self, DataCommand.self, Export.self, Import.self, Bench.self, Plan.self, Analyze.self, Report.self,
             ExperimentCommand.self,
         ])

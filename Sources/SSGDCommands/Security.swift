@@ -91,3 +91,48 @@ struct WorkerSecurityOptions: ParsableArguments {
         return try CurveClientSecurity.load(secretKeyPath: curveSecretKey, serverKeyPath: curveServerKey)
     }
 }
+
+/// An aggregator's security flags: one key pair, used towards its parent (with the parent's
+/// public key) and towards its own workers (with their allow-list).
+struct AggregatorSecurityOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("This aggregator's secret key (from ssgd keygen): its .pub goes in the parent's allow-list, and its workers name it with --curve-server-key.", valueName: "file"))
+    var curveSecretKey: String?
+
+    @Option(name: .long, help: ArgumentHelp("The parent's public key file (the coordinator's or parent aggregator's .pub).", valueName: "file"))
+    var curveServerKey: String?
+
+    @Option(name: .long, help: ArgumentHelp("Workers admitted: a directory of their .pub files, or a file with one public key per line.", valueName: "path"))
+    var curveAllow: String?
+
+    @Flag(name: .long, help: "Bind a non-loopback address without encryption or authentication (trusted networks only).")
+    var insecure = false
+
+    func validate() throws {
+        if curveSecretKey == nil && (curveServerKey != nil || curveAllow != nil) {
+            throw ValidationError("--curve-server-key and --curve-allow need --curve-secret-key: the aggregator's own secret key")
+        }
+        if curveSecretKey != nil && curveServerKey == nil && curveAllow == nil {
+            throw ValidationError("--curve-secret-key needs --curve-server-key (the parent's public key), --curve-allow (the workers' keys), or both")
+        }
+        if insecure && curveAllow != nil {
+            throw ValidationError("--insecure and --curve-allow exclude each other: with keys the workers' traffic is encrypted")
+        }
+    }
+
+    /// Towards the parent: this aggregator's keys and the parent's public key (nil: plaintext).
+    func loadClient() throws -> CurveClientSecurity? {
+        guard let curveSecretKey, let curveServerKey else { return nil }
+        return try CurveClientSecurity.load(secretKeyPath: curveSecretKey, serverKeyPath: curveServerKey)
+    }
+
+    /// Towards the workers: this aggregator's keys and their allow-list (nil: plaintext).
+    func loadServer() throws -> CurveServerSecurity? {
+        guard let curveSecretKey, let curveAllow else { return nil }
+        return try CurveServerSecurity.load(secretKeyPath: curveSecretKey, allowPath: curveAllow)
+    }
+
+    /// Whether binding `endpoint` may proceed with these flags (throws the reason if not).
+    func check(bind endpoint: String) throws -> BindSecurity {
+        try SecurityPolicy.check(bind: endpoint, hasKeys: curveAllow != nil, insecure: insecure)
+    }
+}

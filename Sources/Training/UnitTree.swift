@@ -39,9 +39,6 @@ public enum UnitTree {
         return depth
     }
 
-    /// Combine block sums into the root sum of the tree over `units` leaves, writing it to
-    /// `output`. `sums` maps each block to its buffer; blocks must tile [0, units).
-    /// Buffers of `sums` may be overwritten (they serve as scratch).
     /// Whether `blocks` are aligned nodes of the tree (a power-of-two count starting at a
     /// multiple of it) that cover [first, first + count) in order, without gaps or overlaps.
     public static func isAlignedPartition(_ blocks: [UnitBlock], first: Int, count: Int) -> Bool {
@@ -54,6 +51,9 @@ public enum UnitTree {
         return next == first + count
     }
 
+    /// Combine block sums into the root sum of the tree over `units` leaves, writing it to
+    /// `output`. `sums` maps each block to its buffer; blocks must tile [0, units).
+    /// Buffers of `sums` may be overwritten (they serve as scratch).
     public static func combine(
         units: Int, sums: [UnitBlock: UnsafeMutablePointer<Float>], length: Int,
         into output: UnsafeMutablePointer<Float>
@@ -63,6 +63,19 @@ public enum UnitTree {
             throw ReductionError.missingUnits(root.first, units)
         }
         if result != output { output.update(from: result, count: length) }
+    }
+
+    /// The sum of aligned node `block` from `sums`, an aligned partition of units at least as
+    /// fine as `block` over it, combined exactly as `combine` would inside the tree (so an
+    /// aggregator's node sum, handed to the root, leaves the root's bytes unchanged). Returns
+    /// one of the buffers of `sums` (they serve as scratch).
+    public static func nodeSum(
+        _ block: UnitBlock, sums: [UnitBlock: UnsafeMutablePointer<Float>], length: Int
+    ) throws -> UnsafeMutablePointer<Float> {
+        guard let result = try node(block, units: block.first + block.count, sums: sums, length: length) else {
+            throw ReductionError.missingUnits(block.first, block.first + block.count)
+        }
+        return result
     }
 
     private static func node(
