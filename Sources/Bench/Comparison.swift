@@ -230,9 +230,19 @@ public enum MeasuringProcess {
         let file = FileManager.default.temporaryDirectory
             .appendingPathComponent("ssgd-bench-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: file) }
+        let output = try run(executable: executable, arguments: arguments + ["--json", file.path])
+        guard let data = FileManager.default.contents(atPath: file.path) else {
+            throw BenchProcessError(command: ([executable] + arguments).joined(separator: " "), status: 0, output: output + "\n(it wrote no JSON file)")
+        }
+        return data
+    }
+
+    /// Runs `executable arguments…` to the end and returns what it printed (stdout and stderr);
+    /// a non-zero exit is an error carrying that output.
+    public static func run(executable: String, arguments: [String]) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments + ["--json", file.path]
+        process.arguments = arguments
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -248,9 +258,6 @@ public enum MeasuringProcess {
         guard process.terminationStatus == 0 else {
             throw BenchProcessError(command: command, status: process.terminationStatus, output: output)
         }
-        guard let data = FileManager.default.contents(atPath: file.path) else {
-            throw BenchProcessError(command: command, status: 0, output: output + "\n(it wrote no JSON file)")
-        }
-        return data
+        return output
     }
 }

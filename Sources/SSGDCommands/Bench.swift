@@ -20,6 +20,12 @@ struct Bench: ParsableCommand {
             model × batch × threads, ssgd's row (a child `ssgd bench`) then PyTorch's \
             (tools/pytorch_bench.py), each in its own process, and prints both images/s, their \
             ratio, the CPU time per step and each process's peak resident memory.
+
+            With --distributed it measures the step of one large batch (--distributed-batch, \
+            default 4096, in units of 128) in `ssgd train --threads N` against `ssgd launch \
+            --workers N --threads 1` (N = --processes), on random data; with --python also PyTorch's \
+            one N-thread process against DDP with N single-thread ranks \
+            (tools/pytorch_ddp_bench.py), and prints both ratios.
             """)
 
     @Option(name: .long, help: "Comma-separated models: mlp, vgg16, nin, densenet40, densenet22.")
@@ -55,6 +61,21 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "The PyTorch side of --compare.")
     var script = "tools/pytorch_bench.py"
 
+    @Flag(name: .long, help: "Measure one process of N lanes against N worker processes (and PyTorch DDP with --python).")
+    var distributed = false
+
+    @Option(name: .long, help: "Models of --distributed.")
+    var distributedModels = "mlp,vgg16"
+
+    @Option(name: .long, help: "Global batch of --distributed.")
+    var distributedBatch = 4096
+
+    @Option(name: .long, help: "N of --distributed: lanes of the one process, worker processes, DDP ranks.")
+    var processes = 2
+
+    @Option(name: .long, help: "The PyTorch side of --distributed.")
+    var ddpScript = "tools/pytorch_ddp_bench.py"
+
     static let pythonHint = """
         --compare needs a Python with PyTorch (CPU build), e.g.:
             python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch==2.13.0+cpu numpy
@@ -65,7 +86,19 @@ struct Bench: ParsableCommand {
         if let iterations, iterations < 1 { throw ValidationError("--iterations must be at least 1, got \(iterations)") }
         _ = try Bench.integers(batches, flag: "--batches")
         _ = try Bench.integers(threads, flag: "--threads")
-        if compare {
+        if distributed {
+            guard !compare else { throw ValidationError("--compare and --distributed are separate runs: give one of them") }
+            guard processes >= 1, distributedBatch >= 1 else { throw ValidationError("--processes and --distributed-batch must be positive") }
+            for name in distributedModels.split(separator: ",") { _ = try BenchmarkModel.named(String(name)) }
+            if let python {
+                guard FileManager.default.isExecutableFile(atPath: python) else {
+                    throw ValidationError("--python \(python) is not an executable file.\n" + Bench.pythonHint)
+                }
+                guard FileManager.default.fileExists(atPath: ddpScript) else {
+                    throw ValidationError("--distributed runs \(ddpScript), which is not there: run from the repository root or pass --ddp-script PATH.")
+                }
+            }
+        } else if compare {
             guard let python else { throw ValidationError(Bench.pythonHint) }
             guard FileManager.default.isExecutableFile(atPath: python) else {
                 throw ValidationError("--python \(python) is not an executable file.\n" + Bench.pythonHint)
@@ -75,7 +108,7 @@ struct Bench: ParsableCommand {
                     "--compare runs \(script), which is not there: run from the repository root or pass --script PATH.")
             }
         } else if python != nil {
-            throw ValidationError("--python is for --compare.")
+            throw ValidationError("--python is for --compare or --distributed.")
         }
     }
 
@@ -90,6 +123,10 @@ struct Bench: ParsableCommand {
     func run() throws {
         if compare {
             try runComparison()
+            return
+        }
+        if distributed {
+            try runDistributed()
             return
         }
         try reportingErrors {
@@ -109,6 +146,40 @@ struct Bench: ParsableCommand {
             Console.line(Benchmark.text(report))
             if let json {
                 try report.json().write(to: URL(fileURLWithPath: json), options: .atomic)
+                Console.line("\nwrote \(json)")
+            }
+        }
+    }
+
+    /// One process of N lanes against N worker processes, and PyTorch's single process against DDP.
+    private func runDistributed() throws {
+        try reportingErrors {
+            let steps = iterations ?? 3
+            let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+                ?? CommandLine.arguments[0]
+            Console.line("distributed step, B = \(distributedBatch) in units of \(DistributedComparison.unitSize), N = \(processes), OpenBLAS \(BLASThreads.coreName), \(steps) timed step(s) after one warm-up")
+            var rows = [DistributedRow]()
+            for name in distributedModels.split(separator: ",").map(String.init) {
+                let model = try BenchmarkModel.named(name)
+                let (train, launch) = try DistributedComparison.measureSSGD(
+                    executable: executable, model: model, batch: distributedBatch, processes: processes, iterations: steps)
+                var row = DistributedRow(model: name, batch: distributedBatch, processes: processes, trainSeconds: train, launchSeconds: launch)
+                Console.line(String(format: "ssgd    %@: train --threads %d %.3f s/step, launch --workers %d %.3f s/step, launch/train %.2f",
+                                    name, processes, train, processes, launch, row.ssgdRatio))
+                if let python {
+                    let (single, ddp) = try DistributedComparison.measureTorch(
+                        python: python, script: ddpScript, model: name, batch: distributedBatch, processes: processes, iterations: steps)
+                    (row.torchSingleSeconds, row.torchDDPSeconds) = (single, ddp)
+                    Console.line(String(format: "pytorch %@: one process %.3f s/step, DDP %.3f s/step, DDP/single %.2f", name, single, ddp, ddp / single))
+                }
+                rows.append(row)
+            }
+            Console.line("")
+            Console.line(DistributedComparison.text(rows))
+            if let json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try encoder.encode(rows).write(to: URL(fileURLWithPath: json), options: .atomic)
                 Console.line("\nwrote \(json)")
             }
         }

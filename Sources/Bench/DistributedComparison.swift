@@ -1,0 +1,130 @@
+import Foundation
+import Training
+
+// The distributed row of `ssgd bench --compare` (issue 8): the step time of one large batch in
+// one process with N lanes (`ssgd train --threads N`) against N worker processes of one lane each
+// (`ssgd launch --workers N --threads 1`), and PyTorch's counterpart in the same run — one
+// N-thread process against DistributedDataParallel with N single-thread ranks
+// (tools/pytorch_ddp_bench.py). A ratio launch / train ≤ 1 means the processes cost nothing;
+// DDP's ratio is the yardstick. Both sides run the reference model on random data, ghost batches
+// (micro-batches) of 128, one warm-up step and the median of the rest.
+
+public struct DistributedRow: Codable, Sendable {
+    public var model: String
+    public var batch: Int
+    public var processes: Int
+    /// Median seconds per step: ssgd in one process of N lanes, and with N worker processes.
+    public var trainSeconds: Double
+    public var launchSeconds: Double
+    /// PyTorch's: one N-thread process, and DDP with N ranks (nil without --python).
+    public var torchSingleSeconds: Double?
+    public var torchDDPSeconds: Double?
+
+    public init(model: String, batch: Int, processes: Int, trainSeconds: Double, launchSeconds: Double) {
+        self.model = model
+        self.batch = batch
+        self.processes = processes
+        self.trainSeconds = trainSeconds
+        self.launchSeconds = launchSeconds
+    }
+
+    public var ssgdRatio: Double { launchSeconds / trainSeconds }
+    public var torchRatio: Double? { torchDDPSeconds.flatMap { ddp in torchSingleSeconds.map { ddp / $0 } } }
+}
+
+public enum DistributedComparison {
+    public static let unitSize = 128
+
+    /// A synthetic-data config of `model` whose steps are `batch` samples in units of 128, with
+    /// `steps` steps in its epoch and a progress line after every step.
+    public static func config(_ model: BenchmarkModel, batch: Int, steps: Int) -> TrainingConfig {
+        var config = model.config
+        config.name = "bench-distributed-\(model.name)"
+        config.dataset = .synthetic
+        config.syntheticShape = model.inputShape.dimensions
+        config.syntheticClasses = model.classes
+        config.syntheticTrainSamples = batch * steps
+        config.syntheticTestSamples = unitSize
+        config.batchSize = batch
+        config.ghostBatch = min(unitSize, batch)
+        config.epochs = 1
+        config.maxSteps = steps
+        config.checkpointEverySteps = 0
+        config.progressSeconds = 0.001
+        return config
+    }
+
+    /// Seconds per step from a run's progress lines ("step K/N … | step 1.234s = …"), the first
+    /// (warm-up) step left out.
+    public static func stepSeconds(fromOutput output: String) -> [Double] {
+        var seconds = [Double]()
+        for line in output.split(separator: "\n") where line.hasPrefix("step ") {
+            guard let bar = line.range(of: "| step "), let unit = line[bar.upperBound...].firstIndex(of: "s"),
+                  let value = Double(line[bar.upperBound..<unit]) else { continue }
+            seconds.append(value)
+        }
+        return Array(seconds.dropFirst())
+    }
+
+    static func median(_ values: [Double]) -> Double? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+
+    /// ssgd's two step times for `model`: `train --threads N` and `launch --workers N --threads 1`.
+    public static func measureSSGD(
+        executable: String, model: BenchmarkModel, batch: Int, processes: Int, iterations: Int
+    ) throws -> (train: Double, launch: Double) {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ssgd-bench-distributed-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let configPath = folder + "/config.yaml"
+        try config(model, batch: batch, steps: iterations + 1).yaml().write(toFile: configPath, atomically: true, encoding: .utf8)
+        func median(_ arguments: [String], runDirectory: String) throws -> Double {
+            let output = try MeasuringProcess.run(
+                executable: executable, arguments: arguments + ["--config", configPath, "--run-dir", folder + "/" + runDirectory])
+            guard let value = Self.median(stepSeconds(fromOutput: output)) else {
+                throw BenchProcessError(command: "\(executable) \(arguments.joined(separator: " "))", status: 0,
+                                        output: output + "\n(no step lines after the first step)")
+            }
+            return value
+        }
+        let train = try median(["train", "--threads", String(processes)], runDirectory: "train")
+        let launch = try median(["launch", "--workers", String(processes), "--threads", "1"], runDirectory: "launch")
+        return (train, launch)
+    }
+
+    /// PyTorch's two step times (tools/pytorch_ddp_bench.py).
+    public static func measureTorch(
+        python: String, script: String, model: String, batch: Int, processes: Int, iterations: Int
+    ) throws -> (single: Double, ddp: Double) {
+        struct Output: Decodable {
+            struct Result: Decodable {
+                var single_step_s: Double
+                var ddp_step_s: Double
+            }
+            var results: [Result]
+        }
+        let data = try MeasuringProcess.runForJSON(executable: python, arguments: [
+            script, "--models", model, "--batch", String(batch), "--micro", String(unitSize),
+            "--processes", String(processes), "--iterations", String(iterations),
+        ])
+        guard let result = try JSONDecoder().decode(Output.self, from: data).results.first else {
+            throw BenchProcessError(command: "\(python) \(script)", status: 0, output: "its JSON has no result")
+        }
+        return (result.single_step_s, result.ddp_step_s)
+    }
+
+    public static func text(_ rows: [DistributedRow]) -> String {
+        func seconds(_ value: Double?) -> String { value.map { String(format: "%.3f", $0) } ?? "—" }
+        func ratio(_ value: Double?) -> String { value.map { String(format: "%.2f", $0) } ?? "—" }
+        var lines = ["| model | B | ssgd train, N lanes s/step | ssgd launch, N × 1 lane s/step | launch / train | PyTorch 1 process s/step | PyTorch DDP s/step | DDP / single |",
+                     "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for row in rows {
+            lines.append("| \(row.model) | \(row.batch) | \(seconds(row.trainSeconds)) | \(seconds(row.launchSeconds)) | \(ratio(row.ssgdRatio)) | "
+                + "\(seconds(row.torchSingleSeconds)) | \(seconds(row.torchDDPSeconds)) | \(ratio(row.torchRatio)) |")
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,39 @@
+import Bench
+import Foundation
+import Testing
+import TestSupport
+
+// The distributed row of `ssgd bench` (issue 8): its config, the reading of step times from a
+// run's progress lines, and one real tiny run of `train` and `launch` through it. No timing
+// thresholds: only that both step times are read and positive.
+@Suite struct DistributedComparisonTests {
+    @Test func configIsTheModelOnRandomDataInUnitsOf128WithALineEveryStep() throws {
+        let config = DistributedComparison.config(try BenchmarkModel.named("vgg16"), batch: 4096, steps: 4)
+        #expect(config.batchSize == 4096 && config.ghostBatch == 128)
+        #expect(config.unitsPerStep == 32)
+        #expect(config.syntheticShape == [3, 32, 32] && config.syntheticTrainSamples == 4 * 4096)
+        #expect(config.maxSteps == 4 && config.progressSeconds < 0.01)
+        try config.validate()
+    }
+
+    @Test func stepSecondsAreReadFromProgressLinesWithoutTheWarmUp() {
+        let output = """
+            training mlp …
+            step 1/4 epoch 0.25 loss 2.3 acc 10.00% lr 0.1 100 img/s workers 2 | step 9.000s = compute 8.9s + transfer 0.1s + reduce/update 0.0s
+            step 2/4 epoch 0.50 loss 2.3 acc 10.00% lr 0.1 100 img/s workers 2 | step 0.250s = compute 0.2s + transfer 0.05s + reduce/update 0.0s | 1.00 MB moved per step
+            [worker 0] step 3 is not a progress line
+            step 3/4 epoch 0.75 loss 2.3 acc 10.00% lr 0.1 100 img/s workers 2 | step 0.350s = compute 0.3s + transfer 0.05s + reduce/update 0.0s
+            """
+        #expect(DistributedComparison.stepSeconds(fromOutput: output) == [0.25, 0.35])
+    }
+
+    @Test func aTinyRealRunMeasuresTrainAndLaunch() throws {
+        let (train, launch) = try DistributedComparison.measureSSGD(
+            executable: SSGDProcess.binary, model: try BenchmarkModel.named("mlp"), batch: 256, processes: 2, iterations: 2)
+        #expect(train > 0 && launch > 0)
+        let row = DistributedRow(model: "mlp", batch: 256, processes: 2, trainSeconds: train, launchSeconds: launch)
+        let table = DistributedComparison.text([row])
+        #expect(table.contains("| mlp | 256 |"))
+        #expect(table.contains(String(format: "%.2f", launch / train)))
+    }
+}
