@@ -106,6 +106,8 @@ public struct BenchmarkOptions {
     public var gemmIterations = 5
     public var spectral = true
     public var spectralIterations = 5
+    /// Samples per chunk of the micro-batch (the config key chunk_size; 0: automatic).
+    public var chunkSize = 0
 
     public init(models: [BenchmarkModel]) { self.models = models }
 
@@ -211,7 +213,7 @@ public enum Benchmark {
                 for threads in options.threads {
                     // `threads` lanes, each with OpenBLAS at one thread, as `train --threads` runs.
                     BLASThreads.set(1)
-                    let bench = try TrainingStepBench(model: model, batch: batch, lanes: threads)
+                    let bench = try TrainingStepBench(model: model, batch: batch, lanes: threads, chunkSize: options.chunkSize)
                     let (times, cpuTimes) = try bench.time(
                         warmup: options.warmupIterations, iterations: options.iterations,
                         minimum: options.minimumIterations, budget: options.timeBudget)
@@ -357,9 +359,10 @@ final class TrainingStepBench {
     /// One step = a micro-batch of `batch` random samples as one unit (BN over the whole
     /// micro-batch, as PyTorch's BN does), cut into the automatic chunks and run on `lanes`
     /// lanes exactly as `train --threads` runs it, then the SGD-momentum update.
-    init(model: BenchmarkModel, batch: Int, lanes: Int) throws {
+    init(model: BenchmarkModel, batch: Int, lanes: Int, chunkSize: Int = 0) throws {
         self.batch = batch
         var config = model.config
+        config.chunkSize = chunkSize
         config.batchSize = batch
         config.ghostBatch = batch
         config.dataset = .synthetic

@@ -43,6 +43,9 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Also write the results as JSON to this file.")
     var json: String?
 
+    @Option(name: .long, help: "Samples per chunk of each micro-batch (the config key chunk_size); 0: automatic, as a config leaves it. Must divide every batch.")
+    var chunkSize = 0
+
     @Flag(name: .long, help: "Tiny iteration counts and sgemm shapes: a smoke test, not a measurement.")
     var quick = false
 
@@ -84,8 +87,14 @@ struct Bench: ParsableCommand {
 
     func validate() throws {
         if let iterations, iterations < 1 { throw ValidationError("--iterations must be at least 1, got \(iterations)") }
-        _ = try Bench.integers(batches, flag: "--batches")
+        let batchSizes = try Bench.integers(batches, flag: "--batches")
         _ = try Bench.integers(threads, flag: "--threads")
+        if chunkSize < 0 || (chunkSize > 0 && batchSizes.contains { $0 % chunkSize != 0 }) {
+            throw ValidationError("--chunk-size \(chunkSize) must be 0 (automatic) or divide every batch of --batches \(batches)")
+        }
+        if chunkSize > 0 && compare {
+            throw ValidationError("--chunk-size is for a plain bench run; --compare measures the automatic chunks a config gets")
+        }
         if distributed {
             guard !compare else { throw ValidationError("--compare and --distributed are separate runs: give one of them") }
             guard processes >= 1, distributedBatch >= 1 else { throw ValidationError("--processes and --distributed-batch must be positive") }
@@ -135,6 +144,7 @@ struct Bench: ParsableCommand {
             options.batches = try Bench.integers(batches, flag: "--batches")
             options.threads = try Bench.integers(threads, flag: "--threads")
             options.spectral = !noSpectral
+            options.chunkSize = chunkSize
             if noSgemm { options.gemmShapes = [] }
             if quick { options.makeQuick() }
             if let iterations {
