@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Runs
 import Study
 import Training
 
@@ -26,6 +27,15 @@ struct Report: ParsableCommand {
     @Option(name: .long, help: "Weight matrix whose singular-value spectrum is drawn, e.g. 0.weight (default: the first).")
     var layer: String?
 
+    @Option(name: .long, help: "Also write a results page here (e.g. docs/RESULTS.md): Table 1, a verdict per claim of the paper (spectral against vanilla, against the seed noise) and the figures.")
+    var results: String?
+
+    @Option(name: .long, help: "Title of the results page.")
+    var title = "Results"
+
+    @Option(name: .long, help: "The command that made the runs, quoted on the results page.")
+    var command: String?
+
     func validate() throws {
         if runDirectories.isEmpty {
             throw ValidationError("give at least one run directory, e.g. ssgd report runs/*")
@@ -41,9 +51,18 @@ struct Report: ParsableCommand {
                 runDirectories: runDirectories, options: ReportOptions(alpha: alpha, layer: layer))
             for warning in report.warnings { Console.error("warning: \(warning)") }
             let written = try report.write(to: output)
+            if let results {
+                let page = URL(fileURLWithPath: results).standardizedFileURL
+                let figures = URL(fileURLWithPath: output).standardizedFileURL
+                try AtomicFileWriter.write(
+                    report.resultsMarkdown(title: title, command: command, figureFolder: Study.Report.relativePath(from: page.deletingLastPathComponent(), to: figures)),
+                    to: results)
+                Console.line("wrote \(results)")
+            }
             Console.line(report.table.markdown)
             Console.line("wrote \(written.count) files to \(output) (\(report.runs.count) runs, "
                 + "\(report.groups.count) setting × batch-size groups); start at \((output as NSString).appendingPathComponent("index.md"))")
         }
     }
 }
+
