@@ -75,18 +75,23 @@ public struct TrainingConfig: Sendable, Equatable {
 
     public var unitsPerStep: Int { batchSize / ghostBatch }
 
-    /// Samples per chunk of a unit. Automatic (chunk_size 0): halve the unit while a step has
-    /// fewer than 8 pieces (units × chunks) and a chunk keeps at least 32 samples — so a step of
-    /// one unit of 64 (the paper's small batch) is 2 chunks of 32 that two lanes share, and a
-    /// step of 32 units is not cut at all. Smaller chunks make thin GEMMs and one replica
-    /// (gradients, workspaces) per chunk: on this 2-core machine 8 chunks of 8 ran the MLP at
-    /// 0.42× and cost VGG-16 1.3 GB (docs/performance.md). A function of the config only.
+    /// Samples per chunk of a unit. Automatic (chunk_size 0): a step of a single unit is cut in
+    /// two chunks, if each keeps at least 32 samples — so the paper's small batch (one unit of
+    /// 64) is 2 chunks of 32 that two lanes share, one unit of 128 is 2 chunks of 64, and a step
+    /// of 2 or more units is not cut (its units already go to different lanes). Every chunk
+    /// costs a replica (gradients, workspaces), a full-size weight gradient and an addition, and
+    /// makes thinner GEMMs: 8 chunks of 8 ran the MLP at 0.42× PyTorch and cost VGG-16 1.3 GB,
+    /// 4 chunks of 32 took 31 ms of CPU per MLP step of 128 where 2 of 64 took 22
+    /// (docs/performance.md). More cores than pieces: set chunk_size. A function of the config only.
     public static let automaticChunkMinimum = 32
+    /// Pieces (units × chunks) the automatic chunk size aims for.
+    public static let automaticPieces = 2
 
     public var effectiveChunkSize: Int {
         if chunkSize > 0 { return chunkSize }
         var size = ghostBatch
-        while unitsPerStep * (ghostBatch / size) < 8 && size % 2 == 0 && size / 2 >= TrainingConfig.automaticChunkMinimum {
+        while unitsPerStep * (ghostBatch / size) < TrainingConfig.automaticPieces && size % 2 == 0
+            && size / 2 >= TrainingConfig.automaticChunkMinimum {
             size /= 2
         }
         return size

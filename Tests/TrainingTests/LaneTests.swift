@@ -78,9 +78,11 @@ struct LaneTests {
         config.batchSize = 4096
         config.ghostBatch = 128
         #expect(config.effectiveChunkSize == 128)  // 32 units → not cut
-        config.batchSize = 512
+        config.batchSize = 128
         config.ghostBatch = 128
-        #expect(config.effectiveChunkSize == 64)  // 4 units → 2 chunks each
+        #expect(config.effectiveChunkSize == 64)  // one unit of 128 → 2 chunks of 64
+        config.batchSize = 512
+        #expect(config.effectiveChunkSize == 128)  // 4 units → not cut
         config.batchSize = 96
         config.ghostBatch = 16
         #expect(config.effectiveChunkSize == 16)  // chunks keep ≥ 32 samples: not cut
