@@ -50,7 +50,7 @@ struct Plan: ParsableCommand {
         guard (try? Self.list(workers).allSatisfy { $0 >= 1 }) == true else {
             throw ValidationError("--workers takes whole numbers ≥ 1, e.g. 2,8,32")
         }
-        guard (try? Self.list(bandwidth).allSatisfy { $0 > 0 }) == true else {
+        guard (try? (Self.list(bandwidth) as [Double]).allSatisfy { $0 > 0 }) == true else {
             throw ValidationError("--bandwidth takes numbers > 0 in Gb/s, e.g. 1,10,25")
         }
     }

@@ -84,7 +84,7 @@ struct StepCostModelTests {
         let config = ClusterFixtures.write(ClusterFixtures.config(model: "mlp", method: "vanilla")
             .replacingOccurrences(of: "hidden: [24, 16]", with: "hidden: [512, 512]"))
         let result = try SSGDProcess.run([
-            "plan", "--config", config, "--images-per-second", "5000", "--workers", "4", "--bandwidth", "1", "--aggregators", "1",
+            "plan", "--config", config, "--images-per-second", "5000", "--workers", "4", "--bandwidth", "0.1", "--aggregators", "1",
         ])
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("283652 parameters"), "\(result.output)")
@@ -93,7 +93,7 @@ struct StepCostModelTests {
         // The star's coordinator moves 9 P per step (10.21 MB), one aggregator's 3 P (3.40 MB).
         let row = try #require(result.output.split(separator: "\n").first { $0.hasPrefix("| 4 |") }, "\(result.output)")
         let cells = row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
-        #expect(cells.count == 10 && cells[6] == "10.21" && cells[9] == "3.40", "\(row)")
+        #expect(cells.count == 10 && cells[1] == "0.1" && cells[6] == "10.21" && cells[9] == "3.40", "\(row)")
         for (arguments, complaint) in [
             (["--model", "mlp", "--config", config], "give --model NAME or --config FILE"),
             (["--config", config, "--batch", "64"], "come from the config's batch_size"),
