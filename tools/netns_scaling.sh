@@ -230,6 +230,7 @@ progress_seconds: 0.001
 YAML
 
 say "work folder $work, namespaces $tag-*"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 say "reference: ssgd train (one process, 1 thread)"
 timeout -k 5 "$run_timeout" "$ssgd" train --config "$work/config.yaml" --run-dir "$work/train" --threads 1 >"$work/train.log" 2>&1 ||
     die "ssgd train failed: $(tail -3 "$work/train.log")"
@@ -301,7 +302,10 @@ for w in $worker_counts; do
     done
 done
 
-parameters=$(grep -o '[0-9]* parameters' "$work/w$(echo "$worker_counts" | awk '{ print $1 }')-star-plan.log" | head -1)
+first=$(echo "$worker_counts" | awk '{ print $1 }')
+parameters=$(grep -o '[0-9]* parameters' "$work/w$first-star-plan.log" | head -1)
+core=$(grep -o 'OpenBLAS [A-Za-z0-9_]*' "$work/w$first-star-coordinator.log" | head -1)
+echo "machine: $(nproc) cores, $core (as the workers reported it), load average $load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 echo "config: mlp hidden [$hidden] on synthetic [$input], $parameters, batch $batch in units of $ghost, $steps steps"
 echo "links: tbf ${mbit} Mbit/s each way per host, netem delay ${delay_ms} ms host to host; predicted with ssgd plan --bandwidth $gbps --latency-ms $delay_ms --images-per-second $images_per_second (train: median compute ${train_compute} s for $batch samples)"
 echo "every run ended with train's parameters_sha256 $expected"
