@@ -4,7 +4,7 @@
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PACKAGES := libopenblas-dev liblapacke-dev libzmq3-dev zlib1g-dev libssl-dev pkg-config dataset-fashion-mnist
-# Only the tests need these: iproute2 (multi-host test in network namespaces), shellcheck (deploy scripts),
+# Only the tests need these: iproute2 (ip, tc: the multi-host and scaling tests in network namespaces), shellcheck (deploy scripts),
 # prometheus (promtool checks the /metrics exposition; a Prometheus server scrapes a real run);
 # librsvg2-bin (rsvg-convert renders a report figure to PNG for a look at its pixels).
 # systemd (systemd-analyze verifies the deploy units).

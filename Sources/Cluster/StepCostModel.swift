@@ -12,7 +12,8 @@ import Training
 //
 // Tree (`ssgd aggregator`, `launch --aggregators`): aggregators with fan-in F pre-reduce
 // aligned unit blocks of their children, so every link — the coordinator's included — carries
-// 4P·(F + F·b) bytes per level whatever W is, and there are ⌈log_F W⌉ levels.
+// 4P·(F + F·b) bytes per level whatever W is, and there are ⌈log_F W⌉ levels. `aggregated`
+// is the one-level tree `launch --aggregators A` builds, block for block.
 
 public struct StepCostModel: Sendable {
     /// Trainable parameters P.
@@ -98,6 +99,39 @@ public struct StepCostModel: Sendable {
         let transfer = Double(levels) * (levelBytes / linkBytesPerSecond + 2 * latencySeconds)
         let reduce = Double(levels) * Double(fanIn) * perChildBlocks * Double(parameters) / addFloatsPerSecond
         return Prediction(compute: compute, transfer: transfer, reduce: reduce, update: updateSeconds, rootBytes: levelBytes)
+    }
+
+    /// What `ssgd launch --workers W --aggregators A` builds: one level of A aggregators below the
+    /// coordinator, worker k under aggregator k·A/W. The coordinator cuts the step's units over
+    /// the aggregators and each aggregator cuts its range over its workers (ShardPlan both
+    /// times); an aggregator sends up the aligned blocks of its range (UnitTree.blocks), its
+    /// workers those of theirs. The two levels' transfers add up (no overlap): the coordinator's
+    /// link, then the busiest aggregator's link to its workers; so do their additions.
+    public func aggregated(workers: Int, aggregators: Int) -> Prediction {
+        let used = min(workers, units)
+        let groups = max(1, min(aggregators, used))
+        // Workers per aggregator, as launch assigns them (contiguous groups).
+        var members = [Int](repeating: 0, count: groups)
+        for k in 0..<used { members[k * groups / used] += 1 }
+        var rootBlocks = 0, largest = 0, busiestLink = 0, mostAdds = 0
+        let ranges = ShardPlan.ranges(units: units, workers: groups)
+        for (range, children) in zip(ranges, members) {
+            let own = UnitTree.blocks(first: range.lowerBound, count: range.count).count
+            rootBlocks += own
+            var childBlocks = 0
+            let parts = ShardPlan.ranges(units: range.count, workers: children)
+            for part in parts {
+                largest = max(largest, part.count)
+                childBlocks += UnitTree.blocks(first: range.lowerBound + part.lowerBound, count: part.count).count
+            }
+            busiestLink = max(busiestLink, parts.count + childBlocks)
+            mostAdds = max(mostAdds, childBlocks - own)
+        }
+        let compute = Double(largest * unitSize) / imagesPerSecondPerWorker
+        let rootBytes = parameterBytes * Double(ranges.count + rootBlocks)
+        let transfer = (rootBytes + parameterBytes * Double(busiestLink)) / linkBytesPerSecond + 4 * latencySeconds
+        let reduce = Double(rootBlocks - 1 + mostAdds) * Double(parameters) / addFloatsPerSecond
+        return Prediction(compute: compute, transfer: transfer, reduce: reduce, update: updateSeconds, rootBytes: rootBytes)
     }
 
     /// The first worker count (doubling from 1) at which transfer + reduce exceed compute.
