@@ -107,7 +107,7 @@ import TestSupport
 }
 
 /// The jobs of one test: submitted with the script's defaults but for the size (one node, 2
-/// tasks of 1 CPU), a free coordinator port, run directories under FOLDER/shared, keys under
+/// tasks of 1 CPU), a free coordinator port (and port + 1), run directories under FOLDER/shared, keys under
 /// FOLDER/scratch, output in FOLDER/ssgd-JOBID.out (the script's --output, in --chdir).
 struct Jobs {
     let cluster: SlurmCluster
@@ -116,7 +116,7 @@ struct Jobs {
     func submit(config: String, runDirectory: String? = nil) throws -> Int {
         let binary = URL(fileURLWithPath: SSGDProcess.binary).path
         var export = "ALL,SSGD=\(binary),SSGD_CONFIG=\(config),SSGD_SHARED=\(folder)/shared,SSGD_SCRATCH=\(folder)/scratch"
-        export += ",SSGD_PORT=\(try LoopbackHTTP.freePort())"
+        export += ",SSGD_PORT=\(try EndpointTests.freePort(andNext: true))"  // + 1: the status socket
         if let runDirectory { export += ",SSGD_RUN_DIR=\(runDirectory)" }
         return try cluster.submit([
             "--nodes=1", "--ntasks-per-node=2", "--cpus-per-task=1", "--time=30", "--chdir=\(folder)", "--export=\(export)",
