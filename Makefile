@@ -8,7 +8,9 @@ PACKAGES := libopenblas-dev liblapacke-dev libzmq3-dev zlib1g-dev libssl-dev pkg
 # prometheus (promtool checks the /metrics exposition; a Prometheus server scrapes a real run);
 # librsvg2-bin (rsvg-convert renders a report figure to PNG for a look at its pixels).
 # systemd (systemd-analyze verifies the deploy units).
-TEST_PACKAGES := iproute2 shellcheck prometheus librsvg2-bin systemd
+# slurm-wlm (slurmctld, slurmd, sbatch …) and munge: a one-node Slurm cluster, started by the test,
+# runs deploy/slurm/ssgd.sbatch for real.
+TEST_PACKAGES := iproute2 shellcheck prometheus librsvg2-bin systemd slurm-wlm munge
 WORKERS ?= 2
 
 .PHONY: demo test deps test-deps install build release smoke clean

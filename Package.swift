@@ -58,7 +58,7 @@ let modules: [Target] = [
 let tests: [Target] = [
     // Enforces the module graph (docs/ARCHITECTURE.md) by reading Sources/*/ imports.
     .testTarget(name: "ArchitectureTests"),
-    .target(name: "TestSupport", dependencies: ["Engine", "Data", "Training", "Runs"], path: "Tests/TestSupport"),
+    .target(name: "TestSupport", dependencies: ["Engine", "Data", "Training", "Runs", "Study"], path: "Tests/TestSupport"),
     .testTarget(name: "EngineTests", dependencies: ["Engine", "CBLAS", "TestSupport"]),
     .testTarget(
         name: "TrainingTests",

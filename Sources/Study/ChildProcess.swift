@@ -7,7 +7,7 @@ import Glibc
 
 // A cell of an experiment runs as a child `ssgd` process (so a crash in one cell cannot take the
 // runner down), started with posix_spawn: stdin from /dev/null, stdout and stderr appended to
-// the cell's log file, its own process group (a terminal's Ctrl-C reaches the runner only, which
+// the cell's log file, no other descriptor inherited, its own process group (a terminal's Ctrl-C reaches the runner only, which
 // forwards exactly one SIGINT — a second would make the child exit without its checkpoint), and
 // SIGINT/SIGTERM at their defaults and unblocked. The child learns the runner's pid from
 // SSGD_EXPERIMENT_PID and, when the runner is gone, stops as on Ctrl-C (with a checkpoint). It
@@ -33,13 +33,28 @@ public struct ChildProcess: Sendable {
 
     public static let runnerVariable = "SSGD_EXPERIMENT_PID"
 
+    /// A cell: `start` with this process's environment and SSGD_EXPERIMENT_PID.
     public static func spawn(executable: String, arguments: [String], log: String) throws -> ChildProcess {
+        var environment = ProcessInfo.processInfo.environment
+        environment[runnerVariable] = String(getpid())
+        return try start(executable: executable, arguments: arguments, environment: environment, log: log)
+    }
+
+    /// Any program so (the tests' servers too): stdin from /dev/null, stdout and stderr appended
+    /// to `log`, no other descriptor inherited, its own process group, SIGINT/SIGTERM at their
+    /// defaults and unblocked.
+    public static func start(executable: String, arguments: [String], environment: [String: String], log: String) throws -> ChildProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Every other open descriptor closed in the child (glibc ignores one closed meanwhile).
+        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        for descriptor in open.compactMap(Int32.init) where descriptor > 2 {
+            posix_spawn_file_actions_addclose(&actions, descriptor)
+        }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -53,8 +68,6 @@ public struct ChildProcess: Sendable {
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setpgroup(&attributes, 0)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var environment = ProcessInfo.processInfo.environment
-        environment[runnerVariable] = String(getpid())
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {

@@ -6,7 +6,8 @@ import TestSupport
 // per epoch (so 7 steps cross an epoch boundary and an evaluation).
 
 enum ClusterFixtures {
-    static func config(model: String, method: String, epochs: Int = 2, extra: String = "") -> String {
+    static func config(model: String, method: String, epochs: Int = 2, evalEveryEpochs: Int = 1, checkpointEverySteps: Int = 4,
+                       extra: String = "") -> String {
         let modelKeys = model == "mlp"
             ? "model: mlp\nhidden: [24, 16]\nsynthetic_shape: [1, 6, 6]"
             : "model: densenet\ndepth: 7\ngrowth: 4\nsynthetic_shape: [3, 8, 8]"
@@ -23,8 +24,8 @@ enum ClusterFixtures {
             epochs: \(epochs)
             lr: 0.05
             seed: 3
-            eval_every_epochs: 1
-            checkpoint_every_steps: 4
+            eval_every_epochs: \(evalEveryEpochs)
+            checkpoint_every_steps: \(checkpointEverySteps)
             progress_seconds: 0.2
             \(extra)
             """
