@@ -135,6 +135,13 @@ public final class ShardRunner {
         let statsPerUnit = 2 * network.normalizationChannels
         outcomes.batchStatistics.reserveCapacity(unitCount * statsPerUnit)
         for block in UnitTree.blocks(first: firstUnit, count: unitCount) {
+            if block.count == 1 {
+                // A lone unit's gradient is its block's sum: emitted where it lies, not copied.
+                let local = block.first - firstUnit
+                let slice = UnsafeBufferPointer(rebasing: indices[(local * unitSize)..<((local + 1) * unitSize)])
+                try emit(block, try runUnit(step: step, epoch: epoch, unit: block.first, indices: slice, outcomes: &outcomes))
+                continue
+            }
             ensureLevels(UnitTree.depth(units: block.count) + 1)
             try sumBlock(
                 block, level: 0, step: step, epoch: epoch, indices: indices, firstUnit: firstUnit,
@@ -182,8 +189,10 @@ public final class ShardRunner {
                 let lower = parameterCount * chunk / k
                 let upper = parameterCount * (chunk + 1) / k
                 let sum = unitGradient.pointer + lower
-                sum.update(from: replicas[0].network.gradients.pointer + lower, count: upper - lower)
-                for other in 1..<k {
+                // (g₀ + g₁) + g₂ + …: the first addition writes the sum directly (no copy pass).
+                UnitTree.add(replicas[0].network.gradients.pointer + lower, replicas[1].network.gradients.pointer + lower,
+                             into: sum, upper - lower)
+                for other in 2..<k {
                     UnitTree.addInPlace(sum, replicas[other].network.gradients.pointer + lower, upper - lower)
                 }
             }
