@@ -73,7 +73,6 @@ public final class ShardRunner {
     private let tokens: LaneTokens?
     private let chunkThreads: LanePool?
     private let barrier: ChunkBarrier?
-    private let unitGradient: FloatBuffer?  // (P) the chunked unit's gradient sum
     private let chunkLoss: UnsafeMutablePointer<Double>  // (k)
     private let chunkCorrect: UnsafeMutablePointer<Int>  // (k)
     private let unitStatistics: FloatBuffer  // (2·BN channels) of the unit being run
@@ -102,11 +101,9 @@ public final class ShardRunner {
         if chunkCount > 1 {
             chunkThreads = LanePool(threads: chunkCount, name: "ssgd-chunk")
             barrier = ChunkBarrier(participants: chunkCount, tokens: tokens)
-            unitGradient = FloatBuffer(count: network.parameterCount)
         } else {
             chunkThreads = nil
             barrier = nil
-            unitGradient = nil
         }
         chunkLoss = .allocate(capacity: chunkCount)
         chunkCorrect = .allocate(capacity: chunkCount)
@@ -174,7 +171,7 @@ public final class ShardRunner {
         step: Int, epoch: Int, unit: Int, indices: UnsafeBufferPointer<Int32>, outcomes: inout UnitOutcomes
     ) throws -> UnsafeMutablePointer<Float> {
         let parameterCount = network.parameterCount
-        if let chunkThreads, let barrier, let unitGradient {
+        if let chunkThreads, let barrier {
             let k = chunkCount
             try chunkThreads.run(count: k) { chunk in
                 tokens?.acquire()
@@ -188,11 +185,10 @@ public final class ShardRunner {
                 barrier.wait(participant: chunk)
                 let lower = parameterCount * chunk / k
                 let upper = parameterCount * (chunk + 1) / k
-                let sum = unitGradient.pointer + lower
-                // (g₀ + g₁) + g₂ + …: the first addition writes the sum directly (no copy pass).
-                UnitTree.add(replicas[0].network.gradients.pointer + lower, replicas[1].network.gradients.pointer + lower,
-                             into: sum, upper - lower)
-                for other in 2..<k {
+                // (g₀ + g₁) + g₂ + … into replica 0's gradients, which hold the unit's sum from
+                // here on: no separate P-float buffer, no copy pass.
+                let sum = replicas[0].network.gradients.pointer + lower
+                for other in 1..<k {
                     UnitTree.addInPlace(sum, replicas[other].network.gradients.pointer + lower, upper - lower)
                 }
             }
@@ -212,7 +208,8 @@ public final class ShardRunner {
         outcomes.correct.append(correct)
         outcomes.samples.append(indices.count)
         outcomes.batchStatistics.append(contentsOf: unitStatistics.buffer)
-        return unitGradient?.pointer ?? network.gradients.pointer
+        // Chunked or not, replica 0's gradients (its network is `network`) hold the unit's sum.
+        return network.gradients.pointer
     }
 
     /// Chunk `chunk` of a unit on its replica: its rows of the unit's samples, forward, loss,

@@ -94,12 +94,6 @@ public enum UnitTree {
         return left
     }
 
-    /// out = a + b elementwise (the same bits as copying a to out, then out += b).
-    @inline(__always)
-    public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, _ count: Int) {
-        for i in 0..<count { out[i] = a[i] + b[i] }
-    }
-
     /// a += b elementwise (one rounding per element, the same on every machine of a kind).
     @inline(__always)
     public static func addInPlace(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) {
