@@ -10,7 +10,9 @@ PACKAGES := libopenblas-dev liblapacke-dev libzmq3-dev zlib1g-dev libssl-dev pkg
 # systemd (systemd-analyze verifies the deploy units).
 # slurm-wlm (slurmctld, slurmd, sbatch …) and munge: a one-node Slurm cluster, started by the test,
 # runs deploy/slurm/ssgd.sbatch for real.
-TEST_PACKAGES := iproute2 shellcheck prometheus librsvg2-bin systemd slurm-wlm munge
+# kubernetes-client (kubectl kustomize renders deploy/kubernetes); PACKAGE:COMMAND means an
+# existing COMMAND (e.g. another kubectl package) will do.
+TEST_PACKAGES := iproute2 shellcheck prometheus librsvg2-bin systemd slurm-wlm munge kubernetes-client:kubectl
 WORKERS ?= 2
 
 .PHONY: demo test deps test-deps install build release smoke clean
@@ -22,7 +24,9 @@ test-deps:
 	@$(MAKE) --no-print-directory install LIST="$(PACKAGES) $(TEST_PACKAGES)"
 
 install:
-	@missing=""; for p in $(LIST); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(LIST); do pkg=$${p%%:*}; cmd=$${p#*:}; \
+	  if [ "$$cmd" != "$$p" ] && command -v "$$cmd" >/dev/null 2>&1; then continue; fi; \
+	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -2,9 +2,9 @@ import Foundation
 import Testing
 import TestSupport
 
-// Checks of deploy/ (DESIGN §7): shell scripts parse (and pass shellcheck when installed), YAML
+// Checks of deploy/ (DESIGN §7): shell scripts parse and pass shellcheck, YAML
 // parses and the Kubernetes objects reference each other consistently (rendered with
-// `kubectl kustomize` when kubectl is installed), the systemd units verify, the Containerfile
+// `kubectl kustomize`), the systemd units verify, the Containerfile
 // matches the libraries ssgd links, the entrypoint resumes or starts a run, and every `ssgd`
 // command line in deploy/ and docs/deploy.md uses only flags the built binary accepts.
 
@@ -202,21 +202,16 @@ struct DeployTestError: Error, CustomStringConvertible {
     }
 }
 
-/// The Kubernetes objects as applied: `kubectl kustomize` output when kubectl is installed, else
-/// the kustomization's resource files as they are.
+/// The Kubernetes objects as applied: `kubectl kustomize` output (Debian's kubernetes-client
+/// 1.20 reads the kustomization as well as a current kubectl does).
 private func kubernetesObjects() throws -> [[String: Any]] {
-    let text: String
-    if let kubectl = Deploy.which("kubectl") {
-        let result = try Deploy.run(kubectl, ["kustomize", Deploy.path("deploy/kubernetes")])
-        #expect(result.status == 0, "kubectl kustomize deploy/kubernetes:\n\(result.output)")
-        text = result.output
-    } else {
-        print("DeployTests: kubectl not installed; checking the resource files without kustomize")
-        let kustomization = try Deploy.parseYAML(try Deploy.read("deploy/kubernetes/kustomization.yaml")).first as? [String: Any]
-        text = try (kustomization?["resources"] as? [String] ?? [])
-            .map { try Deploy.read("deploy/kubernetes/" + $0) }.joined(separator: "\n---\n")
+    guard let kubectl = Deploy.which("kubectl") else {
+        Issue.record("kubectl is not installed: `make test-deps` installs it (Debian kubernetes-client)")
+        return []
     }
-    return try Deploy.parseYAML(text).compactMap { $0 as? [String: Any] }
+    let result = try Deploy.run(kubectl, ["kustomize", Deploy.path("deploy/kubernetes")])
+    #expect(result.status == 0, "kubectl kustomize deploy/kubernetes:\n\(result.output)")
+    return try Deploy.parseYAML(result.output).compactMap { $0 as? [String: Any] }
 }
 
 private func podSpec(_ object: [String: Any]) -> [String: Any] {
