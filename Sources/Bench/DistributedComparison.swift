@@ -66,12 +66,6 @@ public enum DistributedComparison {
         return Array(seconds.dropFirst())
     }
 
-    static func median(_ values: [Double]) -> Double? {
-        guard !values.isEmpty else { return nil }
-        let sorted = values.sorted()
-        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-    }
-
     /// ssgd's two step times for `model`: `train --threads N` and `launch --workers N --threads 1`.
     public static func measureSSGD(
         executable: String, model: BenchmarkModel, batch: Int, processes: Int, iterations: Int
@@ -81,17 +75,18 @@ public enum DistributedComparison {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let configPath = folder + "/config.yaml"
         try config(model, batch: batch, steps: iterations + 1).yaml().write(toFile: configPath, atomically: true, encoding: .utf8)
-        func median(_ arguments: [String], runDirectory: String) throws -> Double {
+        func medianStepSeconds(_ arguments: [String], runDirectory: String) throws -> Double {
             let output = try MeasuringProcess.run(
                 executable: executable, arguments: arguments + ["--config", configPath, "--run-dir", folder + "/" + runDirectory])
-            guard let value = Self.median(stepSeconds(fromOutput: output)) else {
+            let seconds = stepSeconds(fromOutput: output)
+            guard !seconds.isEmpty else {
                 throw BenchProcessError(command: "\(executable) \(arguments.joined(separator: " "))", status: 0,
                                         output: output + "\n(no step lines after the first step)")
             }
-            return value
+            return Benchmark.median(seconds)
         }
-        let train = try median(["train", "--threads", String(processes)], runDirectory: "train")
-        let launch = try median(["launch", "--workers", String(processes), "--threads", "1"], runDirectory: "launch")
+        let train = try medianStepSeconds(["train", "--threads", String(processes)], runDirectory: "train")
+        let launch = try medianStepSeconds(["launch", "--workers", String(processes), "--threads", "1"], runDirectory: "launch")
         return (train, launch)
     }
 

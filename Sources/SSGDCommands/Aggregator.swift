@@ -19,29 +19,13 @@ struct AggregatorCommand: ParsableCommand {
             See docs/scaling.md.
             """)
 
-    @Option(help: "The parent's endpoint (coordinator or aggregator), e.g. tcp://10.0.0.1:5555.")
-    var connect: String
+    @OptionGroup var parent: ParentOptions
 
     @Option(help: "ZeroMQ endpoint this aggregator's workers connect to, e.g. tcp://0.0.0.0:5556 or ipc:///tmp/ssgd-agg.sock.")
     var bind: String
 
     @Option(help: "Workers that must join before this aggregator joins its parent.")
     var workers = 1
-
-    @Option(help: "Use this config instead of the parent's (must describe the same job).")
-    var config: String?
-
-    @Option(help: "Folder of the data set on this node (overrides data_path).")
-    var data: String?
-
-    @Option(help: "Name shown in the parent's log (default: host:pid).")
-    var name = ""
-
-    @Option(help: "Seconds without hearing from the parent before giving up.")
-    var giveUpAfter: Double = 600
-
-    @Option(help: "Seconds to wait for the parent to answer the handshake.")
-    var handshakeTimeout: Double = 60
 
     @Flag(help: "Admit workers whose OpenBLAS kernel differs from this aggregator's (results then depend on which worker computed what).")
     var allowMixedKernels = false
@@ -50,7 +34,6 @@ struct AggregatorCommand: ParsableCommand {
 
     func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
-        try checkEndpoint(connect, "--connect", operation: "connect")
         try checkEndpoint(bind, "--bind", operation: "bind")
     }
 
@@ -59,9 +42,7 @@ struct AggregatorCommand: ParsableCommand {
         try reportingErrors {
             if case .insecure(let warning) = try security.check(bind: bind) { Console.error("ssgd: warning: \(warning)") }
             let serverSecurity = try security.loadServer()
-            let worker = try Worker(options: WorkerOptions(
-                endpoint: connect, configPath: config, dataPath: data, threads: 1, name: name,
-                handshakeTimeoutSeconds: handshakeTimeout, security: try security.loadClient(), giveUpSeconds: giveUpAfter))
+            let worker = try Worker(options: parent.workerOptions(threads: 1, security: try security.loadClient()))
             defer { worker.close() }
             worker.faultHooks = SSGD.workerFaultHooks
             let (bind, workers, allowMixedKernels) = (bind, workers, allowMixedKernels)

@@ -81,39 +81,17 @@ struct WorkerCommand: ParsableCommand {
             protocol version, OpenBLAS kernel, job or data set).
             """)
 
-    @Option(help: "Coordinator endpoint, e.g. tcp://10.0.0.1:5555 or ipc:///tmp/ssgd.sock.")
-    var connect: String
+    @OptionGroup var parent: ParentOptions
 
-    @Option(help: "Use this config instead of the coordinator's (must describe the same job).")
-    var config: String?
-
-    @Option(help: "Folder of the data set on this node (overrides data_path).")
-    var data: String?
-
-    @Option(help: "BLAS threads for this worker.")
+    @Option(help: "Lanes of this worker: single-threaded engine contexts, OpenBLAS at one thread in each (never changes a result).")
     var threads = 1
 
-    @Option(help: "Name shown in the coordinator's log (default: host:pid).")
-    var name = ""
-
-    @Option(help: "Seconds without hearing from the coordinator before giving up.")
-    var giveUpAfter: Double = 600
-
-    @Option(help: "Seconds to wait for the coordinator to answer the handshake.")
-    var handshakeTimeout: Double = 60
-
     @OptionGroup var security: WorkerSecurityOptions
-
-    func validate() throws {
-        try checkEndpoint(connect, "--connect", operation: "connect")
-    }
 
     func run() throws {
         ProcessSupervisor.adoptLauncherIfAny()
         try reportingErrors {
-            let worker = try Worker(options: WorkerOptions(
-                endpoint: connect, configPath: config, dataPath: data, threads: threads, name: name,
-                handshakeTimeoutSeconds: handshakeTimeout, security: try security.load(), giveUpSeconds: giveUpAfter))
+            let worker = try Worker(options: parent.workerOptions(threads: threads, security: try security.load()))
             defer { worker.close() }
             worker.faultHooks = SSGD.workerFaultHooks
             try worker.run()
@@ -149,6 +127,37 @@ struct StatusCommand: ParsableCommand {
                 Console.line(status.text)
             }
         }
+    }
+}
+
+/// How a worker or an aggregator reaches its parent (the coordinator, or an aggregator).
+struct ParentOptions: ParsableArguments {
+    @Option(help: "The parent's endpoint (the coordinator, or an aggregator), e.g. tcp://10.0.0.1:5555 or ipc:///tmp/ssgd.sock.")
+    var connect: String
+
+    @Option(help: "Use this config instead of the parent's (must describe the same job).")
+    var config: String?
+
+    @Option(help: "Folder of the data set on this node (overrides data_path).")
+    var data: String?
+
+    @Option(help: "Name shown in the parent's log (default: host:pid).")
+    var name = ""
+
+    @Option(help: "Seconds without hearing from the parent before giving up.")
+    var giveUpAfter: Double = 600
+
+    @Option(help: "Seconds to wait for the parent to answer the handshake.")
+    var handshakeTimeout: Double = 60
+
+    func validate() throws {
+        try checkEndpoint(connect, "--connect", operation: "connect")
+    }
+
+    func workerOptions(threads: Int, security: CurveClientSecurity?) -> WorkerOptions {
+        WorkerOptions(
+            endpoint: connect, configPath: config, dataPath: data, threads: threads, name: name,
+            handshakeTimeoutSeconds: handshakeTimeout, security: security, giveUpSeconds: giveUpAfter)
     }
 }
 

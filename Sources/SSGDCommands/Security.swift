@@ -73,10 +73,10 @@ struct SecurityOptions: ParsableArguments {
 
 /// A worker's security flags.
 struct WorkerSecurityOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("This worker's secret key (from ssgd keygen); its .pub must be in the coordinator's allow-list.", valueName: "file"))
+    @Option(name: .long, help: ArgumentHelp("This worker's secret key (from ssgd keygen); its .pub must be in the parent's allow-list (coordinator or aggregator).", valueName: "file"))
     var curveSecretKey: String?
 
-    @Option(name: .long, help: ArgumentHelp("The coordinator's public key file (its .pub from ssgd keygen).", valueName: "file"))
+    @Option(name: .long, help: ArgumentHelp("The parent's public key file (the coordinator's or aggregator's .pub from ssgd keygen).", valueName: "file"))
     var curveServerKey: String?
 
     func validate() throws {
