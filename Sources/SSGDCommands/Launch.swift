@@ -45,7 +45,7 @@ struct Launch: ParsableCommand {
             defer { exporter?.server.stop() }
             let prepared = try TrainingSession.prepare(options.request)
             let cores = ProcessInfo.processInfo.activeProcessorCount
-            // Workers × BLAS threads ≤ cores unless --threads says otherwise.
+            // Workers × lanes ≤ cores unless --threads says otherwise.
             let workerThreads = prepared.config.threads > 0 ? prepared.config.threads : max(1, cores / workerCount)
             BLASThreads.set(1)
             StopRequest.installHandlers()
@@ -76,7 +76,7 @@ struct Launch: ParsableCommand {
                     try? FileManager.default.removeItem(atPath: String(aggregatorEndpoint.dropFirst(6)))
                 }
             }
-            Console.line("launch: coordinator on \(executor.endpoint), \(workerCount) worker(s) × \(workerThreads) BLAS thread(s)"
+            Console.line("launch: coordinator on \(executor.endpoint), \(workerCount) worker(s) × \(workerThreads) lane(s)"
                 + (aggregators > 0 ? " under \(aggregators) aggregator(s)" : "")
                 + (executor.statusEndpoint.map { ", status on \($0)" } ?? ""))
             let dataArguments = prepared.config.dataset != .synthetic ? ["--data", prepared.config.dataPath] : []

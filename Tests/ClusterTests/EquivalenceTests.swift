@@ -3,7 +3,7 @@ import Testing
 import TestSupport
 
 /// `train` in one process and `launch` with 1–4 worker processes end with bit-identical
-/// parameters (DESIGN §4), with one BLAS thread per process.
+/// parameters (DESIGN §4), with one lane per process.
 @Suite(.serialized) struct EquivalenceTests {
     static let cases: [(String, String)] = [
         ("mlp", "vanilla"), ("mlp", "spectral"), ("mlp", "adversarial"),
