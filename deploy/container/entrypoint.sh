@@ -12,7 +12,7 @@
 #   SSGD_CONFIG         config of a new run (default /usr/share/ssgd/configs/quickstart.yaml)
 #   SSGD_BIND           endpoint to bind (default tcp://0.0.0.0:5555)
 #   SSGD_WORKERS        workers to wait for before step 0 (default 1)
-#   SSGD_THREADS        BLAS threads (default 1)
+#   SSGD_THREADS        lanes (default 1)
 #   SSGD_SECRET_KEY     coordinator secret key file (from ssgd keygen)   } CURVE, or
 #   SSGD_ALLOW          worker public keys: a .pub file, a key list or a folder }
 #   SSGD_INSECURE=1     plaintext off loopback (trusted networks only)
@@ -23,7 +23,7 @@
 # Worker:
 #   SSGD_CONNECT        coordinator endpoint, e.g. tcp://ssgd-coordinator:5555 (required)
 #   SSGD_DATA           data folder on this node (default: the config's data_path)
-#   SSGD_THREADS        BLAS threads (default 1; give the worker as many CPUs)
+#   SSGD_THREADS        lanes (default 1; give the worker as many CPUs)
 #   SSGD_NAME           worker name (default: the host name)
 #   SSGD_SECRET_KEY     worker secret key file                     } CURVE
 #   SSGD_SERVER_KEY     the coordinator's public key file (.pub)   }
