@@ -36,7 +36,13 @@ struct Report: ParsableCommand {
     @Option(name: .long, help: "The command that made the runs, quoted on the results page.")
     var command: String?
 
+    @Option(name: .long, help: "A published Table 1 as CSV (a `# source:` line, then model,dataset,batch_size,method,test_accuracy,gap in percent), printed beside this study's on the results page. See docs/report.md.")
+    var paperTable: String?
+
     func validate() throws {
+        if paperTable != nil && results == nil {
+            throw ValidationError("--paper-table is printed on the results page; give --results PAGE too")
+        }
         if runDirectories.isEmpty {
             throw ValidationError("give at least one run directory, e.g. ssgd report runs/*")
         }
@@ -47,6 +53,8 @@ struct Report: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            // Read first: a bad paper table fails before any file is written.
+            let paper = try paperTable.map { try PaperTable.load(path: $0) }
             let report = try Study.Report.load(
                 runDirectories: runDirectories, options: ReportOptions(alpha: alpha, layer: layer))
             for warning in report.warnings { Console.error("warning: \(warning)") }
@@ -55,7 +63,8 @@ struct Report: ParsableCommand {
                 let page = URL(fileURLWithPath: results).standardizedFileURL
                 let figures = URL(fileURLWithPath: output).standardizedFileURL
                 try AtomicFileWriter.write(
-                    report.resultsMarkdown(title: title, command: command, figureFolder: Study.Report.relativePath(from: page.deletingLastPathComponent(), to: figures)),
+                    report.resultsMarkdown(title: title, command: command, figureFolder: Study.Report.relativePath(from: page.deletingLastPathComponent(), to: figures),
+                        paperTable: paper),
                     to: results)
                 Console.line("wrote \(results)")
             }

@@ -102,7 +102,8 @@ extension Report {
 
     /// The results page: how the study was run, Table 1, the verdict per claim with the numbers
     /// behind it, the figures. `figureFolder` is where the figures are, relative to the page.
-    public func resultsMarkdown(title: String, command: String?, figureFolder: String) -> String {
+    /// `paperTable`, when given, is printed beside this study's Table 1.
+    public func resultsMarkdown(title: String, command: String?, figureFolder: String, paperTable: PaperTable? = nil) -> String {
         var out = "# \(title)\n\n"
         out += "Written by `ssgd report --results` from \(runs.count) run directories; no number on this page was typed by hand.\n\n"
         if let command { out += "Command: `\(command)`\n\n" }
@@ -112,7 +113,14 @@ extension Report {
         }
         out += "## Table 1\n\n"
         out += table.markdown.split(separator: "\n", omittingEmptySubsequences: false).dropFirst(2).joined(separator: "\n")
-        out += "\n\n## The paper's claims, spectral against vanilla\n\n"
+        out += "\n\n## Beside the paper's Table 1\n\n"
+        if let paperTable {
+            out += paperTable.markdown(beside: table)
+        } else {
+            out += "Not on this page: the report was not given the paper's numbers (`ssgd report --paper-table FILE`; "
+                + "the file format is in docs/report.md). No number from the paper is typed into this page by hand.\n"
+        }
+        out += "\n## The paper's claims, spectral against vanilla\n\n"
         out += "Yoshida & Miyato (2017, arXiv:1705.10941) report that spectral norm regularization gives the best test "
         out += "accuracy and the smallest generalization gap at B = 4096, with smaller σ_max and a flatter spectrum, "
         out += "smaller input gradients and a flatter minimum (smaller Hessian λ_max). Each row below puts one claim to this "

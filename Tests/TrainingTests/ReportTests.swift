@@ -367,5 +367,28 @@ import FoundationXML
         let failure = try SSGDProcess.run(["report", stray, "--output", output])
         #expect(failure.status == 1)
         #expect(failure.output.contains(stray) && failure.output.contains("config.yaml"), "\(failure.output)")
+
+        // A published table beside the study's: read from a CSV, refused with the line when bad,
+        // before anything is written.
+        let paper = (parent as NSString).appendingPathComponent("paper.csv")
+        let page = (parent as NSString).appendingPathComponent("RESULTS.md")
+        try AtomicFileWriter.write(
+            "# source: made up for this test\nmodel,dataset,batch_size,method,test_accuracy,gap\nmlp-32x32,synthetic,64,vanilla,50,\nmlp-32x32,synthetic,64,spectral,55,\n",
+            to: paper)
+        let withPaper = try SSGDProcess.run(["report"] + directories + ["--output", output, "--results", page, "--paper-table", paper])
+        #expect(withPaper.status == 0, "\(withPaper.output)")
+        let results = try String(contentsOfFile: page, encoding: .utf8)
+        #expect(results.contains("Source: made up for this test"))
+        #expect(results.contains("| 64 | MLP-32x32 / synthetic | paper | +5.00 | — |"))
+        #expect(results.contains("| 64 | MLP-32x32 / synthetic | this study |"))
+
+        try AtomicFileWriter.write("# source: x\nmodel,dataset,batch_size,method,test_accuracy,gap\nmlp-32x32,synthetic,64,vanilla,fifty,\n", to: paper)
+        try FileManager.default.removeItem(atPath: page)
+        let badPaper = try SSGDProcess.run(["report"] + directories + ["--output", output, "--results", page, "--paper-table", paper])
+        #expect(badPaper.status == 1)
+        #expect(badPaper.output.contains("paper table \(paper), line 3: test_accuracy \"fifty\" is not a percentage"), "\(badPaper.output)")
+        #expect(!FileManager.default.fileExists(atPath: page))
+        let noPage = try SSGDProcess.run(["report"] + directories + ["--paper-table", paper])
+        #expect(noPage.status != 0 && noPage.output.contains("give --results PAGE too"), "\(noPage.output)")
     }
 }
