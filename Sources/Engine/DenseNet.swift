@@ -48,7 +48,7 @@ public enum DenseNet {
         }
         let norm = BatchNorm2d(name: "bn1", inputShape: shape, ghostBatch: ghostBatch)
         let pool = GlobalAvgPool(inputShape: shape)
-        layers += [norm, ReLU(inputShape: shape), pool]
+        layers += [norm, ReLU(inputShape: shape, inPlace: true), pool]
         layers.append(Linear(name: "fc", inputShape: pool.outputShape, outFeatures: classes))
         return layers
     }

@@ -114,7 +114,7 @@ public final class Transition: CompositeLayer, CountsMACs {
         self.inputShape = inputShape
         self.workspace = workspace
         norm = BatchNorm2d(name: name + ".bn1", inputShape: inputShape, ghostBatch: ghostBatch)
-        relu = ReLU(inputShape: inputShape)
+        relu = ReLU(inputShape: inputShape, inPlace: true)  // BN backward reads its input only
         pool = AvgPool2d(inputShape: inputShape, kernel: 2, stride: 2)
         conv = Conv2d(
             name: name + ".conv1", inputShape: pool.outputShape, outChannels: channels, kernel: 1, bias: false,

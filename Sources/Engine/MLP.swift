@@ -15,7 +15,7 @@ public enum MLP {
         for width in hidden {
             let linear = Linear(name: String(index), inputShape: shape, outFeatures: width)
             layers.append(linear)
-            layers.append(ReLU(inputShape: linear.outputShape))
+            layers.append(ReLU(inputShape: linear.outputShape, inPlace: true))  // Linear backward reads its input only
             shape = linear.outputShape
             index += 2
         }

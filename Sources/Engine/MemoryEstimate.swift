@@ -24,7 +24,9 @@ public struct MemoryEstimate: Sendable, Equatable {
                 for sublayer in composite.sublayers { visit(sublayer) }
                 return
             }
-            perSample += 2 * Double(layer.outputShape.count)
+            // An in-place ReLU writes over its input: only the gradient side counts.
+            let inPlace = (layer as? ReLU)?.inPlace ?? false
+            perSample += (inPlace ? 1 : 2) * Double(layer.outputShape.count)
             if let conv = layer as? Conv2d {
                 let positions = Double(conv.outputShape.count / max(conv.outChannels, 1))
                 perSample += Double(conv.inChannels * conv.kernel.h * conv.kernel.w) * positions + Double(conv.outputShape.count)

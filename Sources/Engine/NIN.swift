@@ -27,7 +27,7 @@ public enum NIN {
             let layer = Conv2d(
                 name: "features.\(layers.count)", inputShape: shape, outChannels: out, kernel: kernel,
                 padding: padding, workspace: workspace)
-            layers += [layer, ReLU(inputShape: layer.outputShape)]
+            layers += [layer, ReLU(inputShape: layer.outputShape, inPlace: true)]  // conv backward reads its input only
             shape = layer.outputShape
         }
         func pool(_ layer: Layer) {

@@ -38,7 +38,8 @@ public enum VGG {
                     name: "features.\(index)", inputShape: shape, outChannels: width / widthDivisor,
                     kernel: 3, padding: 1, bias: false, workspace: workspace)
                 let norm = BatchNorm2d(name: "features.\(index + 1)", inputShape: conv.outputShape, ghostBatch: ghostBatch)
-                layers += [conv, norm, ReLU(inputShape: conv.outputShape)]
+                // BN reads its input in backward, never its output: the ReLU can overwrite it.
+                layers += [conv, norm, ReLU(inputShape: conv.outputShape, inPlace: true)]
                 shape = conv.outputShape
                 index += 3
             } else {
@@ -59,7 +60,7 @@ public enum VGG {
         }
         addDropout()
         let first = Linear(name: "classifier.\(classifier)", inputShape: Shape(shape.count), outFeatures: hidden)
-        layers += [first, ReLU(inputShape: first.outputShape)]
+        layers += [first, ReLU(inputShape: first.outputShape, inPlace: true)]
         shape = first.outputShape
         classifier += 2
         addDropout()
