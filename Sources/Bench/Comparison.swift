@@ -49,13 +49,45 @@ public struct EngineMeasurement: Codable, Sendable, Equatable {
 
 public struct ComparisonRow: Codable, Sendable, Equatable {
     public var configuration: ComparisonConfiguration
+    /// With several rounds: the median of each figure over the rounds (peak memory: the largest).
     public var ssgd: EngineMeasurement
     public var pytorch: EngineMeasurement
+    /// ssgd ÷ PyTorch images/s of each round (one per round; empty in reports from before rounds).
+    public var roundRatios: [Double]
 
-    /// ssgd images/s ÷ PyTorch images/s.
-    public var ratio: Double { ssgd.imagesPerSecond / pytorch.imagesPerSecond }
+    public init(configuration: ComparisonConfiguration, ssgd: EngineMeasurement, pytorch: EngineMeasurement, roundRatios: [Double] = []) {
+        self.configuration = configuration
+        self.ssgd = ssgd
+        self.pytorch = pytorch
+        self.roundRatios = roundRatios
+    }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        configuration = try container.decode(ComparisonConfiguration.self, forKey: .configuration)
+        ssgd = try container.decode(EngineMeasurement.self, forKey: .ssgd)
+        pytorch = try container.decode(EngineMeasurement.self, forKey: .pytorch)
+        roundRatios = try container.decodeIfPresent([Double].self, forKey: .roundRatios) ?? []
+    }
+
+    /// ssgd images/s ÷ PyTorch images/s: the median of the rounds' ratios, each from an ssgd
+    /// measurement and the PyTorch one right after it (so both saw the same load).
+    public var ratio: Double {
+        roundRatios.isEmpty ? ssgd.imagesPerSecond / pytorch.imagesPerSecond : Benchmark.median(roundRatios)
+    }
     /// PyTorch CPU seconds per step ÷ ssgd's.
     public var cpuRatio: Double { pytorch.cpuSeconds / ssgd.cpuSeconds }
+}
+
+extension EngineMeasurement {
+    /// Median of each timing over `rounds`, the largest peak memory.
+    static func median(_ rounds: [EngineMeasurement]) -> EngineMeasurement {
+        EngineMeasurement(
+            imagesPerSecond: Benchmark.median(rounds.map(\.imagesPerSecond)),
+            stepSeconds: Benchmark.median(rounds.map(\.stepSeconds)),
+            cpuSeconds: Benchmark.median(rounds.map(\.cpuSeconds)),
+            peakResidentBytes: rounds.map(\.peakResidentBytes).max() ?? 0)
+    }
 }
 
 public struct ComparisonReport: Codable, Sendable {
@@ -64,6 +96,8 @@ public struct ComparisonReport: Codable, Sendable {
     /// 1-minute load average before the first and after the last row (nil if unreadable).
     public var loadAtStart: Double?
     public var loadAtEnd: Double?
+    /// Measurements per engine and configuration (1 in reports from before rounds).
+    public var rounds: Int?
     public var rows: [ComparisonRow]
 
     public func json() throws -> Data {
@@ -86,24 +120,35 @@ public struct BenchProcessError: Error, CustomStringConvertible {
 }
 
 public enum Comparison {
-    /// For each configuration: ssgd's row, then PyTorch's, then a progress line with both.
+    /// For each configuration, `rounds` times: ssgd's measurement, then PyTorch's, each with a
+    /// progress line. A row's ratio is the median of its rounds' ratios: on a shared machine the
+    /// load drifts over minutes, and a pair measured back to back sees nearly the same load.
     public static func run(
-        _ configurations: [ComparisonConfiguration], coreName: String,
+        _ configurations: [ComparisonConfiguration], coreName: String, rounds: Int = 1,
         ssgd: (ComparisonConfiguration) throws -> EngineMeasurement,
         pytorch: (ComparisonConfiguration) throws -> (EngineMeasurement, torchVersion: String),
         progress: (String) -> Void = { _ in }
     ) throws -> ComparisonReport {
+        precondition(rounds >= 1, "at least one round")
         var report = ComparisonReport(
             coreName: coreName, torchVersion: "", loadAtStart: ProcessMeasurements.loadAverage(), loadAtEnd: nil,
-            rows: [])
+            rounds: rounds, rows: [])
         for configuration in configurations {
             let label = "\(configuration.model) B=\(configuration.batch) \(configuration.threads)T"
-            let mine = try ssgd(configuration)
-            progress("ssgd    \(label): \(Benchmark.format(mine.imagesPerSecond, 1)) img/s")
-            let (theirs, version) = try pytorch(configuration)
-            report.torchVersion = version
-            progress("pytorch \(label): \(Benchmark.format(theirs.imagesPerSecond, 1)) img/s")
-            report.rows.append(ComparisonRow(configuration: configuration, ssgd: mine, pytorch: theirs))
+            var mine: [EngineMeasurement] = [], theirs: [EngineMeasurement] = []
+            for round in 1...rounds {
+                let suffix = rounds > 1 ? " (round \(round)/\(rounds))" : ""
+                let ours = try ssgd(configuration)
+                progress("ssgd    \(label): \(Benchmark.format(ours.imagesPerSecond, 1)) img/s\(suffix)")
+                let (other, version) = try pytorch(configuration)
+                report.torchVersion = version
+                progress("pytorch \(label): \(Benchmark.format(other.imagesPerSecond, 1)) img/s\(suffix)")
+                mine.append(ours)
+                theirs.append(other)
+            }
+            report.rows.append(ComparisonRow(
+                configuration: configuration, ssgd: .median(mine), pytorch: .median(theirs),
+                roundRatios: zip(mine, theirs).map { $0.imagesPerSecond / $1.imagesPerSecond }))
         }
         report.loadAtEnd = ProcessMeasurements.loadAverage()
         return report
@@ -116,22 +161,37 @@ public enum Comparison {
             "ssgd vs PyTorch \(report.torchVersion), OpenBLAS core \(report.coreName), "
                 + "load average \(load(report.loadAtStart)) at start, \(load(report.loadAtEnd)) at end",
             "ratio = ssgd img/s ÷ PyTorch img/s; CPU ratio = PyTorch CPU ms ÷ ssgd CPU ms per step (> 1: ssgd faster)",
-            "",
         ]
-        let widths = [12, 6, 8, 11, 14, 7, 12, 15, 10, 13, 16]
-        lines.append(Benchmark.row([
+        let rounds = report.rounds ?? 1
+        if rounds > 1 {
+            lines.append("\(rounds) rounds per row, ssgd then PyTorch each round: medians; ratio = median of the rounds' "
+                + "ratios, range = their smallest and largest; peak MB = the largest")
+        }
+        lines.append("")
+        var widths = [12, 6, 8, 11, 14, 7, 12, 15, 10, 13, 16]
+        var header = [
             "model", "batch", "threads", "ssgd img/s", "PyTorch img/s", "ratio", "ssgd CPU ms", "PyTorch CPU ms",
             "CPU ratio", "ssgd peak MB", "PyTorch peak MB",
-        ], widths: widths))
+        ]
+        if rounds > 1 {
+            widths.insert(12, at: 6)
+            header.insert("range", at: 6)
+        }
+        lines.append(Benchmark.row(header, widths: widths))
         for row in report.rows {
             let c = row.configuration
-            lines.append(Benchmark.row([
+            var cells = [
                 c.model, "\(c.batch)", "\(c.threads)", Benchmark.format(row.ssgd.imagesPerSecond, 1),
                 Benchmark.format(row.pytorch.imagesPerSecond, 1), Benchmark.format(row.ratio, 2) + "×",
                 Benchmark.format(row.ssgd.cpuSeconds * 1000, 1), Benchmark.format(row.pytorch.cpuSeconds * 1000, 1),
                 Benchmark.format(row.cpuRatio, 2) + "×", Benchmark.megabytes(row.ssgd.peakResidentBytes),
                 Benchmark.megabytes(row.pytorch.peakResidentBytes),
-            ], widths: widths))
+            ]
+            if rounds > 1 {
+                let low = row.roundRatios.min() ?? row.ratio, high = row.roundRatios.max() ?? row.ratio
+                cells.insert("\(Benchmark.format(low, 2))–\(Benchmark.format(high, 2))", at: 6)
+            }
+            lines.append(Benchmark.row(cells, widths: widths))
         }
         return lines.joined(separator: "\n")
     }

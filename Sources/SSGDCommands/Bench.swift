@@ -61,6 +61,9 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Python interpreter with PyTorch installed, for --compare.")
     var python: String?
 
+    @Option(name: .long, help: "--compare: measure each row this many times, ssgd then PyTorch each time, and report medians (the ratio: the median of the rounds' ratios, with its range). Steadier on a shared machine.")
+    var rounds = 1
+
     @Option(name: .long, help: "The PyTorch side of --compare.")
     var script = "tools/pytorch_bench.py"
 
@@ -92,6 +95,8 @@ struct Bench: ParsableCommand {
         if chunkSize < 0 || (chunkSize > 0 && batchSizes.contains { $0 % chunkSize != 0 }) {
             throw ValidationError("--chunk-size \(chunkSize) must be 0 (automatic) or divide every batch of --batches \(batches)")
         }
+        if rounds < 1 { throw ValidationError("--rounds must be at least 1, got \(rounds)") }
+        if rounds > 1 && !compare { throw ValidationError("--rounds is for --compare") }
         if chunkSize > 0 && compare {
             throw ValidationError("--chunk-size is for a plain bench run; --compare measures the automatic chunks a config gets")
         }
@@ -210,7 +215,7 @@ struct Bench: ParsableCommand {
             let ssgd = SSGDRunner(executable: executable, iterations: steps)
             let pytorch = PyTorchRunner(python: python, script: script, iterations: steps)
             let report = try Comparison.run(
-                configurations, coreName: BLASThreads.coreName, ssgd: ssgd.measure, pytorch: pytorch.measure
+                configurations, coreName: BLASThreads.coreName, rounds: rounds, ssgd: ssgd.measure, pytorch: pytorch.measure
             ) { Console.line($0) }
             Console.line("")
             Console.line(Comparison.text(report))

@@ -108,6 +108,42 @@ import TestSupport
         #expect(decoded.rows == report.rows)
     }
 
+    @Test func roundsAlternateAndTheRatioIsTheMedianOfTheRounds() throws {
+        var calls = [String]()
+        var ssgdRates = [100.0, 300.0, 200.0]  // round by round
+        var torchRates = [100.0, 100.0, 400.0]  // ratios 1.0, 3.0, 0.5: median 1.0
+        let report = try Comparison.run(
+            [ComparisonConfiguration(model: "mlp", batch: 64, threads: 2)], coreName: "Zen", rounds: 3,
+            ssgd: { _ in
+                calls.append("ssgd")
+                let rate = ssgdRates.removeFirst()
+                return EngineMeasurement(imagesPerSecond: rate, stepSeconds: 64 / rate, cpuSeconds: 1, peakResidentBytes: Int(rate) * 1_000_000)
+            },
+            pytorch: { _ in
+                calls.append("pytorch")
+                let rate = torchRates.removeFirst()
+                return (EngineMeasurement(imagesPerSecond: rate, stepSeconds: 64 / rate, cpuSeconds: 2, peakResidentBytes: 5_000_000), "2.13.0+cpu")
+            })
+        #expect(calls == ["ssgd", "pytorch", "ssgd", "pytorch", "ssgd", "pytorch"])
+        let row = try #require(report.rows.first)
+        #expect(row.roundRatios == [1.0, 3.0, 0.5])
+        #expect(row.ratio == 1.0)  // not 200 / 100, the ratio of the medians
+        #expect(row.ssgd.imagesPerSecond == 200 && row.pytorch.imagesPerSecond == 100)
+        #expect(row.ssgd.peakResidentBytes == 300_000_000)  // the largest
+        let text = Comparison.text(report)
+        #expect(text.contains("3 rounds per row"), "\(text)")
+        let line = text.split(separator: "\n").first { $0.hasPrefix("mlp") }.map(String.init) ?? ""
+        #expect(line.contains("1.00×") && line.contains("0.50–3.00"), "\(line)")
+        let decoded = try JSONDecoder().decode(ComparisonReport.self, from: try report.json())
+        #expect(decoded.rows == report.rows && decoded.rounds == 3)
+        // A report written before rounds existed still reads, its ratio that of the two rates.
+        let old = #"{"coreName":"Zen","torchVersion":"2","rows":[{"configuration":{"model":"mlp","batch":8,"threads":1},"#
+            + #""ssgd":{"imagesPerSecond":30,"stepSeconds":1,"cpuSeconds":1,"peakResidentBytes":1},"#
+            + #""pytorch":{"imagesPerSecond":20,"stepSeconds":1,"cpuSeconds":1,"peakResidentBytes":1}}]}"#
+        let legacy = try JSONDecoder().decode(ComparisonReport.self, from: Data(old.utf8))
+        #expect(legacy.rows.first?.ratio == 1.5 && legacy.rounds == nil)
+    }
+
     @Test func compareWithoutPythonExplainsHowToGetOne() throws {
         let result = try SSGDProcess.run(["bench", "--compare", "--models", "mlp"], timeout: 60)
         #expect(result.status != 0)
