@@ -1,5 +1,15 @@
 // Fully connected layer, PyTorch layout: y = x Wᵀ + b.
 // Dimension letters: N batch, I input features, O output features.
+//
+// Split GEMMs (`splitGEMMs`): each product is computed as `blocks` fixed pieces of its output —
+// y and dx by column blocks, dW by row blocks — that `jobs` may run at once. A piece is the same
+// GEMM call with the same shape whoever runs it and whenever, and no output element is summed
+// over pieces, so the result depends on `blocks` only, never on how many threads ran them. This
+// lets several lanes share one unit without cutting its batch into chunks (which would need a
+// gradient arena per chunk, their sum, and GEMMs half as deep).
+
+/// Runs jobs 0..<count, possibly at the same time, and returns when all are done.
+public typealias BlockJobs = (_ count: Int, _ job: (Int) -> Void) -> Void
 
 public final class Linear: Layer {
     public let inputShape: Shape
@@ -17,6 +27,8 @@ public final class Linear: Layer {
     private var biasGradient: UnsafeMutablePointer<Float>?  // (O)
     private var output: FloatBuffer?  // (N, O)
     private var input: UnsafePointer<Float>?  // (N, I), the last forward's input
+    private var blocks = 1
+    private var jobs: BlockJobs?
 
     /// `name` is the PyTorch module name, e.g. "0" or "classifier.1".
     public init(name: String, inputShape: Shape, outFeatures: Int, bias: Bool = true) {
@@ -51,6 +63,19 @@ public final class Linear: Layer {
         }
     }
 
+    /// Compute every product as `blocks` fixed output pieces handed to `jobs` (see above).
+    public func splitGEMMs(blocks: Int, jobs: @escaping BlockJobs) {
+        precondition(blocks >= 1, "Linear \(name): at least one block")
+        self.blocks = blocks
+        self.jobs = blocks > 1 ? jobs : nil
+    }
+
+    /// Piece `block` of `count` items: [count·block / blocks, count·(block + 1) / blocks).
+    @inline(__always)
+    private func piece(_ block: Int, of count: Int) -> Range<Int> {
+        (count * block / blocks)..<(count * (block + 1) / blocks)
+    }
+
     public func reserve(maxBatch: Int) {
         if let output, output.count >= maxBatch * outFeatures { return }
         output = FloatBuffer(count: maxBatch * outFeatures)
@@ -66,6 +91,17 @@ public final class Linear: Layer {
         if let bias {
             for n in 0..<batch { (y + n * outFeatures).update(from: bias, count: outFeatures) }
         }
+        if let jobs {
+            // y[:, O_b] = x · W[O_b, :]ᵀ (+ bias), one column block of y per job
+            jobs(blocks) { block in
+                let columns = piece(block, of: outFeatures)
+                gemm(
+                    .none, .transposed, m: batch, n: columns.count, k: inFeatures, x, lda: inFeatures,
+                    weight + columns.lowerBound * inFeatures, ldb: inFeatures, beta: hasBias ? 1 : 0,
+                    y + columns.lowerBound, ldc: outFeatures)
+            }
+            return y
+        }
         // y (N,O) = x (N,I) · Wᵀ (I,O) + [bias]
         gemm(
             .none, .transposed, m: batch, n: outFeatures, k: inFeatures, x, lda: inFeatures,
@@ -78,6 +114,10 @@ public final class Linear: Layer {
         batch: Int
     ) {
         guard let x = input else { preconditionFailure("Linear \(name): backward before forward") }
+        if let jobs {
+            backwardInBlocks(dy, dx, x: x, batch: batch, jobs: jobs)
+            return
+        }
         // dW (O,I) += dyᵀ (O,N) · x (N,I)
         gemm(
             .transposed, .none, m: outFeatures, n: inFeatures, k: batch, dy, lda: outFeatures,
@@ -93,6 +133,31 @@ public final class Linear: Layer {
             gemm(
                 .none, .none, m: batch, n: inFeatures, k: outFeatures, dy, lda: outFeatures,
                 weight, ldb: inFeatures, beta: 0, dx, ldc: inFeatures)
+        }
+    }
+
+    /// Backward as pieces: job b adds dW's row block O_b and writes dx's column block I_b.
+    private func backwardInBlocks(
+        _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>?, x: UnsafePointer<Float>, batch: Int,
+        jobs: BlockJobs
+    ) {
+        let (i, o) = (inFeatures, outFeatures)
+        jobs(blocks) { block in
+            let rows = piece(block, of: o)
+            // dW[O_b, :] += dy[:, O_b]ᵀ · x
+            gemm(.transposed, .none, m: rows.count, n: i, k: batch, dy + rows.lowerBound, lda: o,
+                 x, ldb: i, beta: 1, weightGradient + rows.lowerBound * i, ldc: i)
+            guard let dx else { return }
+            // dx[:, I_b] = dy · W[:, I_b]
+            let columns = piece(block, of: i)
+            gemm(.none, .none, m: batch, n: columns.count, k: o, dy, lda: o,
+                 weight + columns.lowerBound, ldb: i, beta: 0, dx + columns.lowerBound, ldc: i)
+        }
+        if let biasGradient {
+            for n in 0..<batch {
+                let row = dy + n * o
+                for index in 0..<o { biasGradient[index] += row[index] }
+            }
         }
     }
 }

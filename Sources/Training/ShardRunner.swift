@@ -15,6 +15,9 @@ import Foundation
 // chunk thread sums one fixed slice of the parameter vector over the k replicas' gradients in
 // chunk order. Evaluation runs in pieces of chunk_size samples, per unit-sized evaluation
 // chunk, summed in order.
+// Units without batch normalisation (the MLP) are not chunked when the step is too small to
+// give every lane a unit: their GEMMs are split into fixed output pieces instead
+// (config.linearBlocks, Linear.splitGEMMs), which the lanes share the same way.
 
 /// Per-unit outcomes of a shard, in unit order.
 public struct UnitOutcomes: Sendable {
@@ -72,6 +75,8 @@ public final class ShardRunner {
     private let replicas: [Replica]
     private let tokens: LaneTokens?
     private let chunkThreads: LanePool?
+    /// Threads for the pieces of split GEMMs (config.linearBlocks > 1), else nil.
+    private let blockThreads: LanePool?
     private let barrier: ChunkBarrier?
     private let chunkLoss: UnsafeMutablePointer<Double>  // (k)
     private let chunkCorrect: UnsafeMutablePointer<Int>  // (k)
@@ -104,6 +109,27 @@ public final class ShardRunner {
         } else {
             chunkThreads = nil
             barrier = nil
+        }
+        let blocks = config.linearBlocks
+        if blocks > 1 {
+            let pool = LanePool(threads: blocks, name: "ssgd-block")
+            blockThreads = pool
+            // The caller holds a lane token (every path into the network takes one); it lends
+            // it to the pieces while it waits for them, so one lane runs them one after another
+            // and two lanes at once.
+            let jobs: BlockJobs = { count, job in
+                tokens?.release()
+                defer { tokens?.acquire() }
+                // The jobs do not throw, so neither does run.
+                try? pool.run(count: count) { index in
+                    tokens?.acquire()
+                    defer { tokens?.release() }
+                    job(index)
+                }
+            }
+            for case let linear as Linear in network.layers { linear.splitGEMMs(blocks: blocks, jobs: jobs) }
+        } else {
+            blockThreads = nil
         }
         chunkLoss = .allocate(capacity: chunkCount)
         chunkCorrect = .allocate(capacity: chunkCount)

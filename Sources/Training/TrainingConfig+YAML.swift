@@ -126,7 +126,7 @@ extension TrainingConfig {
         ConfigKey(name: "ghost_batch", hashed: true, read: { $0.ghostBatch = try readInt($1, "ghost_batch") }, write: { "\($0.ghostBatch)" }),
         // Hashed by effect: a run that is not cut into chunks keeps the hash it had before chunks existed.
         ConfigKey(name: "chunk_size", hashed: true, read: { $0.chunkSize = try readInt($1, "chunk_size") }, write: { "\($0.chunkSize)" },
-                  hashText: { $0.chunksPerUnit > 1 ? "\($0.effectiveChunkSize)" : nil }),
+                  hashText: { $0.chunksPerUnit > 1 ? "\($0.effectiveChunkSize)" : $0.linearBlocks > 1 ? "linear-blocks-\($0.linearBlocks)" : nil }),
         ConfigKey(name: "epochs", hashed: true, read: { $0.epochs = try readInt($1, "epochs") }, write: { "\($0.epochs)" }),
         ConfigKey(name: "lr", hashed: true, read: { $0.lr = try readDouble($1, "lr") }, write: { number($0.lr) }),
         ConfigKey(name: "momentum", hashed: true, read: { $0.momentum = try readDouble($1, "momentum") }, write: { number($0.momentum) }),

@@ -89,6 +89,7 @@ public struct TrainingConfig: Sendable, Equatable {
 
     public var effectiveChunkSize: Int {
         if chunkSize > 0 { return chunkSize }
+        if linearBlocks > 1 { return ghostBatch }
         var size = ghostBatch
         while unitsPerStep * (ghostBatch / size) < TrainingConfig.automaticPieces && size % 2 == 0
             && size / 2 >= TrainingConfig.automaticChunkMinimum {
@@ -99,6 +100,15 @@ public struct TrainingConfig: Sendable, Equatable {
 
     /// Chunks per unit.
     public var chunksPerUnit: Int { ghostBatch / effectiveChunkSize }
+
+    /// Fixed pieces each of the MLP's GEMMs is split into (Linear.splitGEMMs), in place of
+    /// chunks: with automatic chunking, a step of fewer than `automaticPieces` MLP units is
+    /// shared by the lanes this way. Without batch normalisation nothing ties a unit's samples
+    /// together, so splitting the products' outputs keeps GEMMs at the unit's full depth and
+    /// needs no per-chunk gradient arena nor their sum (docs/performance.md). 1: not split.
+    public var linearBlocks: Int {
+        chunkSize == 0 && model == .mlp && unitsPerStep < TrainingConfig.automaticPieces ? TrainingConfig.automaticPieces : 1
+    }
 
     /// Lanes in this process: `threads`, or every core when it is 0.
     public var lanes: Int { threads > 0 ? threads : max(1, ProcessInfo.processInfo.activeProcessorCount) }

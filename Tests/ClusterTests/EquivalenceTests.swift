@@ -45,6 +45,8 @@ import TestSupport
     static let cases: [(model: String, batch: String)] = [
         ("mlp", "batch_size: 96"), ("densenet", "batch_size: 96"),
         ("mlp", "batch_size: 16\nchunk_size: 4"), ("densenet", "batch_size: 16\nchunk_size: 4"),
+        // One MLP unit, automatic chunking: its GEMMs are split into 2 fixed pieces instead.
+        ("mlp", "batch_size: 16"),
     ]
 
     @Test(arguments: cases)

@@ -72,6 +72,7 @@ struct LaneTests {
 
     @Test func theAutomaticChunkSizeDependsOnTheConfigOnly() {
         var config = TrainingConfig()
+        config.model = .vgg16  // batch-normalised units are chunked
         config.batchSize = 64
         config.ghostBatch = 64
         #expect(config.effectiveChunkSize == 32)  // one unit → 2 chunks of 32
@@ -90,5 +91,32 @@ struct LaneTests {
         #expect(config.effectiveChunkSize == 4)
         config.chunkSize = 5
         #expect(throws: ConfigError.self) { try config.validate() }
+        #expect(config.linearBlocks == 1)
+    }
+
+    @Test func aSmallMLPStepSplitsItsGEMMsInsteadOfChunkingItsUnit() {
+        var config = TrainingConfig()
+        config.model = .mlp
+        config.batchSize = 64
+        config.ghostBatch = 64
+        #expect(config.linearBlocks == 2 && config.effectiveChunkSize == 64 && config.chunksPerUnit == 1)
+        config.batchSize = 4096
+        config.ghostBatch = 128
+        #expect(config.linearBlocks == 1 && config.effectiveChunkSize == 128)  // 32 units share the lanes
+        config.batchSize = 128
+        config.chunkSize = 64  // asked for: chunks, not blocks
+        #expect(config.linearBlocks == 1 && config.effectiveChunkSize == 64)
+        config.chunkSize = 0
+        config.model = .nin
+        #expect(config.linearBlocks == 1 && config.effectiveChunkSize == 64)
+        // The hash follows the computation: blocks, chunks and neither differ.
+        var mlp = TrainingConfig()
+        mlp.batchSize = 128
+        mlp.ghostBatch = 128
+        var chunked = mlp
+        chunked.chunkSize = 64
+        var whole = mlp
+        whole.chunkSize = 128
+        #expect(Set([mlp.trajectoryHash, chunked.trajectoryHash, whole.trajectoryHash]).count == 3)
     }
 }
