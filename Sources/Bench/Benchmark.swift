@@ -379,13 +379,9 @@ final class TrainingStepBench {
 
     func step() throws {
         _ = try executor.computeStep(task, parameters: network.parameters, gradientSum: gradient)
-        let theta = network.parameters.pointer, g = gradient.pointer, v = velocity.pointer
-        let (mu, lr) = (momentum, learningRate)
-        for i in 0..<network.parameterCount {
-            let updated = mu * v[i] + g[i]
-            v[i] = updated
-            theta[i] -= lr * updated
-        }
+        VectorKernels.momentum(
+            parameters: network.parameters.pointer, gradient: gradient.pointer, velocity: velocity.pointer,
+            count: network.parameterCount, learningRate: learningRate, momentum: momentum)
     }
 
     /// Wall and process CPU seconds of each timed step after `warmup` untimed ones:

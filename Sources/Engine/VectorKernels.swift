@@ -17,6 +17,73 @@ func store8(_ value: Vector8, _ p: UnsafeMutablePointer<Float>) {
 }
 
 public enum VectorKernels {
+    /// Whether every x[i], i < count, is finite. x·0 is ±0 for a finite x and NaN otherwise, and
+    /// a NaN survives any sum, so independent partial sums decide exactly as one serial sum does
+    /// — at the speed of a read rather than of a chain of dependent adds.
+    public static func allFinite(_ x: UnsafePointer<Float>, count: Int) -> Bool {
+        var a = Vector8(), b = Vector8(), c = Vector8(), d = Vector8()
+        var i = 0
+        while i + 32 <= count {
+            a += load8(x + i) * 0
+            b += load8(x + i + 8) * 0
+            c += load8(x + i + 16) * 0
+            d += load8(x + i + 24) * 0
+            i += 32
+        }
+        var total = ((a + b) + (c + d)).sum()
+        while i < count {
+            total += x[i] * 0
+            i += 1
+        }
+        return total.isFinite
+    }
+
+    /// Plain momentum (PyTorch's SGD, nesterov = False, dampening 0): b ← μ·b + g;  θ ← θ − lr·b.
+    /// Used by `ssgd bench`, whose PyTorch side runs that optimiser.
+    public static func momentum(
+        parameters theta: UnsafeMutablePointer<Float>, gradient g: UnsafePointer<Float>,
+        velocity b: UnsafeMutablePointer<Float>, count: Int, learningRate lr: Float, momentum mu: Float
+    ) {
+        let mu8 = Vector8(repeating: mu), lr8 = Vector8(repeating: lr)
+        var i = 0
+        while i + 8 <= count {
+            let updated = mu8 * load8(b + i) + load8(g + i)
+            store8(updated, b + i)
+            store8(load8(theta + i) - lr8 * updated, theta + i)
+            i += 8
+        }
+        while i < count {
+            let updated = mu * b[i] + g[i]
+            b[i] = updated
+            theta[i] -= lr * updated
+            i += 1
+        }
+    }
+
+    /// Nesterov momentum (PyTorch's SGD, nesterov = True, dampening 0) over count floats:
+    /// b ← μ·b + g;  θ ← θ − lr·(g + μ·b). Element by element the same operations in the same
+    /// order as the scalar loop, so the same bits, eight at a time.
+    public static func nesterov(
+        parameters theta: UnsafeMutablePointer<Float>, gradient g: UnsafePointer<Float>,
+        velocity b: UnsafeMutablePointer<Float>, count: Int, learningRate lr: Float, momentum mu: Float
+    ) {
+        let mu8 = Vector8(repeating: mu), lr8 = Vector8(repeating: lr)
+        var i = 0
+        while i + 8 <= count {
+            let gradient = load8(g + i)
+            let updated = mu8 * load8(b + i) + gradient
+            store8(updated, b + i)
+            store8(load8(theta + i) - lr8 * (gradient + mu8 * updated), theta + i)
+            i += 8
+        }
+        while i < count {
+            let updated = mu * b[i] + g[i]
+            b[i] = updated
+            theta[i] -= lr * (g[i] + mu * updated)
+            i += 1
+        }
+    }
+
     /// Σ x[i], i < count.
     @inline(__always)
     public static func sum(_ x: UnsafePointer<Float>, count: Int) -> Float {

@@ -15,13 +15,8 @@ public final class NesterovMomentum {
     }
 
     public func step(parameters: FloatBuffer, gradient: FloatBuffer, learningRate: Double) {
-        let lr = Float(learningRate)
-        let mu = momentum
-        let theta = parameters.pointer, g = gradient.pointer, b = velocity.pointer
-        for i in 0..<parameters.count {
-            let updated = mu * b[i] + g[i]
-            b[i] = updated
-            theta[i] -= lr * (g[i] + mu * updated)
-        }
+        VectorKernels.nesterov(
+            parameters: parameters.pointer, gradient: gradient.pointer, velocity: velocity.pointer,
+            count: parameters.count, learningRate: Float(learningRate), momentum: momentum)
     }
 }

@@ -120,9 +120,7 @@ public final class Trainer {
 
     private func checkFinite(_ buffer: FloatBuffer) throws {
         let values = buffer.pointer
-        var sum: Float = 0
-        for i in 0..<buffer.count { sum += values[i] * 0 }
-        guard !sum.isFinite else { return }
+        guard !VectorKernels.allFinite(values, count: buffer.count) else { return }
         for entry in network.parameterTable {
             for i in 0..<entry.count where !values[entry.offset + i].isFinite {
                 throw NumericalError.nonFiniteGradient(step: step, parameter: entry.name, index: i, value: values[entry.offset + i])
