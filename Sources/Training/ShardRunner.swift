@@ -118,6 +118,11 @@ public final class ShardRunner {
             // it to the pieces while it waits for them, so one lane runs them one after another
             // and two lanes at once.
             let jobs: BlockJobs = { count, job in
+                if tokens?.count == 1 {
+                    // One lane: the pieces run in turn anyway, so on this thread, without a hand-off.
+                    for index in 0..<count { job(index) }
+                    return
+                }
                 tokens?.release()
                 defer { tokens?.acquire() }
                 // The jobs do not throw, so neither does run.
