@@ -112,25 +112,27 @@ public final class ShardRunner {
         }
         let blocks = config.linearBlocks
         if blocks > 1 {
-            let pool = LanePool(threads: blocks, name: "ssgd-block")
+            let pool = LanePool(threads: blocks - 1, name: "ssgd-block")
             blockThreads = pool
-            // The caller holds a lane token (every path into the network takes one); it lends
-            // it to the pieces while it waits for them, so one lane runs them one after another
-            // and two lanes at once.
+            // The caller holds a lane token (every path into the network takes one).
             let jobs: BlockJobs = { count, job in
                 if tokens?.count == 1 {
                     // One lane: the pieces run in turn anyway, so on this thread, without a hand-off.
                     for index in 0..<count { job(index) }
                     return
                 }
-                tokens?.release()
-                defer { tokens?.acquire() }
-                // The jobs do not throw, so neither does run.
-                try? pool.run(count: count) { index in
-                    tokens?.acquire()
-                    defer { tokens?.release() }
-                    job(index)
-                }
+                // The caller computes piece 0 with its own token; pool threads take tokens of
+                // their own for the others. The caller gives its token back while it waits, so
+                // no lane ever waits for a token while holding one.
+                try? pool.runSharingCaller(
+                    count: count,
+                    { index in
+                        if index == 0 { return job(0) }
+                        tokens?.acquire()
+                        defer { tokens?.release() }
+                        job(index)
+                    },
+                    beforeWaiting: { tokens?.release() }, afterWaiting: { tokens?.acquire() })
             }
             for case let linear as Linear in network.layers { linear.splitGEMMs(blocks: blocks, jobs: jobs) }
         } else {

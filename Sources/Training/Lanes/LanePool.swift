@@ -7,7 +7,7 @@ import Foundation
 
 public final class LanePool: @unchecked Sendable {
     // Unchecked Sendable: the mutable job slots are handed over under `condition`.
-    private final class Shared: @unchecked Sendable {
+    fileprivate final class Shared: @unchecked Sendable {
         let condition = NSCondition()
         var job: ((Int) throws -> Void)?
         var generation = 0
@@ -20,6 +20,7 @@ public final class LanePool: @unchecked Sendable {
 
     public let threadCount: Int
     private let shared = Shared()
+    fileprivate var sharedState: Shared { shared }
 
     public init(threads: Int, name: String) {
         precondition(threads >= 1, "a lane pool needs at least one thread")
@@ -82,6 +83,43 @@ public final class LanePool: @unchecked Sendable {
             let errors = shared.errors
             shared.condition.unlock()
             if let first = errors.first { throw first }
+        }
+    }
+}
+
+extension LanePool {
+    /// Runs `body(0)` on the calling thread and `body(i)` for i in 1..<count on threads
+    /// 0..<count − 1 at the same time, and returns when all are done: one hand-off fewer than
+    /// `run`. `beforeWaiting` runs after the caller's own job, before it waits for the others
+    /// (e.g. to give back a lane token); `afterWaiting` once they are done. Not reentrant.
+    public func runSharingCaller(
+        count: Int, _ body: (Int) throws -> Void, beforeWaiting: () -> Void = {}, afterWaiting: () -> Void = {}
+    ) throws {
+        precondition(count - 1 <= threadCount, "\(count - 1) jobs for a pool of \(threadCount) threads")
+        guard count > 1 else {
+            if count == 1 { try body(0) }
+            return
+        }
+        try withoutActuallyEscaping(body) { job in
+            let shared = self.sharedState
+            shared.condition.lock()
+            shared.job = { index in try job(index + 1) }
+            shared.jobCount = count - 1
+            shared.pending = count - 1
+            shared.errors = []
+            shared.generation += 1
+            shared.condition.broadcast()
+            shared.condition.unlock()
+            var ownFailure: Error?
+            do { try job(0) } catch { ownFailure = error }
+            beforeWaiting()
+            shared.condition.lock()
+            while shared.pending > 0 { shared.condition.wait() }
+            shared.job = nil
+            let errors = shared.errors
+            shared.condition.unlock()
+            afterWaiting()
+            if let first = ownFailure ?? errors.first { throw first }
         }
     }
 }
