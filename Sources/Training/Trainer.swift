@@ -168,6 +168,11 @@ public final class Trainer {
         output("training \(config.model.rawValue) (\(network.parameterCount) parameters) on \(data.train.name) with \(config.method.rawValue): "
             + "\(schedule.totalSteps) steps of \(config.batchSize) (\(stepsPerEpoch) per epoch, \(config.epochs) epochs), "
             + "\(executor.liveWorkers) worker(s), run directory \(run.path)")
+        // How the step is cut (a function of the config alone; lanes and workers only schedule).
+        let cut = config.chunksPerUnit > 1
+            ? "each cut into \(config.chunksPerUnit) chunks of \(config.effectiveChunkSize)"
+            : config.linearBlocks > 1 ? "each whole, its GEMMs in \(config.linearBlocks) fixed pieces" : "each whole"
+        output("each step: \(config.unitsPerStep) unit(s) of \(config.ghostBatch) samples, \(cut)")
         var window = ProgressWindow()
         var sinceEvaluation = ProgressWindow()
         var lastPrint = MonotonicClock.now()

@@ -60,7 +60,15 @@ import TestSupport
             #expect(result.status == 0, "\(label): \(result.output)")
             return SSGDProcess.parametersHash(runDirectory: run)
         }
+        // The first train run also says how its step is cut.
+        let announced = Fixtures.temporaryDirectory("ssgd-lanes") + "/run"
+        let first = try SSGDProcess.run(["train", "--config", config, "--threads", "1", "--run-dir", announced], timeout: 180)
+        let cut = batch.contains("chunk_size: 4") ? "each cut into 4 chunks of 4"
+            : batch == "batch_size: 16" ? "each whole, its GEMMs in 2 fixed pieces" : "each whole"
+        let units = batch.contains("batch_size: 96") ? 6 : 1
+        #expect(first.output.contains("each step: \(units) unit(s) of 16 samples, \(cut)\n"), "\(first.output)")
         let expected = try #require(try hash(["train", "--config", config, "--threads", "1"], "train 1 lane"))
+        #expect(SSGDProcess.parametersHash(runDirectory: announced) == expected)
         for lanes in [2, 3] {
             #expect(try hash(["train", "--config", config, "--threads", String(lanes)], "train \(lanes) lanes") == expected,
                     "\(model) \(batch): train with \(lanes) lanes differs from 1 lane")
