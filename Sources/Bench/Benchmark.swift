@@ -379,9 +379,9 @@ final class TrainingStepBench {
 
     func step() throws {
         _ = try executor.computeStep(task, parameters: network.parameters, gradientSum: gradient)
-        VectorKernels.momentum(
+        VectorKernels.momentumStep(
             parameters: network.parameters.pointer, gradient: gradient.pointer, velocity: velocity.pointer,
-            count: network.parameterCount, learningRate: learningRate, momentum: momentum)
+            count: network.parameterCount, learningRate: learningRate, momentum: momentum, nesterov: false)
     }
 
     /// Wall and process CPU seconds of each timed step after `warmup` untimed ones:

@@ -28,7 +28,8 @@ public final class Linear: Layer {
     private var output: FloatBuffer?  // (N, O)
     private var input: UnsafePointer<Float>?  // (N, I), the last forward's input
     private var blocks = 1
-    private var jobs: BlockJobs?
+    /// Unsplit, the one piece is the whole product, computed here.
+    private var jobs: BlockJobs = { count, job in for index in 0..<count { job(index) } }
 
     /// `name` is the PyTorch module name, e.g. "0" or "classifier.1".
     public init(name: String, inputShape: Shape, outFeatures: Int, bias: Bool = true) {
@@ -67,7 +68,7 @@ public final class Linear: Layer {
     public func splitGEMMs(blocks: Int, jobs: @escaping BlockJobs) {
         precondition(blocks >= 1, "Linear \(name): at least one block")
         self.blocks = blocks
-        self.jobs = blocks > 1 ? jobs : nil
+        self.jobs = jobs
     }
 
     /// Piece `block` of `count` items: [count·block / blocks, count·(block + 1) / blocks).
@@ -91,21 +92,14 @@ public final class Linear: Layer {
         if let bias {
             for n in 0..<batch { (y + n * outFeatures).update(from: bias, count: outFeatures) }
         }
-        if let jobs {
-            // y[:, O_b] = x · W[O_b, :]ᵀ (+ bias), one column block of y per job
-            jobs(blocks) { block in
-                let columns = piece(block, of: outFeatures)
-                gemm(
-                    .none, .transposed, m: batch, n: columns.count, k: inFeatures, x, lda: inFeatures,
-                    weight + columns.lowerBound * inFeatures, ldb: inFeatures, beta: hasBias ? 1 : 0,
-                    y + columns.lowerBound, ldc: outFeatures)
-            }
-            return y
+        // y[:, O_b] = x · W[O_b, :]ᵀ (+ bias), one column block of y per piece (all of y unsplit)
+        jobs(blocks) { block in
+            let columns = piece(block, of: outFeatures)
+            gemm(
+                .none, .transposed, m: batch, n: columns.count, k: inFeatures, x, lda: inFeatures,
+                weight + columns.lowerBound * inFeatures, ldb: inFeatures, beta: hasBias ? 1 : 0,
+                y + columns.lowerBound, ldc: outFeatures)
         }
-        // y (N,O) = x (N,I) · Wᵀ (I,O) + [bias]
-        gemm(
-            .none, .transposed, m: batch, n: outFeatures, k: inFeatures, x, lda: inFeatures,
-            weight, ldb: inFeatures, beta: hasBias ? 1 : 0, y, ldc: outFeatures)
         return y
     }
 
@@ -114,34 +108,8 @@ public final class Linear: Layer {
         batch: Int
     ) {
         guard let x = input else { preconditionFailure("Linear \(name): backward before forward") }
-        if let jobs {
-            backwardInBlocks(dy, dx, x: x, batch: batch, jobs: jobs)
-            return
-        }
-        // dW (O,I) += dyᵀ (O,N) · x (N,I)
-        gemm(
-            .transposed, .none, m: outFeatures, n: inFeatures, k: batch, dy, lda: outFeatures,
-            x, ldb: inFeatures, beta: 1, weightGradient, ldc: inFeatures)
-        if let biasGradient {
-            for n in 0..<batch {
-                let row = dy + n * outFeatures
-                for o in 0..<outFeatures { biasGradient[o] += row[o] }
-            }
-        }
-        if let dx {
-            // dx (N,I) = dy (N,O) · W (O,I)
-            gemm(
-                .none, .none, m: batch, n: inFeatures, k: outFeatures, dy, lda: outFeatures,
-                weight, ldb: inFeatures, beta: 0, dx, ldc: inFeatures)
-        }
-    }
-
-    /// Backward as pieces: job b adds dW's row block O_b and writes dx's column block I_b.
-    private func backwardInBlocks(
-        _ dy: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>?, x: UnsafePointer<Float>, batch: Int,
-        jobs: BlockJobs
-    ) {
         let (i, o) = (inFeatures, outFeatures)
+        // Piece b adds dW's row block O_b and writes dx's column block I_b (unsplit: all of both).
         jobs(blocks) { block in
             let rows = piece(block, of: o)
             // dW[O_b, :] += dy[:, O_b]ᵀ · x

@@ -38,34 +38,14 @@ public enum VectorKernels {
         return total.isFinite
     }
 
-    /// Plain momentum (PyTorch's SGD, nesterov = False, dampening 0): b ← μ·b + g;  θ ← θ − lr·b.
-    /// Used by `ssgd bench`, whose PyTorch side runs that optimiser.
-    public static func momentum(
+    /// SGD with momentum in PyTorch's form (dampening 0) over count floats: b ← μ·b + g, then
+    /// θ ← θ − lr·(g + μ·b) with `nesterov` (the trainer's optimiser), θ ← θ − lr·b without
+    /// (what `ssgd bench` times, as its PyTorch side does). Element by element the same
+    /// operations in the same order as the scalar loop, so the same bits, eight at a time.
+    public static func momentumStep(
         parameters theta: UnsafeMutablePointer<Float>, gradient g: UnsafePointer<Float>,
-        velocity b: UnsafeMutablePointer<Float>, count: Int, learningRate lr: Float, momentum mu: Float
-    ) {
-        let mu8 = Vector8(repeating: mu), lr8 = Vector8(repeating: lr)
-        var i = 0
-        while i + 8 <= count {
-            let updated = mu8 * load8(b + i) + load8(g + i)
-            store8(updated, b + i)
-            store8(load8(theta + i) - lr8 * updated, theta + i)
-            i += 8
-        }
-        while i < count {
-            let updated = mu * b[i] + g[i]
-            b[i] = updated
-            theta[i] -= lr * updated
-            i += 1
-        }
-    }
-
-    /// Nesterov momentum (PyTorch's SGD, nesterov = True, dampening 0) over count floats:
-    /// b ← μ·b + g;  θ ← θ − lr·(g + μ·b). Element by element the same operations in the same
-    /// order as the scalar loop, so the same bits, eight at a time.
-    public static func nesterov(
-        parameters theta: UnsafeMutablePointer<Float>, gradient g: UnsafePointer<Float>,
-        velocity b: UnsafeMutablePointer<Float>, count: Int, learningRate lr: Float, momentum mu: Float
+        velocity b: UnsafeMutablePointer<Float>, count: Int, learningRate lr: Float, momentum mu: Float,
+        nesterov: Bool
     ) {
         let mu8 = Vector8(repeating: mu), lr8 = Vector8(repeating: lr)
         var i = 0
@@ -73,13 +53,13 @@ public enum VectorKernels {
             let gradient = load8(g + i)
             let updated = mu8 * load8(b + i) + gradient
             store8(updated, b + i)
-            store8(load8(theta + i) - lr8 * (gradient + mu8 * updated), theta + i)
+            store8(load8(theta + i) - lr8 * (nesterov ? gradient + mu8 * updated : updated), theta + i)
             i += 8
         }
         while i < count {
             let updated = mu * b[i] + g[i]
             b[i] = updated
-            theta[i] -= lr * (g[i] + mu * updated)
+            theta[i] -= lr * (nesterov ? g[i] + mu * updated : updated)
             i += 1
         }
     }

@@ -15,8 +15,8 @@ public final class NesterovMomentum {
     }
 
     public func step(parameters: FloatBuffer, gradient: FloatBuffer, learningRate: Double) {
-        VectorKernels.nesterov(
+        VectorKernels.momentumStep(
             parameters: parameters.pointer, gradient: gradient.pointer, velocity: velocity.pointer,
-            count: parameters.count, learningRate: Float(learningRate), momentum: momentum)
+            count: parameters.count, learningRate: Float(learningRate), momentum: momentum, nesterov: true)
     }
 }

@@ -75,8 +75,6 @@ public final class ShardRunner {
     private let replicas: [Replica]
     private let tokens: LaneTokens?
     private let chunkThreads: LanePool?
-    /// Threads for the pieces of split GEMMs (config.linearBlocks > 1), else nil.
-    private let blockThreads: LanePool?
     private let barrier: ChunkBarrier?
     private let chunkLoss: UnsafeMutablePointer<Double>  // (k)
     private let chunkCorrect: UnsafeMutablePointer<Int>  // (k)
@@ -112,8 +110,8 @@ public final class ShardRunner {
         }
         let blocks = config.linearBlocks
         if blocks > 1 {
+            // Threads for the pieces after the first; the jobs closure keeps them alive.
             let pool = LanePool(threads: blocks - 1, name: "ssgd-block")
-            blockThreads = pool
             // The caller holds a lane token (every path into the network takes one).
             let jobs: BlockJobs = { count, job in
                 if tokens?.count == 1 {
@@ -135,8 +133,6 @@ public final class ShardRunner {
                     beforeWaiting: { tokens?.release() }, afterWaiting: { tokens?.acquire() })
             }
             for case let linear as Linear in network.layers { linear.splitGEMMs(blocks: blocks, jobs: jobs) }
-        } else {
-            blockThreads = nil
         }
         chunkLoss = .allocate(capacity: chunkCount)
         chunkCorrect = .allocate(capacity: chunkCount)

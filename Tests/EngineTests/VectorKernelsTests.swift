@@ -32,11 +32,9 @@ import TestSupport
             }
             theta.withUnsafeMutableBufferPointer { t in
                 velocity.withUnsafeMutableBufferPointer { v in
-                    if nesterov {
-                        VectorKernels.nesterov(parameters: t.baseAddress!, gradient: gradient, velocity: v.baseAddress!, count: count, learningRate: lr, momentum: mu)
-                    } else {
-                        VectorKernels.momentum(parameters: t.baseAddress!, gradient: gradient, velocity: v.baseAddress!, count: count, learningRate: lr, momentum: mu)
-                    }
+                    VectorKernels.momentumStep(
+                        parameters: t.baseAddress!, gradient: gradient, velocity: v.baseAddress!, count: count,
+                        learningRate: lr, momentum: mu, nesterov: nesterov)
                 }
             }
             #expect(theta.map(\.bitPattern) == expectedTheta.map(\.bitPattern), "nesterov \(nesterov)")

@@ -7,7 +7,7 @@ import Foundation
 
 public final class LanePool: @unchecked Sendable {
     // Unchecked Sendable: the mutable job slots are handed over under `condition`.
-    fileprivate final class Shared: @unchecked Sendable {
+    private final class Shared: @unchecked Sendable {
         let condition = NSCondition()
         var job: ((Int) throws -> Void)?
         var generation = 0
@@ -20,7 +20,6 @@ public final class LanePool: @unchecked Sendable {
 
     public let threadCount: Int
     private let shared = Shared()
-    fileprivate var sharedState: Shared { shared }
 
     public init(threads: Int, name: String) {
         precondition(threads >= 1, "a lane pool needs at least one thread")
@@ -71,23 +70,11 @@ public final class LanePool: @unchecked Sendable {
         precondition(count <= threadCount, "\(count) jobs for a pool of \(threadCount) threads")
         guard count > 0 else { return }
         try withoutActuallyEscaping(body) { job in
-            shared.condition.lock()
-            shared.job = job
-            shared.jobCount = count
-            shared.pending = count
-            shared.errors = []
-            shared.generation += 1
-            shared.condition.broadcast()
-            while shared.pending > 0 { shared.condition.wait() }
-            shared.job = nil
-            let errors = shared.errors
-            shared.condition.unlock()
-            if let first = errors.first { throw first }
+            hand(count: count, job)
+            if let first = collect().first { throw first }
         }
     }
-}
 
-extension LanePool {
     /// Runs `body(0)` on the calling thread and `body(i)` for i in 1..<count on threads
     /// 0..<count − 1 at the same time, and returns when all are done: one hand-off fewer than
     /// `run`. `beforeWaiting` runs after the caller's own job, before it waits for the others
@@ -101,26 +88,36 @@ extension LanePool {
             return
         }
         try withoutActuallyEscaping(body) { job in
-            let shared = self.sharedState
-            shared.condition.lock()
-            shared.job = { index in try job(index + 1) }
-            shared.jobCount = count - 1
-            shared.pending = count - 1
-            shared.errors = []
-            shared.generation += 1
-            shared.condition.broadcast()
-            shared.condition.unlock()
+            hand(count: count - 1) { index in try job(index + 1) }
             var ownFailure: Error?
             do { try job(0) } catch { ownFailure = error }
             beforeWaiting()
-            shared.condition.lock()
-            while shared.pending > 0 { shared.condition.wait() }
-            shared.job = nil
-            let errors = shared.errors
-            shared.condition.unlock()
+            let errors = collect()
             afterWaiting()
             if let first = ownFailure ?? errors.first { throw first }
         }
+    }
+
+    /// Gives jobs 0..<count of `job` to threads 0..<count and wakes them.
+    private func hand(count: Int, _ job: @escaping (Int) throws -> Void) {
+        shared.condition.lock()
+        shared.job = job
+        shared.jobCount = count
+        shared.pending = count
+        shared.errors = []
+        shared.generation += 1
+        shared.condition.broadcast()
+        shared.condition.unlock()
+    }
+
+    /// Waits until every handed job is done, drops the job and returns what they threw.
+    private func collect() -> [Error] {
+        shared.condition.lock()
+        while shared.pending > 0 { shared.condition.wait() }
+        shared.job = nil
+        let errors = shared.errors
+        shared.condition.unlock()
+        return errors
     }
 }
 
