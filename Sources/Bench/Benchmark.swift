@@ -16,6 +16,10 @@ import Training
 // - images/s = batch / median step time; achieved GFLOPS = 3 × forward FLOPs × images/s
 //   (MODELS.md: training ≈ 3 × forward); fraction = achieved / sgemm peak at the same thread
 //   count, the peak being the fastest of the measured sgemm shapes.
+// - With rounds R > 1 each model row is measured R times, the sgemm peak right before each
+//   time, so both see the same load: the row's figures are medians over the rounds and its
+//   fraction is the median of the rounds' fractions, with their range (this VM's rates move by
+//   ±25 % over minutes, so a peak measured once at the start is not the row's peak).
 // - Spectral overhead: one SpectralNormRegularizer.apply (one power iteration per weight
 //   matrix, then the rank-1 gradient term) against one training step at the largest batch.
 
@@ -108,6 +112,8 @@ public struct BenchmarkOptions {
     public var spectralIterations = 5
     /// Samples per chunk of the micro-batch (the config key chunk_size; 0: automatic).
     public var chunkSize = 0
+    /// Measurements per model row, each right after its own sgemm peak (see the header).
+    public var rounds = 1
 
     public init(models: [BenchmarkModel]) { self.models = models }
 
@@ -143,8 +149,11 @@ public struct ModelResult: Codable, Sendable {
     public var imagesPerSecond: Double
     /// 3 × forward FLOPs × images/s, in GFLOPS.
     public var achievedGFLOPS: Double
-    /// achievedGFLOPS / sgemm peak at the same thread count.
+    /// achievedGFLOPS / sgemm peak at the same thread count (over rounds: the median of the
+    /// rounds' fractions).
     public var fractionOfPeak: Double
+    /// With several rounds: the smallest and largest of the rounds' fractions (nil for one).
+    public var fractionRange: [Double]?
 }
 
 public struct SpectralResult: Codable, Sendable {
@@ -194,18 +203,26 @@ public enum Benchmark {
             coreName: BLASThreads.coreName, optimizer: optimizerDescription, gemm: [], peaks: [], models: [],
             spectral: [])
         progress("OpenBLAS core: \(report.coreName)")
-        for threads in options.threads where !options.gemmShapes.isEmpty {
+        /// The fastest sgemm shape at `threads` threads (0 without shapes); `record` keeps its rows.
+        func measurePeak(threads: Int, record: Bool) -> Double {
+            guard !options.gemmShapes.isEmpty else { return 0 }
             BLASThreads.set(threads)
             var best = 0.0
             for shape in options.gemmShapes {
                 let seconds = timeGemm(shape, iterations: options.gemmIterations)
                 let result = GemmResult(shape: shape, threads: threads, seconds: seconds, gflops: shape.flops / seconds / 1e9)
                 best = max(best, result.gflops)
-                report.gemm.append(result)
-                progress("sgemm \(shape), \(threads) thread(s): \(format(result.gflops, 1)) GFLOPS")
+                if record {
+                    report.gemm.append(result)
+                    progress("sgemm \(shape), \(threads) thread(s): \(format(result.gflops, 1)) GFLOPS")
+                }
             }
-            report.peaks.append(.init(threads: threads, gflops: best))
+            return best
         }
+        for threads in options.threads where !options.gemmShapes.isEmpty {
+            report.peaks.append(.init(threads: threads, gflops: measurePeak(threads: threads, record: true)))
+        }
+        let rounds = max(options.rounds, 1)
         for model in options.models {
             for batch in options.batches {
                 let network = try model.make(batch)
@@ -214,24 +231,42 @@ public enum Benchmark {
                     // `threads` lanes, each with OpenBLAS at one thread, as `train --threads` runs.
                     BLASThreads.set(1)
                     let bench = try TrainingStepBench(model: model, batch: batch, lanes: threads, chunkSize: options.chunkSize)
-                    let (times, cpuTimes) = try bench.time(
-                        warmup: options.warmupIterations, iterations: options.iterations,
-                        minimum: options.minimumIterations, budget: options.timeBudget)
-                    let step = median(times)
+                    var steps = [Double](), cpus = [Double](), fractions = [Double]()
+                    var iterations = 0
+                    for round in 0..<rounds {
+                        // One round: the peak now (the start-of-run one for a single round), then the steps.
+                        let peak = rounds == 1 ? report.peak(threads: threads) ?? 0 : measurePeak(threads: threads, record: false)
+                        BLASThreads.set(1)
+                        let (times, cpuTimes) = try bench.time(
+                            warmup: round == 0 ? options.warmupIterations : 0, iterations: options.iterations,
+                            minimum: options.minimumIterations, budget: options.timeBudget)
+                        let step = median(times)
+                        steps.append(step)
+                        cpus.append(median(cpuTimes))
+                        iterations += times.count
+                        let achieved = 3 * Double(flops) * Double(batch) / step / 1e9
+                        fractions.append(peak > 0 ? achieved / peak : 0)
+                        if rounds > 1 {
+                            progress("\(model.name) B=\(batch) \(threads)T round \(round + 1)/\(rounds): \(format(step * 1000, 1)) ms, "
+                                + "sgemm peak \(format(peak, 1)) GFLOPS, \(format(100 * fractions.last!, 1))% of it")
+                        }
+                    }
+                    let step = median(steps)
                     let imagesPerSecond = Double(batch) / step
                     let achieved = 3 * Double(flops) * imagesPerSecond / 1e9
-                    let peak = report.peak(threads: threads) ?? 0
-                    let result = ModelResult(
-                        model: model.name, batch: batch, threads: threads, iterations: times.count,
-                        forwardFLOPsPerImage: flops, stepSeconds: step, cpuSeconds: median(cpuTimes),
-                        imagesPerSecond: imagesPerSecond,
-                        achievedGFLOPS: achieved, fractionOfPeak: peak > 0 ? achieved / peak : 0)
+                    var result = ModelResult(
+                        model: model.name, batch: batch, threads: threads, iterations: iterations,
+                        forwardFLOPsPerImage: flops, stepSeconds: step, cpuSeconds: median(cpus),
+                        imagesPerSecond: imagesPerSecond, achievedGFLOPS: achieved, fractionOfPeak: median(fractions))
+                    if rounds > 1 {
+                        result.fractionRange = [fractions.min()!, fractions.max()!]
+                    }
                     report.models.append(result)
                     progress(
                         "\(model.name) B=\(batch) \(threads)T: \(format(imagesPerSecond, 1)) img/s, "
                             + "\(format(achieved, 1)) GFLOPS = \(format(100 * result.fractionOfPeak, 1))% of peak "
-                            + "(median of \(times.count) steps, \(format(step * 1000, 1)) ms, "
-                            + "CPU \(format(median(cpuTimes) * 1000, 1)) ms)")
+                            + (rounds > 1 ? "(median of \(rounds) rounds of \(iterations / rounds) steps" : "(median of \(iterations) steps")
+                            + ", \(format(step * 1000, 1)) ms, CPU \(format(median(cpus) * 1000, 1)) ms)")
                 }
                 if options.spectral, batch == options.batches.max() {
                     let regularizer = SpectralNormRegularizer(
@@ -310,12 +345,19 @@ public enum Benchmark {
                              widths: [40, 8, 10, 10]))
         }
         lines.append("")
-        let widths = [12, 6, 8, 12, 10, 12, 10, 10]
-        lines.append(row(["model", "batch", "threads", "step ms", "CPU ms", "images/s", "GFLOPS", "of peak"], widths: widths))
+        let ranged = report.models.contains { $0.fractionRange != nil }
+        if ranged {
+            lines.append("rounds: each row measured several times, the sgemm peak right before each; medians, "
+                + "of peak = the median of the rounds' fractions, range = their smallest and largest")
+        }
+        let widths = [12, 6, 8, 12, 10, 12, 10, 10] + (ranged ? [14] : [])
+        lines.append(row(["model", "batch", "threads", "step ms", "CPU ms", "images/s", "GFLOPS", "of peak"] + (ranged ? ["range"] : []),
+                         widths: widths))
         for m in report.models {
+            let range = m.fractionRange.map { format(100 * $0[0], 1) + "–" + format(100 * $0[1], 1) + "%" } ?? "—"
             lines.append(row([m.model, "\(m.batch)", "\(m.threads)", format(m.stepSeconds * 1000, 1),
                               format(m.cpuSeconds * 1000, 1), format(m.imagesPerSecond, 1), format(m.achievedGFLOPS, 1),
-                              format(100 * m.fractionOfPeak, 1) + "%"], widths: widths))
+                              format(100 * m.fractionOfPeak, 1) + "%"] + (ranged ? [range] : []), widths: widths))
         }
         if !report.spectral.isEmpty {
             lines.append("")

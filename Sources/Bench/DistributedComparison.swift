@@ -9,27 +9,65 @@ import Training
 // DDP's ratio is the yardstick. Both sides run the reference model on random data, ghost batches
 // (micro-batches) of 128, one warm-up step and the median of the rest.
 
-public struct DistributedRow: Codable, Sendable {
-    public var model: String
-    public var batch: Int
-    public var processes: Int
-    /// Median seconds per step: ssgd in one process of N lanes, and with N worker processes.
+/// One round of a distributed row: each side's median step over its timed steps.
+public struct DistributedRound: Codable, Sendable, Equatable {
     public var trainSeconds: Double
     public var launchSeconds: Double
     /// PyTorch's: one N-thread process, and DDP with N ranks (nil without --python).
     public var torchSingleSeconds: Double?
     public var torchDDPSeconds: Double?
 
-    public init(model: String, batch: Int, processes: Int, trainSeconds: Double, launchSeconds: Double) {
-        self.model = model
-        self.batch = batch
-        self.processes = processes
+    public init(trainSeconds: Double, launchSeconds: Double, torchSingleSeconds: Double? = nil, torchDDPSeconds: Double? = nil) {
         self.trainSeconds = trainSeconds
         self.launchSeconds = launchSeconds
+        self.torchSingleSeconds = torchSingleSeconds
+        self.torchDDPSeconds = torchDDPSeconds
     }
 
     public var ssgdRatio: Double { launchSeconds / trainSeconds }
     public var torchRatio: Double? { torchDDPSeconds.flatMap { ddp in torchSingleSeconds.map { ddp / $0 } } }
+}
+
+/// A model's distributed row over one or more rounds (ssgd's pair, then PyTorch's, each round):
+/// the step times are medians over the rounds, and each ratio is the median of the rounds'
+/// ratios, so a load change between rounds moves both sides of a ratio alike.
+public struct DistributedRow: Codable, Sendable {
+    public var model: String
+    public var batch: Int
+    public var processes: Int
+    public var rounds: [DistributedRound]
+
+    public init(model: String, batch: Int, processes: Int, rounds: [DistributedRound]) {
+        precondition(!rounds.isEmpty, "a distributed row needs at least one round")
+        self.model = model
+        self.batch = batch
+        self.processes = processes
+        self.rounds = rounds
+    }
+
+    public init(model: String, batch: Int, processes: Int, trainSeconds: Double, launchSeconds: Double) {
+        self.init(model: model, batch: batch, processes: processes,
+                  rounds: [DistributedRound(trainSeconds: trainSeconds, launchSeconds: launchSeconds)])
+    }
+
+    public var trainSeconds: Double { Benchmark.median(rounds.map(\.trainSeconds)) }
+    public var launchSeconds: Double { Benchmark.median(rounds.map(\.launchSeconds)) }
+    public var torchSingleSeconds: Double? { Self.median(rounds.map(\.torchSingleSeconds)) }
+    public var torchDDPSeconds: Double? { Self.median(rounds.map(\.torchDDPSeconds)) }
+    public var ssgdRatio: Double { Benchmark.median(rounds.map(\.ssgdRatio)) }
+    public var torchRatio: Double? { Self.median(rounds.map(\.torchRatio)) }
+    public var ssgdRatioRange: ClosedRange<Double> { Self.range(rounds.map(\.ssgdRatio)) }
+    public var torchRatioRange: ClosedRange<Double>? {
+        let ratios = rounds.compactMap(\.torchRatio)
+        return ratios.isEmpty ? nil : Self.range(ratios)
+    }
+
+    private static func median(_ values: [Double?]) -> Double? {
+        let present = values.compactMap { $0 }
+        return present.isEmpty ? nil : Benchmark.median(present)
+    }
+
+    private static func range(_ values: [Double]) -> ClosedRange<Double> { values.min()!...values.max()! }
 }
 
 public enum DistributedComparison {
@@ -111,14 +149,55 @@ public enum DistributedComparison {
         return (result.single_step_s, result.ddp_step_s)
     }
 
+    /// Each model's row over `rounds` rounds: per round ssgd's pair (`ssgd`), then PyTorch's
+    /// (`torch`, when given), so the two sides of each ratio run back to back. `progress` gets
+    /// a line per measurement.
+    public static func run(
+        models: [String], batch: Int, processes: Int, rounds: Int,
+        ssgd: (_ model: String) throws -> (train: Double, launch: Double),
+        torch: ((_ model: String) throws -> (single: Double, ddp: Double))?,
+        progress: (String) -> Void = { _ in }
+    ) throws -> [DistributedRow] {
+        try models.map { model in
+            var measured = [DistributedRound]()
+            for round in 0..<max(rounds, 1) {
+                let tag = rounds > 1 ? " (round \(round + 1)/\(rounds))" : ""
+                let (train, launch) = try ssgd(model)
+                var one = DistributedRound(trainSeconds: train, launchSeconds: launch)
+                progress(String(format: "ssgd    %@%@: train --threads %d %.3f s/step, launch --workers %d %.3f s/step, launch/train %.2f",
+                                model, tag, processes, train, processes, launch, one.ssgdRatio))
+                if let torch {
+                    let (single, ddp) = try torch(model)
+                    (one.torchSingleSeconds, one.torchDDPSeconds) = (single, ddp)
+                    progress(String(format: "pytorch %@%@: one process %.3f s/step, DDP %.3f s/step, DDP/single %.2f",
+                                    model, tag, single, ddp, ddp / single))
+                }
+                measured.append(one)
+            }
+            return DistributedRow(model: model, batch: batch, processes: processes, rounds: measured)
+        }
+    }
+
     public static func text(_ rows: [DistributedRow]) -> String {
         func seconds(_ value: Double?) -> String { value.map { String(format: "%.3f", $0) } ?? "—" }
-        func ratio(_ value: Double?) -> String { value.map { String(format: "%.2f", $0) } ?? "—" }
-        var lines = ["| model | B | ssgd train, N lanes s/step | ssgd launch, N × 1 lane s/step | launch / train | PyTorch 1 process s/step | PyTorch DDP s/step | DDP / single |",
-                     "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        func ratio(_ value: Double?, _ range: ClosedRange<Double>?, rounds: Int) -> String {
+            guard let value else { return "—" }
+            guard rounds > 1, let range else { return String(format: "%.2f", value) }
+            return String(format: "%.2f (%.2f–%.2f)", value, range.lowerBound, range.upperBound)
+        }
+        var lines = [String]()
+        if let most = rows.map(\.rounds.count).max(), most > 1 {
+            lines.append("\(most) rounds per row (ssgd's pair, then PyTorch's, each round): step times are medians; "
+                + "each ratio is the median of the rounds' ratios, (range) their smallest and largest.")
+            lines.append("")
+        }
+        lines += ["| model | B | ssgd train, N lanes s/step | ssgd launch, N × 1 lane s/step | launch / train | PyTorch 1 process s/step | PyTorch DDP s/step | DDP / single |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for row in rows {
-            lines.append("| \(row.model) | \(row.batch) | \(seconds(row.trainSeconds)) | \(seconds(row.launchSeconds)) | \(ratio(row.ssgdRatio)) | "
-                + "\(seconds(row.torchSingleSeconds)) | \(seconds(row.torchDDPSeconds)) | \(ratio(row.torchRatio)) |")
+            let count = row.rounds.count
+            lines.append("| \(row.model) | \(row.batch) | \(seconds(row.trainSeconds)) | \(seconds(row.launchSeconds)) | "
+                + "\(ratio(row.ssgdRatio, row.ssgdRatioRange, rounds: count)) | "
+                + "\(seconds(row.torchSingleSeconds)) | \(seconds(row.torchDDPSeconds)) | \(ratio(row.torchRatio, row.torchRatioRange, rounds: count)) |")
         }
         return lines.joined(separator: "\n")
     }

@@ -34,7 +34,7 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Comma-separated micro-batch sizes.")
     var batches = "64,128"
 
-    @Option(name: .long, help: "Comma-separated BLAS thread counts.")
+    @Option(name: .long, help: "Comma-separated lane counts (as train --threads: lanes of one OpenBLAS thread each); the sgemm peak is measured with that many OpenBLAS threads.")
     var threads = "1,2"
 
     @Option(name: .long, help: "Timed steps per configuration (median reported; fewer if a configuration passes its time budget, at least 3).")
@@ -61,7 +61,7 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Python interpreter with PyTorch installed, for --compare.")
     var python: String?
 
-    @Option(name: .long, help: "--compare: measure each row this many times, ssgd then PyTorch each time, and report medians (the ratio: the median of the rounds' ratios, with its range). Steadier on a shared machine.")
+    @Option(name: .long, help: "Measure each row this many times and report medians, with the range of the ratio: --compare runs ssgd then PyTorch each time (ratio = the median of the rounds' ratios); --distributed runs train, launch (and PyTorch's pair) each time; a plain run measures the sgemm peak right before each time (of peak = the median of the rounds' fractions). Steadier on a shared machine.")
     var rounds = 1
 
     @Option(name: .long, help: "The PyTorch side of --compare.")
@@ -96,7 +96,6 @@ struct Bench: ParsableCommand {
             throw ValidationError("--chunk-size \(chunkSize) must be 0 (automatic) or divide every batch of --batches \(batches)")
         }
         if rounds < 1 { throw ValidationError("--rounds must be at least 1, got \(rounds)") }
-        if rounds > 1 && !compare { throw ValidationError("--rounds is for --compare") }
         if chunkSize > 0 && compare {
             throw ValidationError("--chunk-size is for a plain bench run; --compare measures the automatic chunks a config gets")
         }
@@ -150,6 +149,7 @@ struct Bench: ParsableCommand {
             options.threads = try Bench.integers(threads, flag: "--threads")
             options.spectral = !noSpectral
             options.chunkSize = chunkSize
+            options.rounds = rounds
             if noSgemm { options.gemmShapes = [] }
             if quick { options.makeQuick() }
             if let iterations {
@@ -173,22 +173,22 @@ struct Bench: ParsableCommand {
             let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
                 ?? CommandLine.arguments[0]
             Console.line("distributed step, B = \(distributedBatch) in units of \(DistributedComparison.unitSize), N = \(processes), OpenBLAS \(BLASThreads.coreName), \(steps) timed step(s) after one warm-up")
-            var rows = [DistributedRow]()
-            for name in distributedModels.split(separator: ",").map(String.init) {
-                let model = try BenchmarkModel.named(name)
-                let (train, launch) = try DistributedComparison.measureSSGD(
-                    executable: executable, model: model, batch: distributedBatch, processes: processes, iterations: steps)
-                var row = DistributedRow(model: name, batch: distributedBatch, processes: processes, trainSeconds: train, launchSeconds: launch)
-                Console.line(String(format: "ssgd    %@: train --threads %d %.3f s/step, launch --workers %d %.3f s/step, launch/train %.2f",
-                                    name, processes, train, processes, launch, row.ssgdRatio))
-                if let python {
-                    let (single, ddp) = try DistributedComparison.measureTorch(
-                        python: python, script: ddpScript, model: name, batch: distributedBatch, processes: processes, iterations: steps)
-                    (row.torchSingleSeconds, row.torchDDPSeconds) = (single, ddp)
-                    Console.line(String(format: "pytorch %@: one process %.3f s/step, DDP %.3f s/step, DDP/single %.2f", name, single, ddp, ddp / single))
+            let models = distributedModels.split(separator: ",").map(String.init)
+            let (batch, processes) = (distributedBatch, self.processes)
+            let torch: ((String) throws -> (single: Double, ddp: Double))? = python.map { python in
+                { name in
+                    try DistributedComparison.measureTorch(
+                        python: python, script: ddpScript, model: name, batch: batch, processes: processes, iterations: steps)
                 }
-                rows.append(row)
             }
+            let rows = try DistributedComparison.run(
+                models: models, batch: batch, processes: processes, rounds: rounds,
+                ssgd: { name in
+                    try DistributedComparison.measureSSGD(
+                        executable: executable, model: try BenchmarkModel.named(name), batch: batch, processes: processes,
+                        iterations: steps)
+                },
+                torch: torch) { Console.line($0) }
             Console.line("")
             Console.line(DistributedComparison.text(rows))
             if let json {

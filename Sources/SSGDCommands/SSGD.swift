@@ -55,7 +55,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .long, help: "Stop after this many steps in total (smoke runs; 0 = no limit). The LR schedule still follows --epochs.")
     var maxSteps: Int?
 
-    @Option(name: .long, help: "BLAS threads per process (0 = all cores).")
+    @Option(name: .long, help: "Lanes (single-threaded compute contexts, OpenBLAS at one thread each): train runs this many, launch gives each worker this many (0: the cores shared out), coordinator uses this many OpenBLAS threads for its own update. Never changes the result.")
     var threads: Int?
 
     @Option(name: .customLong("set"), help: ArgumentHelp("Override any config key, e.g. --set lr=0.5 (repeatable).", valueName: "key=value"))

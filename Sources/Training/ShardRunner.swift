@@ -182,17 +182,25 @@ public final class ShardRunner {
         firstUnit: Int, outcomes: inout UnitOutcomes
     ) throws {
         let destination = levels[level]
-        if block.count == 1 {
-            let local = block.first - firstUnit
+        func unit(_ index: Int) throws -> UnsafeMutablePointer<Float> {
+            let local = index - firstUnit
             let slice = UnsafeBufferPointer(rebasing: indices[(local * unitSize)..<((local + 1) * unitSize)])
-            let gradient = try runUnit(step: step, epoch: epoch, unit: block.first, indices: slice, outcomes: &outcomes)
-            destination.pointer.update(from: gradient, count: network.parameterCount)
+            return try runUnit(step: step, epoch: epoch, unit: index, indices: slice, outcomes: &outcomes)
+        }
+        if block.count == 1 {
+            destination.pointer.update(from: try unit(block.first), count: network.parameterCount)
             return
         }
         let half = block.count / 2
         try sumBlock(UnitBlock(first: block.first, count: half), level: level, step: step, epoch: epoch, indices: indices, firstUnit: firstUnit, outcomes: &outcomes)
-        try sumBlock(UnitBlock(first: block.first + half, count: half), level: level + 1, step: step, epoch: epoch, indices: indices, firstUnit: firstUnit, outcomes: &outcomes)
-        UnitTree.addInPlace(destination.pointer, levels[level + 1].pointer, network.parameterCount)
+        if half == 1 {
+            // A lone right unit is added from where its gradient lies: the same left + right,
+            // without first copying the right one into the next level (half the leaf copies).
+            UnitTree.addInPlace(destination.pointer, try unit(block.first + 1), network.parameterCount)
+        } else {
+            try sumBlock(UnitBlock(first: block.first + half, count: half), level: level + 1, step: step, epoch: epoch, indices: indices, firstUnit: firstUnit, outcomes: &outcomes)
+            UnitTree.addInPlace(destination.pointer, levels[level + 1].pointer, network.parameterCount)
+        }
     }
 
     /// One work unit: forward, loss, backward; returns its gradient (valid until the next unit).

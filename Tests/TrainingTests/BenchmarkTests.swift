@@ -52,6 +52,32 @@ import Training
         #expect(decoded.models.count == report.models.count)
     }
 
+    @Test func roundsMeasureThePeakBeforeEachRoundAndReportTheMedianFractionWithItsRange() throws {
+        var options = BenchmarkOptions(models: [Self.tinyModel()])
+        options.makeQuick()
+        options.batches = [4]
+        options.threads = [1]
+        options.spectral = false
+        options.rounds = 3
+        var lines = [String]()
+        let report = try Benchmark.run(options) { lines.append($0) }
+        let result = try #require(report.models.first)
+        let range = try #require(result.fractionRange)
+        #expect(range.count == 2 && range[0] > 0 && range[0] <= result.fractionOfPeak && result.fractionOfPeak <= range[1])
+        #expect(result.iterations >= 3, "every round's steps are counted")
+        // One line per round (with that round's own peak), then the row.
+        #expect(lines.filter { $0.contains("round ") && $0.contains("sgemm peak") }.count == 3, "\(lines)")
+        #expect(lines.last?.contains("median of 3 rounds") == true, "\(lines)")
+        let text = Benchmark.text(report)
+        #expect(text.contains("range") && text.contains("median of the rounds' fractions"), "\(text)")
+        let decoded = try JSONDecoder().decode(BenchmarkReport.self, from: try report.json())
+        #expect(decoded.models.first?.fractionRange == range)
+        // A single round has no range, and its table no range column.
+        options.rounds = 1
+        let single = try Benchmark.run(options)
+        #expect(single.models.first?.fractionRange == nil && !Benchmark.text(single).contains("range"))
+    }
+
     @Test func benchmarkModelsByNameMatchTheReferenceCounts() throws {
         let network = try BenchmarkModel.named("densenet40").make(64)
         #expect(network.parameterCount == 1_060_132)

@@ -27,6 +27,37 @@ import TestSupport
         #expect(DistributedComparison.stepSeconds(fromOutput: output) == [0.25, 0.35])
     }
 
+    @Test func roundsAlternateTheTwoSidesAndEachRatioIsTheMedianOfTheRounds() throws {
+        var calls = [String]()
+        var ssgdTimes: [(Double, Double)] = [(1.0, 1.2), (1.0, 0.9), (2.0, 2.0)]  // ratios 1.2, 0.9, 1.0
+        var torchTimes: [(Double, Double)] = [(1.0, 0.8), (1.0, 1.1), (1.0, 0.95)]  // ratios 0.8, 1.1, 0.95
+        var lines = [String]()
+        let rows = try DistributedComparison.run(
+            models: ["mlp"], batch: 4096, processes: 2, rounds: 3,
+            ssgd: { model in
+                calls.append("ssgd \(model)")
+                return ssgdTimes.removeFirst()
+            },
+            torch: { model in
+                calls.append("torch \(model)")
+                return torchTimes.removeFirst()
+            }) { lines.append($0) }
+        #expect(calls == ["ssgd mlp", "torch mlp", "ssgd mlp", "torch mlp", "ssgd mlp", "torch mlp"])
+        let row = try #require(rows.first)
+        #expect(row.rounds.count == 3)
+        #expect(abs(row.ssgdRatio - 1.0) < 1e-12, "the median of 1.2, 0.9, 1.0 — not launch/train of the medians (1.2/1.0)")
+        #expect(row.ssgdRatioRange == 0.9...1.2)
+        #expect(abs((row.torchRatio ?? 0) - 0.95) < 1e-12 && row.torchRatioRange == 0.8...1.1)
+        #expect(row.trainSeconds == 1.0 && row.launchSeconds == 1.2)
+        #expect(lines.count == 6 && lines[0].contains("(round 1/3)"))
+        let table = DistributedComparison.text(rows)
+        #expect(table.contains("3 rounds per row") && table.contains("1.00 (0.90–1.20)") && table.contains("0.95 (0.80–1.10)"), "\(table)")
+        // Without PyTorch: its columns are dashes.
+        let alone = try DistributedComparison.run(
+            models: ["vgg16"], batch: 256, processes: 2, rounds: 1, ssgd: { _ in (2, 1) }, torch: nil)
+        #expect(alone.first?.torchRatio == nil && DistributedComparison.text(alone).contains("| vgg16 | 256 | 2.000 | 1.000 | 0.50 | — | — | — |"))
+    }
+
     @Test func aTinyRealRunMeasuresTrainAndLaunch() throws {
         let (train, launch) = try DistributedComparison.measureSSGD(
             executable: SSGDProcess.binary, model: try BenchmarkModel.named("mlp"), batch: 256, processes: 2, iterations: 2)
