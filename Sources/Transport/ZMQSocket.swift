@@ -154,6 +154,13 @@ public final class ZMQSocket {
         try set(ZMQ_SNDHWM, "ZMQ_SNDHWM", int: messages)
     }
 
+    /// Kernel send and receive buffer sizes of the socket's connections (ZMQ_SNDBUF, ZMQ_RCVBUF;
+    /// SO_SNDBUF / SO_RCVBUF, which Linux caps at net.core.wmem_max / rmem_max).
+    public func setKernelBuffers(bytes: Int32) throws {
+        try set(ZMQ_SNDBUF, "ZMQ_SNDBUF", int: bytes)
+        try set(ZMQ_RCVBUF, "ZMQ_RCVBUF", int: bytes)
+    }
+
     /// Incoming queue limit in messages (ZMQ_RCVHWM); 0 = unlimited.
     public func setReceiveHighWaterMark(_ messages: Int32) throws {
         try set(ZMQ_RCVHWM, "ZMQ_RCVHWM", int: messages)

@@ -23,6 +23,10 @@ import Darwin
 #endif
 
 public final class ZMQServerTransport: ServerTransport {
+    /// Kernel buffer size asked for on the main channel: a step moves megabytes, and with the
+    /// ~200 KB default every message takes dozens of write/read wake-ups on both sides.
+    static let kernelBufferBytes: Int32 = 4 << 20
+
     /// The routing-id suffix of a worker's DEALER for each channel.
     static func suffix(_ channel: Channel) -> [UInt8] {
         switch channel {
@@ -50,6 +54,7 @@ public final class ZMQServerTransport: ServerTransport {
         try socket.setRouterMandatory(true)
         try socket.setSendHighWaterMark(0)
         try socket.setReceiveHighWaterMark(0)
+        try socket.setKernelBuffers(bytes: ZMQServerTransport.kernelBufferBytes)
         if let maximumFrameBytes { try socket.setMaximumMessageSize(Int64(maximumFrameBytes)) }
         if let security {
             let authenticator = try ZAPAuthenticator(allowList: security.allowList, onRefusal: onRefusal)
@@ -141,6 +146,7 @@ public struct ZMQConnector: ClientConnector {
         if channel == .main {
             try socket.setSendHighWaterMark(0)
             try socket.setReceiveHighWaterMark(0)
+            try socket.setKernelBuffers(bytes: ZMQServerTransport.kernelBufferBytes)
             // With no high-water mark a send only waits when the connection is gone for good
             // (libzmq does not reconnect after a protocol error): say so instead of hanging.
             try socket.setSendTimeout(ZMQClientTransport.lostAfter)
