@@ -26,6 +26,8 @@ public struct DistributedRound: Codable, Sendable, Equatable {
 
     public var ssgdRatio: Double { launchSeconds / trainSeconds }
     public var torchRatio: Double? { torchDDPSeconds.flatMap { ddp in torchSingleSeconds.map { ddp / $0 } } }
+    /// ssgd's N processes against PyTorch's N ranks, step for step (< 1: ssgd faster).
+    public var launchOverDDP: Double? { torchDDPSeconds.map { launchSeconds / $0 } }
 }
 
 /// A model's distributed row over one or more rounds (ssgd's pair, then PyTorch's, each round):
@@ -56,6 +58,7 @@ public struct DistributedRow: Codable, Sendable {
     public var torchDDPSeconds: Double? { Self.median(rounds.map(\.torchDDPSeconds)) }
     public var ssgdRatio: Double { Benchmark.median(rounds.map(\.ssgdRatio)) }
     public var torchRatio: Double? { Self.median(rounds.map(\.torchRatio)) }
+    public var launchOverDDP: Double? { Self.median(rounds.map(\.launchOverDDP)) }
     public var ssgdRatioRange: ClosedRange<Double> { Self.range(rounds.map(\.ssgdRatio)) }
     public var torchRatioRange: ClosedRange<Double>? {
         let ratios = rounds.compactMap(\.torchRatio)
@@ -191,13 +194,14 @@ public enum DistributedComparison {
                 + "each ratio is the median of the rounds' ratios, (range) their smallest and largest.")
             lines.append("")
         }
-        lines += ["| model | B | ssgd train, N lanes s/step | ssgd launch, N × 1 lane s/step | launch / train | PyTorch 1 process s/step | PyTorch DDP s/step | DDP / single |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += ["| model | B | ssgd train, N lanes s/step | ssgd launch, N × 1 lane s/step | launch / train | PyTorch 1 process s/step | PyTorch DDP s/step | DDP / single | ssgd launch / PyTorch DDP |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for row in rows {
             let count = row.rounds.count
             lines.append("| \(row.model) | \(row.batch) | \(seconds(row.trainSeconds)) | \(seconds(row.launchSeconds)) | "
                 + "\(ratio(row.ssgdRatio, row.ssgdRatioRange, rounds: count)) | "
-                + "\(seconds(row.torchSingleSeconds)) | \(seconds(row.torchDDPSeconds)) | \(ratio(row.torchRatio, row.torchRatioRange, rounds: count)) |")
+                + "\(seconds(row.torchSingleSeconds)) | \(seconds(row.torchDDPSeconds)) | \(ratio(row.torchRatio, row.torchRatioRange, rounds: count)) | "
+                + "\(ratio(row.launchOverDDP, nil, rounds: 1)) |")
         }
         return lines.joined(separator: "\n")
     }
