@@ -111,7 +111,11 @@ public final class ShardRunner {
         let blocks = config.linearBlocks
         if blocks > 1 {
             // Threads for the pieces after the first; the jobs closure keeps them alive.
-            let pool = LanePool(threads: blocks - 1, name: "ssgd-block")
+            // The pieces follow each other closely, GEMM after GEMM: with a lane and a core per
+            // piece, the threads poll between them rather than sleep.
+            let pool = LanePool(
+                threads: blocks - 1, name: "ssgd-block",
+                polls: (tokens?.count ?? 1) >= blocks && SpinWait.mayPoll(threads: blocks))
             // The caller holds a lane token (every path into the network takes one).
             let jobs: BlockJobs = { count, job in
                 if tokens?.count == 1 {

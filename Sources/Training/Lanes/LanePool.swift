@@ -1,9 +1,12 @@
 import Foundation
+import Synchronization
 
 // A fixed set of long-lived threads for lanes (DESIGN §3). `run(count:)` gives job i to thread
 // i and waits for all of them, so a unit's chunks (which meet at barriers, ChunkBarrier) are
 // always on distinct threads and can never wait for one another on the same thread. Threads
 // only schedule: which thread runs a job never changes what the job computes.
+// A pool made with `polls` (its threads and the caller each have a core, and jobs follow each
+// other closely, as a split GEMM's pieces do) polls for a moment before sleeping (SpinWait).
 
 public final class LanePool: @unchecked Sendable {
     // Unchecked Sendable: the mutable job slots are handed over under `condition`.
@@ -16,19 +19,31 @@ public final class LanePool: @unchecked Sendable {
         var pending = 0
         var errors: [Error] = []
         var stopping = false
+        /// `generation` and `pending`, published for threads that poll.
+        let publishedGeneration = Atomic<Int>(0)
+        let publishedPending = Atomic<Int>(0)
     }
 
     public let threadCount: Int
     private let shared = Shared()
 
-    public init(threads: Int, name: String) {
+    /// Whether waiting threads poll before they sleep.
+    public let polls: Bool
+
+    public init(threads: Int, name: String, polls: Bool = false) {
         precondition(threads >= 1, "a lane pool needs at least one thread")
         threadCount = threads
+        self.polls = polls
         for index in 0..<threads {
             let shared = self.shared
             let thread = Thread {
                 var seen = 0
                 while true {
+                    if polls {
+                        _ = SpinWait.poll(for: SpinWait.pollSeconds) {
+                            shared.publishedGeneration.load(ordering: .acquiring) != seen
+                        }
+                    }
                     shared.condition.lock()
                     while shared.generation == seen && !shared.stopping { shared.condition.wait() }
                     if shared.stopping {
@@ -47,6 +62,7 @@ public final class LanePool: @unchecked Sendable {
                     shared.condition.lock()
                     if let failure { shared.errors.append(failure) }
                     shared.pending -= 1
+                    shared.publishedPending.store(shared.pending, ordering: .releasing)
                     if shared.pending == 0 { shared.condition.broadcast() }
                     shared.condition.unlock()
                 }
@@ -106,12 +122,18 @@ public final class LanePool: @unchecked Sendable {
         shared.pending = count
         shared.errors = []
         shared.generation += 1
+        shared.publishedPending.store(count, ordering: .releasing)
+        shared.publishedGeneration.store(shared.generation, ordering: .releasing)
         shared.condition.broadcast()
         shared.condition.unlock()
     }
 
     /// Waits until every handed job is done, drops the job and returns what they threw.
     private func collect() -> [Error] {
+        if polls {
+            let shared = self.shared
+            _ = SpinWait.poll(for: SpinWait.pollSeconds) { shared.publishedPending.load(ordering: .acquiring) == 0 }
+        }
         shared.condition.lock()
         while shared.pending > 0 { shared.condition.wait() }
         shared.job = nil
