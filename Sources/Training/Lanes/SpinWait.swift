@@ -5,8 +5,8 @@ import Darwin
 #endif
 import Foundation
 
-// The two pieces of a split GEMM (Linear.splitGEMMs) meet at every GEMM: about every half
-// millisecond in a one-unit MLP step. A thread that sleeps on a condition at such a meeting hands
+// The two pieces of a split GEMM (Linear.splitGEMMs) meet at every GEMM: nine times in a
+// one-unit MLP step of 7–8 ms. A thread that sleeps on a condition at such a meeting hands
 // its core back, and on a virtual machine an idle vCPU takes tens of microseconds or more to be
 // scheduled again when it is woken — a real share of so short a stretch. So a pool thread that
 // has a core of its own first polls for a short while, yielding between polls, and only then
