@@ -231,42 +231,11 @@ public enum Benchmark {
                     // `threads` lanes, each with OpenBLAS at one thread, as `train --threads` runs.
                     BLASThreads.set(1)
                     let bench = try TrainingStepBench(model: model, batch: batch, lanes: threads, chunkSize: options.chunkSize)
-                    var steps = [Double](), cpus = [Double](), fractions = [Double]()
-                    var iterations = 0
-                    for round in 0..<rounds {
-                        // One round: the peak now (the start-of-run one for a single round), then the steps.
-                        let peak = rounds == 1 ? report.peak(threads: threads) ?? 0 : measurePeak(threads: threads, record: false)
-                        BLASThreads.set(1)
-                        let (times, cpuTimes) = try bench.time(
-                            warmup: round == 0 ? options.warmupIterations : 0, iterations: options.iterations,
-                            minimum: options.minimumIterations, budget: options.timeBudget)
-                        let step = median(times)
-                        steps.append(step)
-                        cpus.append(median(cpuTimes))
-                        iterations += times.count
-                        let achieved = 3 * Double(flops) * Double(batch) / step / 1e9
-                        fractions.append(peak > 0 ? achieved / peak : 0)
-                        if rounds > 1 {
-                            progress("\(model.name) B=\(batch) \(threads)T round \(round + 1)/\(rounds): \(format(step * 1000, 1)) ms, "
-                                + "sgemm peak \(format(peak, 1)) GFLOPS, \(format(100 * fractions.last!, 1))% of it")
-                        }
-                    }
-                    let step = median(steps)
-                    let imagesPerSecond = Double(batch) / step
-                    let achieved = 3 * Double(flops) * imagesPerSecond / 1e9
-                    var result = ModelResult(
-                        model: model.name, batch: batch, threads: threads, iterations: iterations,
-                        forwardFLOPsPerImage: flops, stepSeconds: step, cpuSeconds: median(cpus),
-                        imagesPerSecond: imagesPerSecond, achievedGFLOPS: achieved, fractionOfPeak: median(fractions))
-                    if rounds > 1 {
-                        result.fractionRange = [fractions.min()!, fractions.max()!]
-                    }
+                    let startPeak = report.peak(threads: threads) ?? 0
+                    let result = try measureRow(
+                        bench, model: model.name, forwardFLOPs: flops, threads: threads, options: options, progress: progress,
+                        peak: { rounds == 1 ? startPeak : measurePeak(threads: threads, record: false) })
                     report.models.append(result)
-                    progress(
-                        "\(model.name) B=\(batch) \(threads)T: \(format(imagesPerSecond, 1)) img/s, "
-                            + "\(format(achieved, 1)) GFLOPS = \(format(100 * result.fractionOfPeak, 1))% of peak "
-                            + (rounds > 1 ? "(median of \(rounds) rounds of \(iterations / rounds) steps" : "(median of \(iterations) steps")
-                            + ", \(format(step * 1000, 1)) ms, CPU \(format(median(cpus) * 1000, 1)) ms)")
                 }
                 if options.spectral, batch == options.batches.max() {
                     let regularizer = SpectralNormRegularizer(
@@ -298,6 +267,50 @@ public enum Benchmark {
         }
         report.peakResidentBytes = ProcessMeasurements.peakResidentBytes()
         return report
+    }
+
+    /// One model row: `options.rounds` rounds, each the sgemm `peak` of that moment and then
+    /// the timed steps (warm-up steps in the first round only); medians over the rounds, the
+    /// fraction the median of the rounds' fractions.
+    static func measureRow(
+        _ bench: TrainingStepBench, model: String, forwardFLOPs flops: Int, threads: Int, options: BenchmarkOptions,
+        progress: (String) -> Void, peak: () -> Double
+    ) throws -> ModelResult {
+        let rounds = max(options.rounds, 1)
+        let batch = bench.batch
+        var steps = [Double](), cpus = [Double](), fractions = [Double]()
+        var iterations = 0
+        for round in 0..<rounds {
+            let roundPeak = peak()
+            BLASThreads.set(1)  // the lanes' setting, whatever the peak measurement left
+            let (times, cpuTimes) = try bench.time(
+                warmup: round == 0 ? options.warmupIterations : 0, iterations: options.iterations,
+                minimum: options.minimumIterations, budget: options.timeBudget)
+            let step = median(times)
+            steps.append(step)
+            cpus.append(median(cpuTimes))
+            iterations += times.count
+            let achieved = 3 * Double(flops) * Double(batch) / step / 1e9
+            fractions.append(roundPeak > 0 ? achieved / roundPeak : 0)
+            if rounds > 1 {
+                progress("\(model) B=\(batch) \(threads)T round \(round + 1)/\(rounds): \(format(step * 1000, 1)) ms, "
+                    + "sgemm peak \(format(roundPeak, 1)) GFLOPS, \(format(100 * fractions.last!, 1))% of it")
+            }
+        }
+        let step = median(steps)
+        let imagesPerSecond = Double(batch) / step
+        let achieved = 3 * Double(flops) * imagesPerSecond / 1e9
+        var result = ModelResult(
+            model: model, batch: batch, threads: threads, iterations: iterations,
+            forwardFLOPsPerImage: flops, stepSeconds: step, cpuSeconds: median(cpus),
+            imagesPerSecond: imagesPerSecond, achievedGFLOPS: achieved, fractionOfPeak: median(fractions))
+        if rounds > 1 { result.fractionRange = [fractions.min()!, fractions.max()!] }
+        progress(
+            "\(model) B=\(batch) \(threads)T: \(format(imagesPerSecond, 1)) img/s, "
+                + "\(format(achieved, 1)) GFLOPS = \(format(100 * result.fractionOfPeak, 1))% of peak "
+                + (rounds > 1 ? "(median of \(rounds) rounds of \(iterations / rounds) steps" : "(median of \(iterations) steps")
+                + ", \(format(step * 1000, 1)) ms, CPU \(format(median(cpus) * 1000, 1)) ms)")
+        return result
     }
 
     /// Median seconds of one C = A·B of `shape` (inputs filled with small values).
