@@ -152,8 +152,13 @@ public struct ModelResult: Codable, Sendable {
     /// achievedGFLOPS / sgemm peak at the same thread count (over rounds: the median of the
     /// rounds' fractions).
     public var fractionOfPeak: Double
-    /// With several rounds: the smallest and largest of the rounds' fractions (nil for one).
-    public var fractionRange: [Double]?
+    /// With several rounds: each round's fraction, in order (nil for one round).
+    public var roundFractions: [Double]?
+
+    /// The smallest and largest of the rounds' fractions (nil for one round).
+    public var fractionRange: [Double]? {
+        roundFractions.flatMap { $0.isEmpty ? nil : [$0.min()!, $0.max()!] }
+    }
 }
 
 public struct SpectralResult: Codable, Sendable {
@@ -304,7 +309,7 @@ public enum Benchmark {
             model: model, batch: batch, threads: threads, iterations: iterations,
             forwardFLOPsPerImage: flops, stepSeconds: step, cpuSeconds: median(cpus),
             imagesPerSecond: imagesPerSecond, achievedGFLOPS: achieved, fractionOfPeak: median(fractions))
-        if rounds > 1 { result.fractionRange = [fractions.min()!, fractions.max()!] }
+        if rounds > 1 { result.roundFractions = fractions }
         progress(
             "\(model) B=\(batch) \(threads)T: \(format(imagesPerSecond, 1)) img/s, "
                 + "\(format(achieved, 1)) GFLOPS = \(format(100 * result.fractionOfPeak, 1))% of peak "
