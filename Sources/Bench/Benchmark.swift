@@ -112,6 +112,8 @@ public struct BenchmarkOptions {
     public var spectralIterations = 5
     /// Samples per chunk of the micro-batch (the config key chunk_size; 0: automatic).
     public var chunkSize = 0
+    /// The config key conv_algorithm of every model row.
+    public var convAlgorithm = ConvolutionAlgorithm.winograd
     /// Measurements per model row, each right after its own sgemm peak (see the header).
     public var rounds = 1
 
@@ -175,6 +177,8 @@ public struct SpectralResult: Codable, Sendable {
 public struct BenchmarkReport: Codable, Sendable {
     public var coreName: String
     public var optimizer: String
+    /// How the convolutions compute (nil in reports written before Winograd).
+    public var convolutions: String?
     public var gemm: [GemmResult]
     /// Fastest sgemm GFLOPS per thread count, as [threads: GFLOPS] pairs.
     public var peaks: [PeakEntry]
@@ -200,13 +204,24 @@ public struct BenchmarkReport: Codable, Sendable {
 public enum Benchmark {
     public static let optimizerDescription = "SGD momentum 0.9, lr 0.01, no Nesterov (v ← 0.9 v + g; θ ← θ − lr·v)"
 
+    public static func convolutionsDescription(_ algorithm: ConvolutionAlgorithm) -> String {
+        switch algorithm {
+        case .winograd:
+            return "Winograd F(2×2, 3×3) for 3×3 stride-1 layers with ≥ \(Conv2d.winogradChannels) inputs and > "
+                + "\(Conv2d.thinOutputs) outputs, else im2col or row shifts (GFLOPS count a convolution's standard "
+                + "multiply-adds, 2.25 times what Winograd computes, so a row can pass the sgemm peak)"
+        case .im2col:
+            return "im2col or row shifts (conv_algorithm im2col)"
+        }
+    }
+
     /// Runs everything in `options`, calling `progress` with a line per measurement.
     public static func run(_ options: BenchmarkOptions, progress: (String) -> Void = { _ in }) throws -> BenchmarkReport {
         let originalThreads = BLASThreads.current
         defer { BLASThreads.set(originalThreads) }
         var report = BenchmarkReport(
-            coreName: BLASThreads.coreName, optimizer: optimizerDescription, gemm: [], peaks: [], models: [],
-            spectral: [])
+            coreName: BLASThreads.coreName, optimizer: optimizerDescription,
+            convolutions: convolutionsDescription(options.convAlgorithm), gemm: [], peaks: [], models: [], spectral: [])
         progress("OpenBLAS core: \(report.coreName)")
         /// The fastest sgemm shape at `threads` threads (0 without shapes); `record` keeps its rows.
         func measurePeak(threads: Int, record: Bool) -> Double {
@@ -235,7 +250,9 @@ public enum Benchmark {
                 for threads in options.threads {
                     // `threads` lanes, each with OpenBLAS at one thread, as `train --threads` runs.
                     BLASThreads.set(1)
-                    let bench = try TrainingStepBench(model: model, batch: batch, lanes: threads, chunkSize: options.chunkSize)
+                    let bench = try TrainingStepBench(
+                        model: model, batch: batch, lanes: threads, chunkSize: options.chunkSize,
+                        convAlgorithm: options.convAlgorithm)
                     let startPeak = report.peak(threads: threads) ?? 0
                     let result = try measureRow(
                         bench, model: model.name, forwardFLOPs: flops, threads: threads, options: options, progress: progress,
@@ -356,6 +373,7 @@ public enum Benchmark {
         var lines = [String]()
         lines.append("OpenBLAS core: \(report.coreName)")
         lines.append("optimizer: \(report.optimizer)")
+        if let convolutions = report.convolutions { lines.append("convolutions: \(convolutions)") }
         lines.append("")
         lines.append(row(["sgemm shape", "threads", "ms", "GFLOPS"], widths: [40, 8, 10, 10]))
         for g in report.gemm {
@@ -419,10 +437,13 @@ final class TrainingStepBench {
     /// One step = a micro-batch of `batch` random samples as one unit (BN over the whole
     /// micro-batch, as PyTorch's BN does), cut into the automatic chunks and run on `lanes`
     /// lanes exactly as `train --threads` runs it, then the SGD-momentum update.
-    init(model: BenchmarkModel, batch: Int, lanes: Int, chunkSize: Int = 0) throws {
+    init(
+        model: BenchmarkModel, batch: Int, lanes: Int, chunkSize: Int = 0, convAlgorithm: ConvolutionAlgorithm = .winograd
+    ) throws {
         self.batch = batch
         var config = model.config
         config.chunkSize = chunkSize
+        config.convAlgorithm = convAlgorithm
         config.batchSize = batch
         config.ghostBatch = batch
         config.dataset = .synthetic

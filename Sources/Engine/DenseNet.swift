@@ -21,21 +21,21 @@ public enum DenseNet {
     /// The layers of `make`, before any arena is allocated (e.g. to size a model first).
     public static func layers(
         depth: Int = 40, growth: Int = 12, inputShape: Shape = Shape(3, 32, 32), classes: Int = 100,
-        ghostBatch: Int
+        ghostBatch: Int, winograd: Bool = true
     ) -> [Layer] {
         precondition(depth >= 7 && (depth - 4) % 3 == 0, "DenseNet: depth must be 3n + 4, got \(depth)")
         let layersPerBlock = (depth - 4) / 3
         let workspace = Workspace()
         let stem = Conv2d(
             name: "conv1", inputShape: inputShape, outChannels: stemChannels, kernel: 3, padding: 1,
-            bias: false, workspace: workspace)
+            bias: false, winograd: winograd, workspace: workspace)
         var layers: [Layer] = [stem]
         var shape = stem.outputShape
         for block in 1...3 {
             for i in 0..<layersPerBlock {
                 let layer = DenseLayer(
                     name: "dense\(block).\(i)", inputShape: shape, growthRate: growth, ghostBatch: ghostBatch,
-                    workspace: workspace)
+                    winograd: winograd, workspace: workspace)
                 layers.append(layer)
                 shape = layer.outputShape
             }

@@ -24,7 +24,9 @@ public final class DenseLayer: CompositeLayer {
     private var input: UnsafePointer<Float>?
 
     /// Sub-layer names follow densenet.pytorch's SingleLayer: "<name>.bn1", "<name>.conv1".
-    public init(name: String, inputShape: Shape, growthRate: Int, ghostBatch: Int, workspace: Workspace) {
+    public init(
+        name: String, inputShape: Shape, growthRate: Int, ghostBatch: Int, winograd: Bool = true, workspace: Workspace
+    ) {
         let (c, h, w) = inputShape.chw
         self.inputShape = inputShape
         self.growthRate = growthRate
@@ -35,7 +37,7 @@ public final class DenseLayer: CompositeLayer {
         norm = BatchNorm2d(name: name + ".bn1", inputShape: inputShape, ghostBatch: ghostBatch)
         conv = Conv2d(
             name: name + ".conv1", inputShape: inputShape, outChannels: growthRate, kernel: 3,
-            padding: 1, bias: false, inputReLU: true, workspace: workspace)
+            padding: 1, bias: false, inputReLU: true, winograd: winograd, workspace: workspace)
         sublayers = [norm, conv]
     }
 

@@ -4,7 +4,8 @@
 //
 // Counts (floats): parameters and state from the layout the layers declare (exact); per
 // sample, every leaf layer's output plus an equal gradient buffer, and a convolution's im2col
-// columns and GEMM-order output (an upper bound: the shared workspace takes only the largest).
+// columns and GEMM-order output, or its Winograd transforms (an upper bound: the shared
+// workspace takes only the largest).
 // All arithmetic is in Double so absurd sizes cannot overflow.
 
 public struct MemoryEstimate: Sendable, Equatable {
@@ -29,7 +30,12 @@ public struct MemoryEstimate: Sendable, Equatable {
             perSample += (inPlace ? 1 : 2) * Double(layer.outputShape.count)
             if let conv = layer as? Conv2d {
                 let positions = Double(conv.outputShape.count / max(conv.outChannels, 1))
-                perSample += Double(conv.inChannels * conv.kernel.h * conv.kernel.w) * positions + Double(conv.outputShape.count)
+                if conv.usesWinograd {
+                    // V (16·C per 2×2 tile = 4·C per position) and M (4·O per position).
+                    perSample += 4 * Double(conv.inChannels + conv.outChannels) * positions
+                } else {
+                    perSample += Double(conv.inChannels * conv.kernel.h * conv.kernel.w) * positions + Double(conv.outputShape.count)
+                }
             }
         }
         for layer in layers {

@@ -17,7 +17,7 @@ public enum NIN {
 
     /// The layers of `make`, before any arena is allocated (e.g. to size a model first).
     public static func layers(
-        classes: Int = 100, inputShape: Shape = Shape(3, 32, 32), dropout: Float = 0
+        classes: Int = 100, inputShape: Shape = Shape(3, 32, 32), dropout: Float = 0, winograd: Bool = true
     ) -> [Layer] {
         let workspace = Workspace()
         var layers: [Layer] = []
@@ -26,7 +26,7 @@ public enum NIN {
         func conv(_ out: Int, _ kernel: Int, padding: Int = 0) {
             let layer = Conv2d(
                 name: "features.\(layers.count)", inputShape: shape, outChannels: out, kernel: kernel,
-                padding: padding, workspace: workspace)
+                padding: padding, winograd: winograd, workspace: workspace)
             layers += [layer, ReLU(inputShape: layer.outputShape, inPlace: true)]  // conv backward reads its input only
             shape = layer.outputShape
         }

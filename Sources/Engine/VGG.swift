@@ -25,7 +25,7 @@ public enum VGG {
     /// The layers of `vgg16BN`, before any arena is allocated (e.g. to size a model first).
     public static func vgg16BNLayers(
         classes: Int = 10, ghostBatch: Int, inputShape: Shape = Shape(3, 32, 32),
-        widthDivisor: Int = 1, dropout: Float = 0
+        widthDivisor: Int = 1, dropout: Float = 0, winograd: Bool = true
     ) -> [Layer] {
         precondition(widthDivisor >= 1 && 64 % widthDivisor == 0, "VGG: widthDivisor must divide 64")
         let workspace = Workspace()
@@ -36,7 +36,7 @@ public enum VGG {
             if let width = entry {
                 let conv = Conv2d(
                     name: "features.\(index)", inputShape: shape, outChannels: width / widthDivisor,
-                    kernel: 3, padding: 1, bias: false, workspace: workspace)
+                    kernel: 3, padding: 1, bias: false, winograd: winograd, workspace: workspace)
                 let norm = BatchNorm2d(name: "features.\(index + 1)", inputShape: conv.outputShape, ghostBatch: ghostBatch)
                 // BN reads its input in backward, never its output: the ReLU can overwrite it.
                 layers += [conv, norm, ReLU(inputShape: conv.outputShape, inPlace: true)]

@@ -11,13 +11,14 @@ public final class Workspace {
     /// composite layers, which hold the `composite*` slots around calls into their sub-layers
     /// (which use only `columns`, `reordered`, `flippedKernel` and `kernelRows`).
     public enum Slot: Int, CaseIterable, Sendable {
-        /// im2col columns of a convolution, (K, N·P).
+        /// im2col columns of a convolution, (K, N·P), or its Winograd transformed input V or dV.
         case columns
-        /// Convolution output or output gradient in GEMM order, (O, N·P).
+        /// Convolution output or output gradient in GEMM order, (O, N·P), or Winograd's M or dM.
         case reordered
         /// A convolution's flipped kernel for its input gradient, (C, O·KH·KW).
         case flippedKernel
-        /// A row-shifted convolution's kernel rows, or their gradient, (k, O, C·k).
+        /// A row-shifted convolution's kernel rows, or their gradient, (k, O, C·k); or a
+        /// Winograd convolution's transformed kernel U, then its gradient dU, (16, O, C).
         case kernelRows
         /// Intermediate gradients of composite layers.
         case compositeA

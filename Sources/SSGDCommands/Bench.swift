@@ -46,6 +46,9 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Samples per chunk of each micro-batch (the config key chunk_size); 0: automatic, as a config leaves it. Must divide every batch.")
     var chunkSize = 0
 
+    @Option(name: .long, help: "How 3×3 convolutions compute (the config key conv_algorithm): winograd or im2col.")
+    var convAlgorithm = "winograd"
+
     @Flag(name: .long, help: "Tiny iteration counts and sgemm shapes: a smoke test, not a measurement.")
     var quick = false
 
@@ -99,6 +102,12 @@ struct Bench: ParsableCommand {
         if chunkSize > 0 && compare {
             throw ValidationError("--chunk-size is for a plain bench run; --compare measures the automatic chunks a config gets")
         }
+        guard let algorithm = ConvolutionAlgorithm(rawValue: convAlgorithm) else {
+            throw ValidationError("--conv-algorithm must be winograd or im2col, got \(convAlgorithm)")
+        }
+        if algorithm != .winograd && (compare || distributed) {
+            throw ValidationError("--conv-algorithm is for a plain bench run; --compare and --distributed measure the default (winograd)")
+        }
         if distributed {
             guard !compare else { throw ValidationError("--compare and --distributed are separate runs: give one of them") }
             guard processes >= 1, distributedBatch >= 1 else { throw ValidationError("--processes and --distributed-batch must be positive") }
@@ -149,6 +158,7 @@ struct Bench: ParsableCommand {
             options.threads = try Bench.integers(threads, flag: "--threads")
             options.spectral = !noSpectral
             options.chunkSize = chunkSize
+            options.convAlgorithm = ConvolutionAlgorithm(rawValue: convAlgorithm) ?? .winograd
             options.rounds = rounds
             if noSgemm { options.gemmShapes = [] }
             if quick { options.makeQuick() }

@@ -8,6 +8,11 @@ import Foundation
 
 public enum ModelKind: String, Sendable, CaseIterable { case mlp, vgg16, nin, densenet }
 
+/// How 3×3, stride-1 convolutions compute (config key `conv_algorithm`): F(2×2, 3×3) Winograd
+/// where it applies (Conv2d), or im2col / row shifts everywhere (the arithmetic of versions
+/// before Winograd, for continuing their runs bit for bit).
+public enum ConvolutionAlgorithm: String, Sendable, CaseIterable { case winograd, im2col }
+
 public struct TrainingConfig: Sendable, Equatable {
     // Run identity
     public var name = "run"
@@ -19,6 +24,7 @@ public struct TrainingConfig: Sendable, Equatable {
     /// VGG only: divide every width by this (1 = the paper's network; larger for fast tests).
     public var widthDivisor = 1
     public var dropout: Double = 0
+    public var convAlgorithm = ConvolutionAlgorithm.winograd
     /// How weight matrices and biases start (config key `init`).
     public var initScheme = InitScheme.kaimingNormal
     // Data

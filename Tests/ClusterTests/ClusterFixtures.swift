@@ -10,6 +10,8 @@ enum ClusterFixtures {
                        extra: String = "") -> String {
         let modelKeys = model == "mlp"
             ? "model: mlp\nhidden: [24, 16]\nsynthetic_shape: [1, 6, 6]"
+            : model == "densenet-winograd"  // 36 new channels per layer: Winograd on every 3×3 after the stem
+            ? "model: densenet\ndepth: 7\ngrowth: 36\nsynthetic_shape: [3, 8, 8]"
             : "model: densenet\ndepth: 7\ngrowth: 4\nsynthetic_shape: [3, 8, 8]"
         return """
             name: cluster-test

@@ -40,11 +40,12 @@ import TestSupport
 /// lanes, `launch` with 2 or 3 workers of 1 or 2 lanes, and a coordinator whose two workers run
 /// different lane counts all end with the same parameters — for the MLP and a ghost-BN
 /// DenseNet, for a batch of six units (cut into two chunks each) and a batch of one unit (cut
-/// into four chunks, more chunks than lanes).
+/// into four chunks, more chunks than lanes); and a DenseNet wide enough for Winograd layers.
 @Suite(.serialized) struct LaneEquivalenceTests {
     static let cases: [(model: String, batch: String)] = [
         ("mlp", "batch_size: 96"), ("densenet", "batch_size: 96"),
         ("mlp", "batch_size: 16\nchunk_size: 4"), ("densenet", "batch_size: 16\nchunk_size: 4"),
+        ("densenet-winograd", "batch_size: 16\nchunk_size: 4"),
         // One MLP unit, automatic chunking: its GEMMs are split into 2 fixed pieces instead.
         ("mlp", "batch_size: 16"),
     ]

@@ -33,8 +33,11 @@ struct Conv2dTests {
     struct Geometry: CustomTestStringConvertible, Sendable {
         var batch, channels, height, width, out, kernel, stride, padding: Int
         var bias: Bool
+        /// false: the layer keeps im2col or row shifts where Winograd would apply.
+        var winograd = true
         var testDescription: String {
             "N\(batch) C\(channels) \(height)×\(width) → O\(out) k\(kernel) s\(stride) p\(padding) bias \(bias)"
+                + (winograd ? "" : " no Winograd")
         }
     }
 
@@ -62,14 +65,25 @@ struct Conv2dTests {
         // A wide output (more than 32 channels) on 8×8: im2col in groups of 4 samples, not row shifts.
         Geometry(batch: 5, channels: 3, height: 8, width: 8, out: 40, kernel: 3, stride: 1, padding: 1, bias: true),
         // Row shifts with a wide output (more than 32 channels): k GEMMs, not one stacked GEMM.
-        Geometry(batch: 2, channels: 16, height: 16, width: 16, out: 40, kernel: 3, stride: 1, padding: 1, bias: true),
+        Geometry(
+            batch: 2, channels: 16, height: 16, width: 16, out: 40, kernel: 3, stride: 1, padding: 1, bias: true,
+            winograd: false),
+        // Winograd F(2×2, 3×3) (3×3, stride 1, padding 1, even map, C ≥ 16, O > 32): one group on
+        // 8×8; 2×2 maps (one tile per sample, every window reads padding); a non-square map; and
+        // groups of 8 samples on 16×16 (512 tiles) with a last group of 1.
+        Geometry(batch: 3, channels: 16, height: 8, width: 8, out: 40, kernel: 3, stride: 1, padding: 1, bias: true),
+        Geometry(batch: 5, channels: 16, height: 2, width: 2, out: 33, kernel: 3, stride: 1, padding: 1, bias: false),
+        Geometry(batch: 2, channels: 17, height: 6, width: 4, out: 36, kernel: 3, stride: 1, padding: 1, bias: true),
+        Geometry(batch: 9, channels: 16, height: 16, width: 16, out: 33, kernel: 3, stride: 1, padding: 1, bias: true),
     ]
 
     @Test(arguments: geometries)
     func forwardAndBackwardMatchTheNaiveSevenLoopConvolution(_ g: Geometry) {
         let conv = Conv2d(
             name: "c", inputShape: Shape(g.channels, g.height, g.width), outChannels: g.out, kernel: g.kernel,
-            stride: g.stride, padding: g.padding, bias: g.bias)
+            stride: g.stride, padding: g.padding, bias: g.bias, winograd: g.winograd)
+        #expect(conv.usesWinograd == (g.winograd && g.kernel == 3 && g.stride == 1 && g.padding == 1
+            && g.height % 2 == 0 && g.width % 2 == 0 && g.channels >= 16 && g.out > 32))
         let network = makeNetwork([conv], maxBatch: g.batch + 1, seed: 5)
         let x = GradientCheck.gaussian(count: g.batch * conv.inputShape.count, seed: 11)
         let weight = parameter(network, "c.weight")
@@ -120,28 +134,43 @@ struct Conv2dTests {
         }
     }
 
-    @Test(arguments: [(Shape(16, 16, 16), 2), (Shape(3, 5, 5), 13)])
-    func groupedSameConvolutionsMatchFiniteDifferences(_ shape: Shape, _ batch: Int) {
+    /// Two stacked 3×3 padding-1 convolutions with `outputs` channels each, for `batch` samples.
+    struct Chain: CustomTestStringConvertible, Sendable {
+        var shape: Shape, batch: Int, outputs: (Int, Int), winograd: Bool
+        var testDescription: String { "\(shape) N\(batch) → \(outputs.0) → \(outputs.1)" }
+    }
+
+    @Test(arguments: [
+        // Both input gradients from the flipped kernel: row shifts (16×16 maps), or im2col in
+        // groups of 11 samples with a last group of 2 (5×5 maps, batch 13).
+        Chain(shape: Shape(16, 16, 16), batch: 2, outputs: (16, 4), winograd: false),
+        Chain(shape: Shape(3, 5, 5), batch: 13, outputs: (16, 4), winograd: false),
+        // Winograd in both layers (the first computes no input gradient, the second does): on
+        // 16×16 maps in groups of 8 samples and a last group of 1, and on 2×2 maps.
+        Chain(shape: Shape(16, 16, 16), batch: 9, outputs: (36, 33), winograd: true),
+        Chain(shape: Shape(16, 2, 2), batch: 3, outputs: (36, 33), winograd: true),
+    ])
+    func stackedSameConvolutionsMatchFiniteDifferences(_ chain: Chain) {
         // Conv3×3 p1 → conv3×3 p1 → global average pool (no ReLU: with hundreds of positions per
-        // channel a finite-difference step crosses kinks): both convolutions' input gradients
-        // come from the flipped kernel; row shifts (16×16 maps) or im2col in groups of 11
-        // samples with a last group of 2 (5×5 maps, batch 13).
+        // channel a finite-difference step crosses kinks).
         let workspace = Workspace()
-        let first = Conv2d(name: "0", inputShape: shape, outChannels: 16, kernel: 3, padding: 1, workspace: workspace)
+        let first = Conv2d(
+            name: "0", inputShape: chain.shape, outChannels: chain.outputs.0, kernel: 3, padding: 1, workspace: workspace)
         let second = Conv2d(
-            name: "2", inputShape: first.outputShape, outChannels: 4, kernel: 3, padding: 1, bias: false,
+            name: "2", inputShape: first.outputShape, outChannels: chain.outputs.1, kernel: 3, padding: 1, bias: false,
             workspace: workspace)
+        #expect(first.usesWinograd == chain.winograd && second.usesWinograd == chain.winograd)
         let network = makeNetwork(
-            [first, second, GlobalAvgPool(inputShape: second.outputShape)],
-            maxBatch: batch, seed: 3)
-        let x = GradientCheck.gaussian(count: batch * shape.count, seed: 8)
-        let labels = (0..<batch).map { Int32($0 % 4) }
-        let result = GradientCheck.compare(network, input: x, labels: labels, batch: batch, samples: 10, step: 1e-2)
+            [first, second, GlobalAvgPool(inputShape: second.outputShape)], maxBatch: chain.batch, seed: 3)
+        let x = GradientCheck.gaussian(count: chain.batch * chain.shape.count, seed: 8)
+        let labels = (0..<chain.batch).map { Int32($0 % chain.outputs.1) }
+        let result = GradientCheck.compare(
+            network, input: x, labels: labels, batch: chain.batch, samples: 10, step: 1e-2)
         #expect(result.worstRelativeError < 1e-2, "\(result)")
         #expect(result.checked > 30)
     }
 
-    @Test(arguments: [geometries[6], geometries[7], geometries[10], geometries[12]])
+    @Test(arguments: [geometries[6], geometries[7], geometries[10], geometries[12], geometries[15], geometries[18]])
     func aFusedInputReLUGivesExactlyWhatReLUThenConvolutionGives(_ g: Geometry) {
         // The fused layer copies max(x, 0) where the separate pair copies the ReLU's output, and
         // masks dx where x ≤ 0 as ReLU's backward does: the same floats in the same GEMMs.

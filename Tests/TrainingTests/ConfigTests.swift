@@ -85,6 +85,37 @@ import Training
         #expect(throws: ConfigError.self) { try config.set("nope", value: "1") }
     }
 
+    @Test func convAlgorithmIsHashedOnlyWhereWinogradChangesTheArithmetic() throws {
+        func config(_ model: String, _ algorithm: String? = nil) throws -> TrainingConfig {
+            try TrainingConfig.parse(yaml: "dataset: synthetic\nsynthetic_shape: [3, 32, 32]\n" + model
+                + (algorithm.map { "\nconv_algorithm: \($0)" } ?? ""))
+        }
+        // VGG-16 and a DenseNet with 36 new channels per layer have Winograd layers: the two
+        // algorithms are two trajectories.
+        for model in ["model: vgg16", "model: nin", "model: densenet\ndepth: 7\ngrowth: 36"] {
+            let winograd = try config(model), im2col = try config(model, "im2col")
+            #expect(winograd.convAlgorithm == .winograd && ModelFactory.hasWinogradLayers(winograd), "\(model)")
+            #expect(im2col.convAlgorithm == .im2col && !ModelFactory.hasWinogradLayers(im2col), "\(model)")
+            #expect(winograd.trajectoryHash != im2col.trajectoryHash, "\(model)")
+            #expect(try config(model, "winograd").trajectoryHash == winograd.trajectoryHash, "\(model)")
+        }
+        // The MLP and a thin DenseNet (12 new channels: row shifts) compute the same either way,
+        // and keep the hash they had before the key existed.
+        for model in ["model: mlp", "model: densenet\ndepth: 7\ngrowth: 12"] {
+            let winograd = try config(model)
+            #expect(!ModelFactory.hasWinogradLayers(winograd), "\(model)")
+            #expect(winograd.trajectoryHash == (try config(model, "im2col")).trajectoryHash, "\(model)")
+        }
+        #expect(try TrainingConfig.parse(yaml: (try config("model: vgg16", "im2col")).yaml()).convAlgorithm == .im2col)
+        do {
+            _ = try config("model: vgg16", "fft")
+            Issue.record("accepted conv_algorithm: fft")
+        } catch let error as ConfigError {
+            #expect(error.key == "conv_algorithm")
+            #expect(error.description.contains("winograd, im2col"))
+        }
+    }
+
     @Test func initIsParsedNamedInErrorsAndLeavesOldHashesAloneAtKaimingNormal() throws {
         let smoke = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("configs/smoke.yaml").path

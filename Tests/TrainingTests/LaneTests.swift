@@ -47,6 +47,18 @@ struct LaneTests {
         }
     }
 
+    @Test func aModelWithWinogradLayersGivesTheSameBitsOnAnyLaneCount() throws {
+        var config = Self.config(chunkSize: 4)
+        config.growth = 36  // wide enough for Winograd on the 8×8, 4×4 and 2×2 maps
+        #expect(ModelFactory.hasWinogradLayers(config))
+        let reference = try Self.step(config, lanes: 1)
+        for lanes in 2...3 {
+            let other = try Self.step(config, lanes: lanes)
+            #expect(other.gradient == reference.gradient, "\(lanes) lanes")
+            #expect(other.statistics == reference.statistics, "\(lanes) lanes")
+        }
+    }
+
     @Test func anyLaneCountGivesTheSameBitsWithWholeUnits() throws {
         let config = Self.config(chunkSize: 16)
         #expect(config.chunksPerUnit == 1)
