@@ -156,6 +156,14 @@ public struct ModelResult: Codable, Sendable {
     public var fractionOfPeak: Double
     /// With several rounds: each round's fraction, in order (nil for one round).
     public var roundFractions: [Double]?
+    /// Forward FLOPs per image the GEMMs perform (fewer than forwardFLOPsPerImage with Winograd
+    /// convolutions; nil in reports written before they existed).
+    public var executedFLOPsPerImage: Int?
+
+    /// fractionOfPeak counted in the FLOPs the GEMMs perform.
+    public var executedFractionOfPeak: Double {
+        fractionOfPeak * Double(executedFLOPsPerImage ?? forwardFLOPsPerImage) / Double(max(forwardFLOPsPerImage, 1))
+    }
 
     /// The smallest and largest of the rounds' fractions (nil for one round).
     public var fractionRange: [Double]? {
@@ -254,9 +262,13 @@ public enum Benchmark {
                         model: model, batch: batch, lanes: threads, chunkSize: options.chunkSize,
                         convAlgorithm: options.convAlgorithm)
                     let startPeak = report.peak(threads: threads) ?? 0
-                    let result = try measureRow(
+                    var result = try measureRow(
                         bench, model: model.name, forwardFLOPs: flops, threads: threads, options: options, progress: progress,
                         peak: { rounds == 1 ? startPeak : measurePeak(threads: threads, record: false) })
+                    // The share the stepped network's GEMMs perform (its conv algorithm decides).
+                    let stepped = ModelInfo(bench.network)
+                    result.executedFLOPsPerImage = stepped.executedMACs == stepped.forwardMACs
+                        ? flops : Int((Double(flops) * Double(stepped.executedMACs) / Double(stepped.forwardMACs)).rounded())
                     report.models.append(result)
                 }
                 if options.spectral, batch == options.batches.max() {
@@ -386,14 +398,20 @@ public enum Benchmark {
             lines.append("rounds: each row measured several times, the sgemm peak right before each; medians, "
                 + "of peak = the median of the rounds' fractions, range = their smallest and largest")
         }
-        let widths = [12, 6, 8, 12, 10, 12, 10, 10] + (ranged ? [14] : [])
-        lines.append(row(["model", "batch", "threads", "step ms", "CPU ms", "images/s", "GFLOPS", "of peak"] + (ranged ? ["range"] : []),
-                         widths: widths))
+        // With Winograd layers the GEMMs perform fewer FLOPs than the model's count: say both.
+        let executed = report.models.contains { ($0.executedFLOPsPerImage ?? $0.forwardFLOPsPerImage) != $0.forwardFLOPsPerImage }
+        if executed {
+            lines.append("executed: the fraction of peak in the FLOPs the GEMMs perform (Winograd layers: 4/9 of their count)")
+        }
+        let widths = [12, 6, 8, 12, 10, 12, 10, 10] + (ranged ? [14] : []) + (executed ? [10] : [])
+        lines.append(row(["model", "batch", "threads", "step ms", "CPU ms", "images/s", "GFLOPS", "of peak"]
+                            + (ranged ? ["range"] : []) + (executed ? ["executed"] : []), widths: widths))
         for m in report.models {
             let range = m.fractionRange.map { format(100 * $0[0], 1) + "–" + format(100 * $0[1], 1) + "%" } ?? "—"
             lines.append(row([m.model, "\(m.batch)", "\(m.threads)", format(m.stepSeconds * 1000, 1),
                               format(m.cpuSeconds * 1000, 1), format(m.imagesPerSecond, 1), format(m.achievedGFLOPS, 1),
-                              format(100 * m.fractionOfPeak, 1) + "%"] + (ranged ? [range] : []), widths: widths))
+                              format(100 * m.fractionOfPeak, 1) + "%"] + (ranged ? [range] : [])
+                                + (executed ? [format(100 * m.executedFractionOfPeak, 1) + "%"] : []), widths: widths))
         }
         if !report.spectral.isEmpty {
             lines.append("")

@@ -12,6 +12,8 @@ public struct ModelInfo: Sendable, Equatable, CustomStringConvertible {
     public var batchNormParameters: Int
     /// Forward multiply-accumulates per image (conv + linear).
     public var forwardMACs: Int
+    /// Those the GEMMs perform (fewer with Winograd convolutions).
+    public var executedMACs: Int
 
     public var forwardFLOPs: Int { 2 * forwardMACs }
 
@@ -21,6 +23,7 @@ public struct ModelInfo: Sendable, Equatable, CustomStringConvertible {
         batchNormLayers = 0
         batchNormParameters = 0
         forwardMACs = 0
+        executedMACs = 0
         for layer in network.layers { visit(layer) }
     }
 
@@ -28,7 +31,10 @@ public struct ModelInfo: Sendable, Equatable, CustomStringConvertible {
     /// taken at its word; its sublayers still count BN layers.
     private mutating func visit(_ layer: Layer, countingMACs: Bool = true) {
         let counted = layer as? CountsMACs
-        if countingMACs, let counted { forwardMACs += counted.forwardMACs }
+        if countingMACs, let counted {
+            forwardMACs += counted.forwardMACs
+            executedMACs += counted.executedMACs
+        }
         if let composite = layer as? CompositeLayer {
             for sublayer in composite.sublayers { visit(sublayer, countingMACs: countingMACs && counted == nil) }
             return

@@ -252,10 +252,10 @@ private struct Quad {
         self.w = w
     }
 
-    static func + (a: Quad, b: Quad) -> Quad { Quad(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w) }
-    static func - (a: Quad, b: Quad) -> Quad { Quad(a.x - b.x, a.y - b.y, a.z - b.z, a.w - b.w) }
-    static prefix func - (a: Quad) -> Quad { Quad(-a.x, -a.y, -a.z, -a.w) }
-    static func * (s: Float, a: Quad) -> Quad { Quad(s * a.x, s * a.y, s * a.z, s * a.w) }
+    @inline(__always) static func + (a: Quad, b: Quad) -> Quad { Quad(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w) }
+    @inline(__always) static func - (a: Quad, b: Quad) -> Quad { Quad(a.x - b.x, a.y - b.y, a.z - b.z, a.w - b.w) }
+    @inline(__always) static prefix func - (a: Quad) -> Quad { Quad(-a.x, -a.y, -a.z, -a.w) }
+    @inline(__always) static func * (s: Float, a: Quad) -> Quad { Quad(s * a.x, s * a.y, s * a.z, s * a.w) }
 
     // Each 2-D transform applies its first factor to whole rows (the Quad arithmetic above)
     // and its second to each row:

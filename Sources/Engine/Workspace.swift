@@ -47,6 +47,13 @@ public final class Workspace {
 /// conv and linear layers only; everything else counts 0).
 public protocol CountsMACs {
     var forwardMACs: Int { get }
+    /// The multiply-accumulates the layer's GEMMs actually perform per image (fewer than
+    /// `forwardMACs` for a Winograd convolution).
+    var executedMACs: Int { get }
+}
+
+extension CountsMACs {
+    public var executedMACs: Int { forwardMACs }
 }
 
 /// Layers built from other layers (a DenseNet layer, a transition); model statistics recurse

@@ -35,6 +35,7 @@ import Training
             #expect(result.stepSeconds > 0 && result.imagesPerSecond > 0 && result.achievedGFLOPS > 0)
             #expect(result.cpuSeconds > 0)
             #expect(result.fractionOfPeak > 0 && result.fractionOfPeak < 1.5)
+            #expect(result.executedFLOPsPerImage == result.forwardFLOPsPerImage)  // no Winograd layer
         }
         // Spectral overhead is measured once, at the largest batch.
         #expect(report.spectral.count == 1)
@@ -48,6 +49,7 @@ import Training
         let text = Benchmark.text(report)
         #expect(text.contains("tiny-mlp") && text.contains("of peak") && text.contains("spectral overhead"))
         #expect(text.contains("CPU ms") && text.contains("peak resident memory"))
+        #expect(!text.contains("executed"), "only rows with Winograd layers get the column")
         let decoded = try JSONDecoder().decode(BenchmarkReport.self, from: try report.json())
         #expect(decoded.models.count == report.models.count)
     }
@@ -76,6 +78,31 @@ import Training
         options.rounds = 1
         let single = try Benchmark.run(options)
         #expect(single.models.first?.fractionRange == nil && !Benchmark.text(single).contains("range"))
+    }
+
+    @Test func rowsWithWinogradLayersAlsoGiveTheFractionOfPeakInExecutedFLOPs() throws {
+        // VGG-16's executed FLOPs from its layers: every Winograd layer performs 4/9 of its count.
+        let network = try BenchmarkModel.named("vgg16").make(64)
+        let info = ModelInfo(network)
+        var winogradMACs = 0
+        for case let conv as Conv2d in network.layers where conv.usesWinograd { winogradMACs += conv.forwardMACs }
+        #expect(winogradMACs > info.forwardMACs * 9 / 10)  // all but the stem and the classifier
+        #expect(info.executedMACs * 9 == info.forwardMACs * 9 - 5 * winogradMACs)
+        // A report's row whose GEMMs perform 4/9 of its FLOPs gets the executed column.
+        var options = BenchmarkOptions(models: [Self.tinyModel()])
+        options.makeQuick()
+        options.batches = [4]
+        options.threads = [1]
+        options.spectral = false
+        var report = try Benchmark.run(options)
+        report.convolutions = Benchmark.convolutionsDescription(.winograd)
+        report.models[0].executedFLOPsPerImage = report.models[0].forwardFLOPsPerImage * 4 / 9
+        let row = report.models[0]
+        #expect(abs(row.executedFractionOfPeak - row.fractionOfPeak * Double(row.forwardFLOPsPerImage * 4 / 9)
+            / Double(row.forwardFLOPsPerImage)) < 1e-12)
+        let text = Benchmark.text(report)
+        #expect(text.contains("executed") && text.contains("convolutions: Winograd"), "\(text)")
+        #expect(text.contains(Benchmark.format(100 * row.executedFractionOfPeak, 1) + "%"), "\(text)")
     }
 
     @Test func benchmarkModelsByNameMatchTheReferenceCounts() throws {
