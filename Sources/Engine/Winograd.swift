@@ -261,17 +261,17 @@ private struct Quad {
     // and its second to each row:
 
     /// (a₀, a₁, a₂) · Gᵀ: a row of U = (G g) Gᵀ.
-    var kernelRow: Quad { Quad(x, 0.5 * (x + y + z), 0.5 * (x - y + z), z) }
+    var kernelRow: Quad { @inline(__always) get { Quad(x, 0.5 * (x + y + z), 0.5 * (x - y + z), z) } }
     /// a · G: a row of dg = (Gᵀ dU) G (w unused).
-    var kernelGradientRow: Quad { Quad(x + 0.5 * (y + z), 0.5 * (y - z), 0.5 * (y + z) + w, .zero) }
+    var kernelGradientRow: Quad { @inline(__always) get { Quad(x + 0.5 * (y + z), 0.5 * (y - z), 0.5 * (y + z) + w, .zero) } }
     /// a · B: a row of V = (Bᵀ d) B.
-    var inputRow: Quad { Quad(x - z, y + z, z - y, y - w) }
+    var inputRow: Quad { @inline(__always) get { Quad(x - z, y + z, z - y, y - w) } }
     /// a · Bᵀ: a row of dd = (B dV) Bᵀ.
-    var inputGradientRow: Quad { Quad(x, y - z + w, y + z - x, -w) }
+    var inputGradientRow: Quad { @inline(__always) get { Quad(x, y - z + w, y + z - x, -w) } }
     /// a · A: a row of Y = (Aᵀ M) A.
-    var outputRow: (Lanes, Lanes) { (x + y + z, y - z - w) }
+    var outputRow: (Lanes, Lanes) { @inline(__always) get { (x + y + z, y - z - w) } }
     /// (a₀, a₁) · Aᵀ: a row of dM = (A dY) Aᵀ.
-    static func outputGradientRow(_ a0: Lanes, _ a1: Lanes) -> Quad { Quad(a0, a0 + a1, a0 - a1, -a1) }
+    @inline(__always) static func outputGradientRow(_ a0: Lanes, _ a1: Lanes) -> Quad { Quad(a0, a0 + a1, a0 - a1, -a1) }
 
     /// target[j] += column j of this row in `lane`, for the first `count` (3 or 4) columns.
     @inline(__always)
