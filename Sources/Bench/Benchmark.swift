@@ -267,8 +267,7 @@ public enum Benchmark {
                         peak: { rounds == 1 ? startPeak : measurePeak(threads: threads, record: false) })
                     // The share the stepped network's GEMMs perform (its conv algorithm decides).
                     let stepped = ModelInfo(bench.network)
-                    result.executedFLOPsPerImage = stepped.executedMACs == stepped.forwardMACs
-                        ? flops : Int((Double(flops) * Double(stepped.executedMACs) / Double(stepped.forwardMACs)).rounded())
+                    result.executedFLOPsPerImage = flops * stepped.executedMACs / stepped.forwardMACs
                     report.models.append(result)
                 }
                 if options.spectral, batch == options.batches.max() {

@@ -58,9 +58,10 @@ public final class Conv2d: Layer, CountsMACs {
     /// Winograd needs enough input channels for its GEMMs' depth (an RGB stem stays on im2col).
     public static let winogradChannels = 16
     /// Smallest number of 2×2 tiles per Winograd GEMM (samples per group: ⌈this / tiles per
-    /// sample⌉). Each of the 16 GEMMs packs its (O, C) kernel slice once per group: with 32
-    /// tiles (512 channels on 2×2 maps, 32 samples) they ran 1.5 times as fast as the im2col
-    /// GEMM, with 128–256 tiles 1.8–1.9 times (OpenBLAS Zen, 1 thread, C micro-benchmark).
+    /// sample⌉). Each of the 16 GEMMs packs its (O, C) kernel slice once per group: the 16
+    /// forward GEMMs with 32 tiles (512 channels on 2×2 maps, 32 samples) ran 1.5 times as fast
+    /// as the im2col GEMM, with 64–256 tiles 1.7–1.95 times (OpenBLAS Zen, 1 thread, C
+    /// micro-benchmark).
     public static let winogradGroupTiles = 512
 
     public let inputShape: Shape
@@ -91,9 +92,9 @@ public final class Conv2d: Layer, CountsMACs {
     private let winograd: WinogradGeometry?
     private let winogradGroupSize: Int
     /// Each tile's window in the padded planes and in the output map (WinogradGeometry's
-    /// offset tables, sized in `reserve` for the largest group).
-    private var paddedTileOffsets: UnsafeMutablePointer<Int>?
-    private var mapTileOffsets: UnsafeMutablePointer<Int>?
+    /// offset tables, built in `reserve` for the largest group).
+    private var paddedTileOffsets: [Int] = []
+    private var mapTileOffsets: [Int] = []
     private var tileOffsetSamples = 0
     /// Whether this layer computes by Winograd (tests pin the paths against each other).
     public var usesWinograd: Bool { winograd != nil }
@@ -162,11 +163,6 @@ public final class Conv2d: Layer, CountsMACs {
         self.outputShape = Shape(outChannels, geometry.ho, geometry.wo)
     }
 
-    deinit {
-        paddedTileOffsets?.deallocate()
-        mapTileOffsets?.deallocate()
-    }
-
     public var forwardMACs: Int { outChannels * patch * positions }
     /// Winograd: 16 GEMM multiply-adds per channel pair and 2×2 tile, 4/9 of `forwardMACs`.
     public var executedMACs: Int { winograd.map { 16 * outChannels * inChannels * $0.tilesPerSample } ?? forwardMACs }
@@ -200,13 +196,8 @@ public final class Conv2d: Layer, CountsMACs {
             // V or dV, then the zero-bordered planes of the tile transforms.
             workspace.reserve(.columns, count: 16 * inChannels * tiles + samples * winograd.paddedCount)
             if samples > tileOffsetSamples {
-                paddedTileOffsets?.deallocate()
-                mapTileOffsets?.deallocate()
-                let count = winograd.offsetCount(samples: samples)
-                paddedTileOffsets = .allocate(capacity: count)
-                mapTileOffsets = .allocate(capacity: count)
-                winograd.paddedOffsets(samples: samples, into: paddedTileOffsets!)
-                winograd.mapOffsets(samples: samples, into: mapTileOffsets!)
+                paddedTileOffsets = winograd.paddedOffsets(samples: samples)
+                mapTileOffsets = winograd.mapOffsets(samples: samples)
                 tileOffsetSamples = samples
             }
             workspace.reserve(.reordered, count: 16 * outChannels * tiles)  // M or dM
@@ -394,14 +385,14 @@ public final class Conv2d: Layer, CountsMACs {
             let v = workspace.pointer(.columns)
             winograd.transformInput(
                 x + first * inputShape.count, batch: g, relu: inputReLU, planes: v + 16 * c * tiles,
-                offsets: paddedTileOffsets!, into: v)
+                offsets: paddedTileOffsets, into: v)
             for xi in 0..<16 {
                 // M[ξ] (O, T) = U[ξ] (O, C) · V[ξ] (C, T)
                 gemm(.none, .none, m: o, n: tiles, k: c, u + xi * o * c, lda: c, v + xi * c * tiles, ldb: tiles,
                      beta: 0, m + xi * o * tiles, ldc: tiles)
             }
             winograd.inverseTransformOutput(
-                m, batch: g, bias: bias, offsets: mapTileOffsets!, into: y + first * outputShape.count)
+                m, batch: g, bias: bias, offsets: mapTileOffsets, into: y + first * outputShape.count)
         }
     }
 
@@ -419,7 +410,7 @@ public final class Conv2d: Layer, CountsMACs {
         let groupStarts = Swift.stride(from: 0, to: batch, by: winogradGroupSize)
         let tilesPerSample = winograd.tilesPerSample
         func transformOutputGradient(_ first: Int, _ g: Int) {
-            winograd.transformOutputGradient(dy + first * outputShape.count, batch: g, offsets: mapTileOffsets!, into: dm)
+            winograd.transformOutputGradient(dy + first * outputShape.count, batch: g, offsets: mapTileOffsets, into: dm)
         }
         if let dx {
             winograd.transformKernel(weight, into: kernelSet)
@@ -434,7 +425,7 @@ public final class Conv2d: Layer, CountsMACs {
                 }
                 let groupDx = dx + first * inputShape.count
                 winograd.inverseTransformInputGradient(
-                    v, batch: g, planes: v + 16 * c * tiles, offsets: paddedTileOffsets!, into: groupDx)
+                    v, batch: g, planes: v + 16 * c * tiles, offsets: paddedTileOffsets, into: groupDx)
                 maskInputGradient(groupDx, input: x + first * inputShape.count, count: g * inputShape.count)
             }
         }
@@ -445,7 +436,7 @@ public final class Conv2d: Layer, CountsMACs {
             if dx == nil || !oneGroup { transformOutputGradient(first, g) }
             winograd.transformInput(
                 x + first * inputShape.count, batch: g, relu: inputReLU, planes: v + 16 * c * tiles,
-                offsets: paddedTileOffsets!, into: v)
+                offsets: paddedTileOffsets, into: v)
             for xi in 0..<16 {
                 // dU[ξ] (O, C) (+)= dM[ξ] (O, T) · V[ξ]ᵀ (T, C)
                 gemm(.none, .transposed, m: o, n: c, k: tiles, dm + xi * o * tiles, lda: tiles, v + xi * c * tiles,

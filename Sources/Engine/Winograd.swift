@@ -44,31 +44,27 @@ struct WinogradGeometry {
     private var pitch: Int { w + 2 }
     var paddedCount: Int { (h + 2) * (w + 2) }
 
-    /// Entries of a tile-offset table for `samples` samples: a whole number of lane blocks.
-    func offsetCount(samples: Int) -> Int { (samples * tilesPerSample + laneWidth - 1) / laneWidth * laneWidth }
-
-    /// Tile t's window in the padded planes: n·paddedCount + 2ty·pitch + 2tx (entries past the
-    /// last tile repeat it, so a last partial block reads inside the planes).
-    func paddedOffsets(samples: Int, into offsets: UnsafeMutablePointer<Int>) {
-        tileOffsets(samples: samples, sampleStride: paddedCount, rowPitch: pitch, into: offsets)
+    /// Tile t's window in the padded planes of `samples` samples: n·paddedCount + 2ty·pitch +
+    /// 2tx. The table fills a whole number of lane blocks, entries past the last tile repeating
+    /// it, so a last partial block reads inside the planes.
+    func paddedOffsets(samples: Int) -> [Int] {
+        tileOffsets(samples: samples, sampleStride: paddedCount, rowPitch: pitch)
     }
 
     /// Tile t's top-left output in channel 0 of y or dy (batch, O, H, W): n·O·H·W + 2ty·W + 2tx.
-    func mapOffsets(samples: Int, into offsets: UnsafeMutablePointer<Int>) {
-        tileOffsets(samples: samples, sampleStride: outputs * h * w, rowPitch: w, into: offsets)
+    func mapOffsets(samples: Int) -> [Int] {
+        tileOffsets(samples: samples, sampleStride: outputs * h * w, rowPitch: w)
     }
 
-    private func tileOffsets(samples: Int, sampleStride: Int, rowPitch: Int, into offsets: UnsafeMutablePointer<Int>) {
-        var t = 0
+    private func tileOffsets(samples: Int, sampleStride: Int, rowPitch: Int) -> [Int] {
+        var offsets = [Int]()
         for n in 0..<samples {
             for ty in 0..<(h / 2) {
-                for tx in 0..<tileColumns {
-                    offsets[t] = n * sampleStride + 2 * ty * rowPitch + 2 * tx
-                    t += 1
-                }
+                for tx in 0..<tileColumns { offsets.append(n * sampleStride + 2 * ty * rowPitch + 2 * tx) }
             }
         }
-        for index in t..<offsetCount(samples: samples) { offsets[index] = offsets[t - 1] }
+        let blocks = (offsets.count + laneWidth - 1) / laneWidth
+        return offsets + Array(repeating: offsets.last ?? 0, count: blocks * laneWidth - offsets.count)
     }
 
     /// U[ξ][o][c] = (G g_oc Gᵀ)[ξ] for weight (O, C, 3, 3), 8 channel pairs at a time.

@@ -106,7 +106,7 @@ extension TrainingConfig {
         // hash, and im2col keeps the hash runs had before Winograd existed.
         ConfigKey(name: "conv_algorithm", hashed: true, read: { $0.convAlgorithm = try readEnum($1, "conv_algorithm") },
                   write: { $0.convAlgorithm.rawValue },
-                  hashText: { $0.convAlgorithm == .winograd && ModelFactory.hasWinogradLayers($0) ? "winograd" : nil }),
+                  hashText: { ModelFactory.hasWinogradLayers($0) ? "winograd" : nil }),
         ConfigKey(name: "width_divisor", hashed: true, read: { $0.widthDivisor = try readInt($1, "width_divisor") }, write: { "\($0.widthDivisor)" }),
         ConfigKey(name: "dropout", hashed: true, read: { $0.dropout = try readDouble($1, "dropout") }, write: { number($0.dropout) }),
         // Left out of the hash at kaiming_normal, the only initialisation before the key existed
