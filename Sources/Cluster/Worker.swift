@@ -156,8 +156,25 @@ public final class Worker {
             default: continue
             }
         }
-        let keysHint = options.security == nil ? "" : " With CURVE, also check that this worker's public key is in the coordinator's allow-list and --curve-server-key is the coordinator's public key."
-        throw WorkerRefused(description: "no answer from a coordinator at \(options.endpoint) within \(Int(options.handshakeTimeoutSeconds)) s; is it running, and is the endpoint right?\(keysHint)")
+        throw WorkerRefused(description: "no answer from a coordinator at \(options.endpoint) within \(Int(options.handshakeTimeoutSeconds)) s; is it running, and is the endpoint right? \(keysHint)")
+    }
+
+    /// The first HELLO, then the coordinator's WELCOME, on `channel` (by default the main one).
+    private func join(on channel: (any ClientTransport)? = nil) throws -> WelcomeMessage {
+        do {
+            try hello(on: channel)
+            return try awaitWelcome(on: channel)
+        } catch TransportError.connectionLost {
+            // Before any WELCOME, a connection ended for good is a refused ZeroMQ handshake.
+            throw WorkerRefused(description: "the coordinator at \(options.endpoint) closed the connection during the handshake. \(keysHint)")
+        }
+    }
+
+    /// What to check when a handshake fails: the security each side runs with.
+    private var keysHint: String {
+        options.security == nil
+            ? "If the coordinator runs with CURVE keys (its start-up line says CURVE), give this worker --curve-secret-key and --curve-server-key."
+            : "With CURVE, check that this worker's public key is in the coordinator's allow-list, that --curve-server-key is the coordinator's public key, and that the coordinator runs with CURVE keys."
     }
 
     /// Handshake, then serve tasks until SHUTDOWN.
@@ -168,8 +185,7 @@ public final class Worker {
         } else {
             let asking = try connector.connect(.configuration, maximumFrameBytes: WireLimits.largestControlFrameBytes)
             defer { asking.close() }
-            try hello(on: asking)
-            config = try TrainingConfig.parse(yaml: try awaitWelcome(on: asking).config)
+            config = try TrainingConfig.parse(yaml: try join(on: asking).config)
         }
         if let dataPath = options.dataPath { config.dataPath = dataPath }
         try config.validate()
@@ -192,8 +208,7 @@ public final class Worker {
         self.backend = backend
         let main = try connector.connect(.main, maximumFrameBytes: WireLimits.largestFrameBytes(WireJobSizes(config: config, network: network, data: data)))
         transport = main
-        try hello()
-        let welcome = try awaitWelcome()
+        let welcome = try join()
         log("worker \(name) joined as #\(welcome.workerIndex) (\(network.parameterCount) parameters, \(data.train.count) training samples, \(backend.lanes) lane(s), OpenBLAS \(blasCore))")
         coordinatorTimeout = config.coordinatorTimeout
         let heartbeat = WorkerHeartbeat(
@@ -215,6 +230,7 @@ public final class Worker {
     /// A restarted coordinator (or one that declared this worker dead) asked us to join again.
     private func rejoin() throws {
         log("worker \(name): the coordinator does not know this worker (restarted, or it declared us dead); joining again")
+        // Not join(): after a WELCOME, a connection that ended is not a refused handshake.
         try hello()
         let welcome = try awaitWelcome()
         log("worker \(name) rejoined as #\(welcome.workerIndex)")

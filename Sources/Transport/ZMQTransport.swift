@@ -147,10 +147,11 @@ public struct ZMQConnector: ClientConnector {
             try socket.setSendHighWaterMark(0)
             try socket.setReceiveHighWaterMark(0)
             try socket.setKernelBuffers(bytes: ZMQServerTransport.kernelBufferBytes)
-            // With no high-water mark a send only waits when the connection is gone for good
-            // (libzmq does not reconnect after a protocol error): say so instead of hanging.
-            try socket.setSendTimeout(ZMQClientTransport.lostAfter)
         }
+        // A send only waits when the connection is gone for good: libzmq does not reconnect
+        // after a protocol error (a refused CURVE handshake, an oversized frame) and leaves the
+        // DEALER with no pipe. Say so instead of hanging. (The heartbeat never waits.)
+        try socket.setSendTimeout(ZMQClientTransport.lostAfter)
         if let maximumFrameBytes { try socket.setMaximumMessageSize(Int64(maximumFrameBytes)) }
         try socket.setReconnectInterval(initial: .milliseconds(100), maximum: .seconds(2))
         if let security {
