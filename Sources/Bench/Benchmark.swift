@@ -313,8 +313,10 @@ public enum Benchmark {
         let batch = bench.batch
         var steps = [Double](), cpus = [Double](), fractions = [Double]()
         var iterations = 0
+        var peakMeasured = false
         for round in 0..<rounds {
             let roundPeak = peak()
+            peakMeasured = peakMeasured || roundPeak > 0
             BLASThreads.set(1)  // the lanes' setting, whatever the peak measurement left
             let (times, cpuTimes) = try bench.time(
                 warmup: round == 0 ? options.warmupIterations : 0, iterations: options.iterations,
@@ -326,8 +328,8 @@ public enum Benchmark {
             let achieved = 3 * Double(flops) * Double(batch) / step / 1e9
             fractions.append(roundPeak > 0 ? achieved / roundPeak : 0)
             if rounds > 1 {
-                progress("\(model) B=\(batch) \(threads)T round \(round + 1)/\(rounds): \(format(step * 1000, 1)) ms, "
-                    + "sgemm peak \(format(roundPeak, 1)) GFLOPS, \(format(100 * fractions.last!, 1))% of it")
+                progress("\(model) B=\(batch) \(threads)T round \(round + 1)/\(rounds): \(format(step * 1000, 1)) ms"
+                    + (roundPeak > 0 ? ", sgemm peak \(format(roundPeak, 1)) GFLOPS, \(format(100 * fractions.last!, 1))% of it" : ""))
             }
         }
         let step = median(steps)
@@ -340,7 +342,7 @@ public enum Benchmark {
         if rounds > 1 { result.roundFractions = fractions }
         progress(
             "\(model) B=\(batch) \(threads)T: \(format(imagesPerSecond, 1)) img/s, "
-                + "\(format(achieved, 1)) GFLOPS = \(format(100 * result.fractionOfPeak, 1))% of peak "
+                + "\(format(achieved, 1)) GFLOPS" + (peakMeasured ? " = \(format(100 * result.fractionOfPeak, 1))% of peak " : " ")
                 + (rounds > 1 ? "(median of \(rounds) rounds of \(iterations / rounds) steps" : "(median of \(iterations) steps")
                 + ", \(format(step * 1000, 1)) ms, CPU \(format(median(cpus) * 1000, 1)) ms)")
         return result
@@ -405,12 +407,15 @@ public enum Benchmark {
         let widths = [12, 6, 8, 12, 10, 12, 10, 10] + (ranged ? [14] : []) + (executed ? [10] : [])
         lines.append(row(["model", "batch", "threads", "step ms", "CPU ms", "images/s", "GFLOPS", "of peak"]
                             + (ranged ? ["range"] : []) + (executed ? ["executed"] : []), widths: widths))
+        // Without an sgemm peak (--no-sgemm) there is no fraction to give: a dash, not 0 %.
+        let peakMeasured = !report.peaks.isEmpty
+        func percent(_ fraction: Double) -> String { peakMeasured ? format(100 * fraction, 1) + "%" : "—" }
         for m in report.models {
-            let range = m.fractionRange.map { format(100 * $0[0], 1) + "–" + format(100 * $0[1], 1) + "%" } ?? "—"
+            let range = peakMeasured ? m.fractionRange.map { percent($0[0]) + "–" + percent($0[1]) } ?? "—" : "—"
             lines.append(row([m.model, "\(m.batch)", "\(m.threads)", format(m.stepSeconds * 1000, 1),
                               format(m.cpuSeconds * 1000, 1), format(m.imagesPerSecond, 1), format(m.achievedGFLOPS, 1),
-                              format(100 * m.fractionOfPeak, 1) + "%"] + (ranged ? [range] : [])
-                                + (executed ? [format(100 * m.executedFractionOfPeak, 1) + "%"] : []), widths: widths))
+                              percent(m.fractionOfPeak)] + (ranged ? [range] : [])
+                                + (executed ? [percent(m.executedFractionOfPeak)] : []), widths: widths))
         }
         if !report.spectral.isEmpty {
             lines.append("")

@@ -55,7 +55,7 @@ struct Bench: ParsableCommand {
     @Flag(name: .long, help: "Skip the spectral-norm regulariser timing.")
     var noSpectral = false
 
-    @Flag(name: .long, help: "Skip the sgemm peak measurement (fractions of peak are then 0).")
+    @Flag(name: .long, help: "Skip the sgemm peak measurement (the of-peak columns then show —).")
     var noSgemm = false
 
     @Flag(name: .long, help: "Compare with PyTorch CPU row by row (needs --python).")

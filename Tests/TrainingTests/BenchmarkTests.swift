@@ -80,6 +80,23 @@ import Training
         #expect(single.models.first?.fractionRange == nil && !Benchmark.text(single).contains("range"))
     }
 
+    @Test func withoutAnSgemmPeakTheFractionsAreADashNotZero() throws {
+        var options = BenchmarkOptions(models: [Self.tinyModel()])
+        options.makeQuick()
+        options.batches = [4]
+        options.threads = [1]
+        options.spectral = false
+        options.rounds = 2
+        options.gemmShapes = []  // --no-sgemm
+        var lines = [String]()
+        let report = try Benchmark.run(options) { lines.append($0) }
+        #expect(report.peaks.isEmpty && report.models.count == 1)
+        #expect(!lines.contains { $0.contains("sgemm peak") || $0.contains("of peak") || $0.contains("0.0%") }, "\(lines)")
+        let text = Benchmark.text(report)
+        let row = try #require(text.split(separator: "\n").first { $0.hasPrefix("tiny-mlp") })
+        #expect(!row.contains("%") && row.split(separator: " ").filter { $0 == "—" }.count == 2, "\(row)")  // of peak, range
+    }
+
     @Test func rowsWithWinogradLayersAlsoGiveTheFractionOfPeakInExecutedFLOPs() throws {
         // VGG-16's executed FLOPs from its layers: every Winograd layer performs 4/9 of its count.
         let network = try BenchmarkModel.named("vgg16").make(64)
