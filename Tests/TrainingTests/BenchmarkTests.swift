@@ -13,6 +13,16 @@ import Training
         }
     }
 
+    /// A quick run of the tiny model at B = 4 on one lane, without the regulariser's row.
+    static func oneRowOptions() -> BenchmarkOptions {
+        var options = BenchmarkOptions(models: [tinyModel()])
+        options.makeQuick()
+        options.batches = [4]
+        options.threads = [1]
+        options.spectral = false
+        return options
+    }
+
     @Test func quickRunReportsEveryConfigurationWithPositiveNumbers() throws {
         var options = BenchmarkOptions(models: [Self.tinyModel()])
         options.makeQuick()
@@ -55,11 +65,7 @@ import Training
     }
 
     @Test func roundsMeasureThePeakBeforeEachRoundAndReportTheMedianFractionWithItsRange() throws {
-        var options = BenchmarkOptions(models: [Self.tinyModel()])
-        options.makeQuick()
-        options.batches = [4]
-        options.threads = [1]
-        options.spectral = false
+        var options = Self.oneRowOptions()
         options.rounds = 3
         var lines = [String]()
         let report = try Benchmark.run(options) { lines.append($0) }
@@ -81,11 +87,7 @@ import Training
     }
 
     @Test func withoutAnSgemmPeakTheFractionsAreADashNotZero() throws {
-        var options = BenchmarkOptions(models: [Self.tinyModel()])
-        options.makeQuick()
-        options.batches = [4]
-        options.threads = [1]
-        options.spectral = false
+        var options = Self.oneRowOptions()
         options.rounds = 2
         options.gemmShapes = []  // --no-sgemm
         var lines = [String]()
@@ -106,12 +108,7 @@ import Training
         #expect(winogradMACs > info.forwardMACs * 9 / 10)  // all but the stem and the classifier
         #expect(info.executedMACs * 9 == info.forwardMACs * 9 - 5 * winogradMACs)
         // A report's row whose GEMMs perform 4/9 of its FLOPs gets the executed column.
-        var options = BenchmarkOptions(models: [Self.tinyModel()])
-        options.makeQuick()
-        options.batches = [4]
-        options.threads = [1]
-        options.spectral = false
-        var report = try Benchmark.run(options)
+        var report = try Benchmark.run(Self.oneRowOptions())
         report.convolutions = Benchmark.convolutionsDescription(.winograd)
         report.models[0].executedFLOPsPerImage = report.models[0].forwardFLOPsPerImage * 4 / 9
         let row = report.models[0]
