@@ -22,7 +22,10 @@
 // g samples of a group. Every shape depends only on the geometry and the group, never on threads.
 // The transforms run on 8 tiles (or 8 channel pairs) at once, one SIMD lane each, so every
 // entry of V, M and U is written (and dV, dM, dU read) 8 contiguous floats at a time: written
-// one float per tile, the 16 ξ planes cost 16 scattered cache lines per tile.
+// one float per tile, the 16 ξ planes cost 16 scattered cache lines per tile. When a map row
+// holds a whole number of 8-tile blocks (W a multiple of 16), a block's 8 windows are one
+// contiguous run of each row: the map side then moves 16 floats per load or store, split into
+// even and odd columns by shuffles, instead of one float per lane (`rowBlocks`).
 
 struct WinogradGeometry {
     let channels: Int  // C
@@ -35,6 +38,8 @@ struct WinogradGeometry {
     }
 
     private var tileColumns: Int { w / 2 }
+    /// Whether every block of 8 tiles lies in one tile row, lanes 2 columns apart.
+    private var rowBlocks: Bool { tileColumns % laneWidth == 0 }
     /// 2×2 output tiles per sample.
     var tilesPerSample: Int { (h / 2) * (w / 2) }
     /// Floats of one transformed kernel set, 16·O·C (U or dU).
@@ -93,6 +98,14 @@ struct WinogradGeometry {
             // Rows of Gᵀ dU (3 × 4), then each row times G.
             let half = 0.5 * (u1 + u2)
             let rows = ((u0 + half).kernelGradientRow, (0.5 * (u1 - u2)).kernelGradientRow, (half + u3).kernelGradientRow)
+            if lanes == laneWidth {
+                // The 8 pairs' 72 taps are contiguous: transpose the 9 tap vectors on the stack
+                // and add 8 floats at a time (each float still gets one +=).
+                var taps = (rows.0.x, rows.0.y, rows.0.z, rows.1.x, rows.1.y, rows.1.z, rows.2.x, rows.2.y, rows.2.z)
+                withUnsafeBytes(of: &taps) { addTransposed($0.assumingMemoryBound(to: Float.self).baseAddress!,
+                                                           to: weightGradient + first * 9) }
+                continue
+            }
             for lane in 0..<lanes {
                 let target = weightGradient + (first + lane) * 9
                 rows.0.add(lane: lane, to: target, count: 3)
@@ -112,6 +125,7 @@ struct WinogradGeometry {
         let tiles = batch * tilesPerSample
         let stride = channels * tiles
         let pitch = pitch
+        let rowBlocks = rowBlocks
         planes.update(repeating: 0, count: batch * paddedCount)  // the borders stay zero
         for c in 0..<channels {
             for n in 0..<batch {
@@ -127,6 +141,11 @@ struct WinogradGeometry {
             }
             for t in Swift.stride(from: 0, to: tiles, by: laneWidth) {
                 @inline(__always) func row(_ i: Int) -> Quad {
+                    if rowBlocks {  // lane k's window row is columns 2k … 2k + 3 of one run
+                        let run = planes + offsets[t] + i * pitch
+                        let (left, right) = (loadSixteen(run), loadSixteen(run + 2))
+                        return Quad(left.evenHalf, left.oddHalf, right.evenHalf, right.oddHalf)
+                    }
                     var d = Quad()
                     for lane in 0..<laneWidth {
                         let window = planes + offsets[t + lane] + i * pitch
@@ -152,6 +171,7 @@ struct WinogradGeometry {
     ) {
         let tiles = batch * tilesPerSample
         let stride = outputs * tiles
+        let rowBlocks = rowBlocks
         for o in 0..<outputs {
             let b = bias?[o] ?? 0
             let map = y + o * h * w
@@ -159,6 +179,12 @@ struct WinogradGeometry {
                 let lanes = min(laneWidth, tiles - t)
                 let (m0, m1, m2, m3) = loadTile(m + o * tiles + t, stride: stride, lanes: lanes)
                 let (top, bottom) = ((m0 + m1 + m2).outputRow, (m1 - m2 - m3).outputRow)
+                if rowBlocks {  // lane k's outputs are columns 2k, 2k + 1 of two runs
+                    let target = map + offsets[t]
+                    storeSixteen(interleave(top.0 + b, top.1 + b), target)
+                    storeSixteen(interleave(bottom.0 + b, bottom.1 + b), target + w)
+                    continue
+                }
                 for lane in 0..<lanes {
                     let target = map + offsets[t + lane]
                     target[0] = top.0[lane] + b
@@ -176,17 +202,23 @@ struct WinogradGeometry {
     ) {
         let tiles = batch * tilesPerSample
         let stride = outputs * tiles
+        let rowBlocks = rowBlocks
         for o in 0..<outputs {
             let map = dy + o * h * w
             for t in Swift.stride(from: 0, to: tiles, by: laneWidth) {
                 let lanes = min(laneWidth, tiles - t)
                 var (a, b, c, d) = (Lanes(), Lanes(), Lanes(), Lanes())
-                for lane in 0..<lanes {
-                    let source = map + offsets[t + lane]
-                    a[lane] = source[0]
-                    b[lane] = source[1]
-                    c[lane] = source[w]
-                    d[lane] = source[w + 1]
+                if rowBlocks {  // lane k's tile is columns 2k, 2k + 1 of two runs
+                    let (upper, lower) = (loadSixteen(map + offsets[t]), loadSixteen(map + offsets[t] + w))
+                    (a, b, c, d) = (upper.evenHalf, upper.oddHalf, lower.evenHalf, lower.oddHalf)
+                } else {
+                    for lane in 0..<lanes {
+                        let source = map + offsets[t + lane]
+                        a[lane] = source[0]
+                        b[lane] = source[1]
+                        c[lane] = source[w]
+                        d[lane] = source[w + 1]
+                    }
                 }
                 // Rows of A dY (4 × 2), then each row times Aᵀ.
                 storeTile(
@@ -206,6 +238,7 @@ struct WinogradGeometry {
         let tiles = batch * tilesPerSample
         let stride = channels * tiles
         let pitch = pitch
+        let rowBlocks = rowBlocks
         for c in 0..<channels {
             planes.update(repeating: 0, count: batch * paddedCount)
             for t in Swift.stride(from: 0, to: tiles, by: laneWidth) {
@@ -213,6 +246,14 @@ struct WinogradGeometry {
                 let (v0, v1, v2, v3) = loadTile(dv + c * tiles + t, stride: stride, lanes: lanes)
                 let rows = (v0.inputGradientRow, (v1 - v2 + v3).inputGradientRow,
                             (v1 + v2 - v0).inputGradientRow, (-v3).inputGradientRow)
+                if rowBlocks {  // each float gets its terms in lane order, as below
+                    let run = planes + offsets[t]
+                    rows.0.addRun(to: run)
+                    rows.1.addRun(to: run + pitch)
+                    rows.2.addRun(to: run + 2 * pitch)
+                    rows.3.addRun(to: run + 3 * pitch)
+                    continue
+                }
                 // Lane by lane: neighbouring tiles' windows overlap.
                 for lane in 0..<lanes {
                     let window = planes + offsets[t + lane]
@@ -278,6 +319,14 @@ private struct Quad {
         if count == 4 { target[3] += w[lane] }
     }
 
+    /// Lane k's columns to run[2k …] (rowBlocks): columns z and w of every lane, then x and y,
+    /// so that where lanes k and k + 1 overlap, lane k's term is added first.
+    @inline(__always)
+    func addRun(to run: UnsafeMutablePointer<Float>) {
+        addSixteen(interleave(z, w), to: run + 2)
+        addSixteen(interleave(x, y), to: run)
+    }
+
     /// The row's four columns to base, base + stride, base + 2·stride, base + 3·stride.
     @inline(__always)
     func store(to base: UnsafeMutablePointer<Float>, stride: Int, lanes: Int) {
@@ -339,4 +388,43 @@ private func storeLanes(_ value: Lanes, _ p: UnsafeMutablePointer<Float>, _ lane
         return
     }
     for lane in 0..<lanes { p[lane] = value[lane] }
+}
+
+/// Two lanes' worth of a map row: 16 contiguous floats.
+private typealias Run = SIMD16<Float>
+
+@inline(__always)
+private func loadSixteen(_ p: UnsafePointer<Float>) -> Run { UnsafeRawPointer(p).loadUnaligned(as: Run.self) }
+
+@inline(__always)
+private func loadSixteen(_ p: UnsafeMutablePointer<Float>) -> Run { loadSixteen(UnsafePointer(p)) }
+
+@inline(__always)
+private func storeSixteen(_ value: Run, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: value, as: Run.self)
+}
+
+@inline(__always)
+private func addSixteen(_ value: Run, to p: UnsafeMutablePointer<Float>) { storeSixteen(loadSixteen(p) + value, p) }
+
+/// (e₀, o₀, e₁, o₁, …, e₇, o₇): the even and odd columns of a run put back together.
+@inline(__always)
+private func interleave(_ even: Lanes, _ odd: Lanes) -> Run {
+    Run(even[0], odd[0], even[1], odd[1], even[2], odd[2], even[3], odd[3],
+        even[4], odd[4], even[5], odd[5], even[6], odd[6], even[7], odd[7])
+}
+
+/// target[9p + k] += taps[8k + p] for the 8 pairs p and 9 taps k: the (9 × 8) tap-major block
+/// transposed to the weight layout, 8 contiguous floats per add.
+@inline(__always)
+private func addTransposed(_ taps: UnsafePointer<Float>, to target: UnsafeMutablePointer<Float>) {
+    for block in 0..<9 {
+        var value = Lanes()
+        for lane in 0..<laneWidth {
+            let index = block * laneWidth + lane  // = 9p + k
+            value[lane] = taps[(index % 9) * laneWidth + index / 9]
+        }
+        let p = target + block * laneWidth
+        storeLanes(loadLanes(p, laneWidth) + value, p, laneWidth)
+    }
 }

@@ -70,11 +70,13 @@ struct Conv2dTests {
             winograd: false),
         // Winograd F(2×2, 3×3) (3×3, stride 1, padding 1, even map, C ≥ 16, O > 32): one group on
         // 8×8; 2×2 maps (one tile per sample, every window reads padding); a non-square map; and
-        // groups of 8 samples on 16×16 (512 tiles) with a last group of 1.
+        // groups of 8 samples on 16×16 (512 tiles) with a last group of 1; and a 32-wide map,
+        // whose tile rows hold two 8-tile blocks that overlap at their shared window column.
         Geometry(batch: 3, channels: 16, height: 8, width: 8, out: 40, kernel: 3, stride: 1, padding: 1, bias: true),
         Geometry(batch: 5, channels: 16, height: 2, width: 2, out: 33, kernel: 3, stride: 1, padding: 1, bias: false),
         Geometry(batch: 2, channels: 17, height: 6, width: 4, out: 36, kernel: 3, stride: 1, padding: 1, bias: true),
         Geometry(batch: 9, channels: 16, height: 16, width: 16, out: 33, kernel: 3, stride: 1, padding: 1, bias: true),
+        Geometry(batch: 3, channels: 16, height: 4, width: 32, out: 34, kernel: 3, stride: 1, padding: 1, bias: true),
     ]
 
     @Test(arguments: geometries)
