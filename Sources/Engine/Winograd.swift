@@ -98,14 +98,6 @@ struct WinogradGeometry {
             // Rows of Gᵀ dU (3 × 4), then each row times G.
             let half = 0.5 * (u1 + u2)
             let rows = ((u0 + half).kernelGradientRow, (0.5 * (u1 - u2)).kernelGradientRow, (half + u3).kernelGradientRow)
-            if lanes == laneWidth {
-                // The 8 pairs' 72 taps are contiguous: transpose the 9 tap vectors on the stack
-                // and add 8 floats at a time (each float still gets one +=).
-                var taps = (rows.0.x, rows.0.y, rows.0.z, rows.1.x, rows.1.y, rows.1.z, rows.2.x, rows.2.y, rows.2.z)
-                withUnsafeBytes(of: &taps) { addTransposed($0.assumingMemoryBound(to: Float.self).baseAddress!,
-                                                           to: weightGradient + first * 9) }
-                continue
-            }
             for lane in 0..<lanes {
                 let target = weightGradient + (first + lane) * 9
                 rows.0.add(lane: lane, to: target, count: 3)
@@ -412,19 +404,4 @@ private func addSixteen(_ value: Run, to p: UnsafeMutablePointer<Float>) { store
 private func interleave(_ even: Lanes, _ odd: Lanes) -> Run {
     Run(even[0], odd[0], even[1], odd[1], even[2], odd[2], even[3], odd[3],
         even[4], odd[4], even[5], odd[5], even[6], odd[6], even[7], odd[7])
-}
-
-/// target[9p + k] += taps[8k + p] for the 8 pairs p and 9 taps k: the (9 × 8) tap-major block
-/// transposed to the weight layout, 8 contiguous floats per add.
-@inline(__always)
-private func addTransposed(_ taps: UnsafePointer<Float>, to target: UnsafeMutablePointer<Float>) {
-    for block in 0..<9 {
-        var value = Lanes()
-        for lane in 0..<laneWidth {
-            let index = block * laneWidth + lane  // = 9p + k
-            value[lane] = taps[(index % 9) * laneWidth + index / 9]
-        }
-        let p = target + block * laneWidth
-        storeLanes(loadLanes(p, laneWidth) + value, p, laneWidth)
-    }
 }
