@@ -411,7 +411,7 @@ public enum Benchmark {
         let peakMeasured = !report.peaks.isEmpty
         func percent(_ fraction: Double) -> String { peakMeasured ? format(100 * fraction, 1) + "%" : "—" }
         for m in report.models {
-            let range = peakMeasured ? m.fractionRange.map { percent($0[0]) + "–" + percent($0[1]) } ?? "—" : "—"
+            let range = peakMeasured ? m.fractionRange.map { format(100 * $0[0], 1) + "–" + percent($0[1]) } ?? "—" : "—"
             lines.append(row([m.model, "\(m.batch)", "\(m.threads)", format(m.stepSeconds * 1000, 1),
                               format(m.cpuSeconds * 1000, 1), format(m.imagesPerSecond, 1), format(m.achievedGFLOPS, 1),
                               percent(m.fractionOfPeak)] + (ranged ? [range] : [])

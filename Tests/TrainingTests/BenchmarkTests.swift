@@ -78,6 +78,8 @@ import Training
         #expect(lines.last?.contains("median of 3 rounds") == true, "\(lines)")
         let text = Benchmark.text(report)
         #expect(text.contains("range") && text.contains("median of the rounds' fractions"), "\(text)")
+        let lowest = Benchmark.format(100 * range[0], 1), highest = Benchmark.format(100 * range[1], 1)
+        #expect(text.contains(" \(lowest)–\(highest)%"), "one % after the range: \(text)")
         let decoded = try JSONDecoder().decode(BenchmarkReport.self, from: try report.json())
         #expect(decoded.models.first?.fractionRange == range)
         // A single round has no range, and its table no range column.
