@@ -4,9 +4,10 @@ import Wire
 
 // Reduction (DESIGN §4): a step's results, taken in SHARD order whatever order they arrived in,
 // become the step's gradient sum and statistics. Each result carries one gradient per aligned
-// block of the unit tree; the blocks are copied into pooled buffers and combined in the fixed
-// tree (UnitTree.combine), so the sum has the same bytes as the in-process one. Per-unit losses,
-// counts and batch-norm statistics are folded in unit order.
+// block of the unit tree; the blocks are combined in the fixed tree (UnitTree.combine), read
+// where they lie in the received messages, so the sum has the same bytes as the in-process one
+// without a copy of each block first. Per-unit losses, counts and batch-norm statistics are
+// folded in unit order.
 
 final class ShardReducer {
     /// (P) floats per gradient.
@@ -53,7 +54,6 @@ final class ShardReducer {
     /// The tree sum of the `units` units' gradients into `gradientSum`, and the step's loss,
     /// accuracy, batch-norm statistics and slowest compute time. `results` tile the units in order.
     func reduceTraining(_ results: [ResultMessage], units: Int, into gradientSum: FloatBuffer) throws -> StepStatistics {
-        let sums = pooledBlocks(results)
         var statistics = StepStatistics()
         var perUnitNormalization = [Float]()
         perUnitNormalization.reserveCapacity(units * statisticsPerUnit)
@@ -67,7 +67,15 @@ final class ShardReducer {
             perUnitNormalization.append(contentsOf: result.batchStatistics.toArray())
             slowest = max(slowest, result.computeSeconds)
         }
-        try UnitTree.combine(units: units, sums: sums, length: parameterCount, into: gradientSum.pointer)
+        var pooled = 0
+        func pooledBuffer() -> UnsafeMutablePointer<Float> {
+            if pooled == blockPool.count { blockPool.append(FloatBuffer(count: parameterCount)) }
+            pooled += 1
+            return blockPool[pooled - 1].pointer
+        }
+        try withLeaves(Array(results.lazy.flatMap(\.gradientBlocks)), copying: pooledBuffer) { leaves in
+            try UnitTree.combine(units: units, leaves: leaves, length: parameterCount, scratch: pooledBuffer, into: gradientSum.pointer)
+        }
         statistics.averageBatchStatistics(perUnitNormalization, units: units, width: statisticsPerUnit)
         statistics.computeSeconds = slowest
         return statistics
@@ -80,6 +88,29 @@ final class ShardReducer {
         let sums = pooledBlocks(results)
         return try UnitTree.blocks(first: first, count: count).map { block in
             (block, try UnitTree.nodeSum(block, sums: sums, length: parameterCount))
+        }
+    }
+
+    /// Runs `body` with every block's gradient by its units, read where it lies in its message
+    /// (no copy: the sums are formed out of place), or, where it cannot be read in place,
+    /// copied into a buffer from `copying`. The pointers are valid only inside `body`.
+    private func withLeaves<R>(
+        _ blocks: [GradientBlock], from index: Int = 0, collected: [UnitBlock: UnsafePointer<Float>] = [:],
+        copying: () -> UnsafeMutablePointer<Float>, _ body: ([UnitBlock: UnsafePointer<Float>]) throws -> R
+    ) throws -> R {
+        guard index < blocks.count else { return try body(collected) }
+        let block = blocks[index]
+        return try block.gradient.withFloatsInPlace { inPlace in
+            var leaves = collected
+            let key = UnitBlock(first: Int(block.firstUnit), count: Int(block.unitCount))
+            if let inPlace {
+                leaves[key] = inPlace
+            } else {
+                let copy = copying()
+                block.gradient.copy(into: copy)
+                leaves[key] = UnsafePointer(copy)
+            }
+            return try withLeaves(blocks, from: index + 1, collected: leaves, copying: copying, body)
         }
     }
 

@@ -94,6 +94,51 @@ public enum UnitTree {
         return left
     }
 
+    /// `combine` for read-only leaves (e.g. gradients still in the received messages): each
+    /// sum that a leaf would have served as scratch for is formed out of place, `output` for the
+    /// root's leftmost chain and a buffer from `scratch` elsewhere, so no leaf is copied first.
+    /// out = l + r rounds exactly as l += r, so the bytes are `combine`'s. `scratch` is called
+    /// at most once per leaf, for a fresh buffer that overlaps neither `output` nor the leaves.
+    public static func combine(
+        units: Int, leaves: [UnitBlock: UnsafePointer<Float>], length: Int,
+        scratch: () -> UnsafeMutablePointer<Float>, into output: UnsafeMutablePointer<Float>
+    ) throws {
+        let root = UnitBlock(first: 0, count: 1 << depth(units: units))
+        guard let result = try node(root, units: units, leaves: leaves, length: length, destination: output, scratch: scratch) else {
+            throw ReductionError.missingUnits(root.first, units)
+        }
+        if result.value != UnsafePointer(output) { output.update(from: result.value, count: length) }
+    }
+
+    /// A node's sum over read-only leaves: `value` is a leaf itself, or `writable` — the buffer
+    /// the sum was formed in, `destination` when one was given.
+    private static func node(
+        _ block: UnitBlock, units: Int, leaves: [UnitBlock: UnsafePointer<Float>], length: Int,
+        destination: UnsafeMutablePointer<Float>?, scratch: () -> UnsafeMutablePointer<Float>
+    ) throws -> (value: UnsafePointer<Float>, writable: UnsafeMutablePointer<Float>?)? {
+        if block.first >= units { return nil }
+        if let leaf = leaves[block] { return (leaf, nil) }
+        guard block.count > 1 else { throw ReductionError.missingUnits(block.first, block.first + 1) }
+        let half = block.count / 2
+        guard let left = try node(UnitBlock(first: block.first, count: half), units: units, leaves: leaves, length: length,
+                                  destination: destination, scratch: scratch) else { return nil }
+        guard let right = try node(UnitBlock(first: block.first + half, count: half), units: units, leaves: leaves,
+                                   length: length, destination: nil, scratch: scratch) else { return left }
+        if let writable = left.writable {
+            addInPlace(writable, right.value, length)
+            return left
+        }
+        let sum = destination ?? scratch()
+        add(left.value, right.value, into: sum, length)
+        return (UnsafePointer(sum), sum)
+    }
+
+    /// out = a + b elementwise (the rounding of `addInPlace`).
+    @inline(__always)
+    public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, _ count: Int) {
+        for i in 0..<count { out[i] = a[i] + b[i] }
+    }
+
     /// a += b elementwise (one rounding per element, the same on every machine of a kind).
     @inline(__always)
     public static func addInPlace(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) {

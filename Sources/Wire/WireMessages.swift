@@ -129,6 +129,22 @@ public struct WireFloats: Equatable, Sendable {
         }
     }
 
+    /// The floats where they lie, for reading inside `body` without a copy; nil when they cannot
+    /// be read in place (bytes not aligned for Float, or a big-endian host, where the wire's
+    /// little-endian values need converting): then read them with `copy(into:)`.
+    public func withFloatsInPlace<R>(_ body: (UnsafePointer<Float>?) throws -> R) rethrows -> R {
+        #if _endian(big)
+        return try body(nil)
+        #else
+        return try withUnsafeBytes { raw in
+            guard count > 0, let base = raw.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 else {
+                return try body(nil)
+            }
+            return try body(base.assumingMemoryBound(to: Float.self))
+        }
+        #endif
+    }
+
     public func toArray() -> [Float] {
         [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
             if let base = buffer.baseAddress { copy(into: base) }

@@ -51,6 +51,52 @@ import Training
         #expect(running != whole)
     }
 
+    /// The reducer's combine over read-only leaves (gradients still in their messages) gives the
+    /// bytes of the in-place combine for every split, and writes no leaf.
+    @Test func readOnlyLeavesGiveTheInPlaceBytesAndStayUnwritten() throws {
+        let length = 193
+        for units in [1, 2, 5, 11, 32] {
+            let leafValues: [[Float]] = (0..<units).map { u in
+                let magnitude = Float(1 + 613 * (u % 4))
+                return GradientCheck.gaussian(count: length, seed: UInt64(100 + u)).map { $0 * magnitude }
+            }
+            for boundaries in [[0, units], [0, units / 2, units], Array(0...units)] where Set(boundaries).count == boundaries.count {
+                // Each shard's blocks, as a worker would send them: the tree sums of its units.
+                var blockValues = [UnitBlock: [Float]]()
+                for (start, end) in zip(boundaries, boundaries.dropFirst()) {
+                    for block in UnitTree.blocks(first: start, count: end - start) {
+                        let buffers = (block.first..<(block.first + block.count)).map { FloatBuffer(leafValues[$0]) }
+                        var sums = [UnitBlock: UnsafeMutablePointer<Float>]()
+                        for (k, buffer) in buffers.enumerated() { sums[UnitBlock(first: k, count: 1)] = buffer.pointer }
+                        let sum = FloatBuffer(count: length)
+                        try UnitTree.combine(units: block.count, sums: sums, length: length, into: sum.pointer)
+                        blockValues[block] = withExtendedLifetime(buffers) { sum.toArray() }
+                    }
+                }
+                let inPlaceBuffers = blockValues.mapValues { FloatBuffer($0) }
+                let expected = FloatBuffer(count: length)
+                try UnitTree.combine(units: units, sums: inPlaceBuffers.mapValues(\.pointer), length: length, into: expected.pointer)
+
+                let leafBuffers = blockValues.mapValues { FloatBuffer($0) }
+                var scratch = [FloatBuffer]()
+                let output = FloatBuffer(count: length)
+                try UnitTree.combine(
+                    units: units, leaves: leafBuffers.mapValues { UnsafePointer($0.pointer) }, length: length,
+                    scratch: { scratch.append(FloatBuffer(count: length)); return scratch.last!.pointer }, into: output.pointer)
+                #expect(output.toArray().map(\.bitPattern) == expected.toArray().map(\.bitPattern), "units \(units), split \(boundaries)")
+                for (block, buffer) in leafBuffers {
+                    #expect(buffer.toArray() == blockValues[block], "leaf \(block) of units \(units), split \(boundaries) was written")
+                }
+                #expect(scratch.count <= leafBuffers.count)
+            }
+        }
+        let leaf = FloatBuffer(count: 4), output = FloatBuffer(count: 4)
+        #expect(throws: ReductionError.self) {
+            try UnitTree.combine(units: 4, leaves: [UnitBlock(first: 0, count: 2): UnsafePointer(leaf.pointer)], length: 4,
+                                 scratch: { output.pointer }, into: output.pointer)
+        }
+    }
+
     @Test func missingShardIsAnError() {
         let buffer = FloatBuffer(count: 4)
         #expect(throws: ReductionError.self) {

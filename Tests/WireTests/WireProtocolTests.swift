@@ -71,6 +71,39 @@ struct WireProtocolTests {
         #expect(copy.toArray() == parameters.toArray())
     }
 
+    /// Frames whose bytes start one byte into their storage, as a receive buffer shared by small
+    /// frames can leave them.
+    private final class MisalignedFrame: IncomingFrame {
+        let storage: [UInt8]
+        init(_ bytes: [UInt8]) { storage = [0] + bytes }
+        var byteCount: Int { storage.count - 1 }
+        func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+            try storage.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[1...])) }
+        }
+    }
+
+    @Test("received floats are read in place when aligned, and copied when not")
+    func receivedFloatsInPlaceOnlyWhenAligned() throws {
+        let values = (0..<257).map { Float($0) * 0.5 - 3 }
+        let task = TaskMessage(
+            kind: .train, epoch: 0, firstUnit: 0, unitCount: 1, unitSize: 1, split: .train,
+            sampleIndices: [0], parameters: WireFloats(values))
+        var frames = WireSamples.loopback(try WireProtocol.encode(WireEnvelope(jobID: .zero, message: .task(task))))
+        guard case .task(let aligned) = try WireProtocol.decode(frames).message else {
+            Issue.record("not a task")
+            return
+        }
+        let inPlace = aligned.parameters.withFloatsInPlace { pointer in pointer.map { Array(UnsafeBufferPointer(start: $0, count: values.count)) } }
+        #expect(inPlace == values)
+        frames[3] = MisalignedFrame(frames[3].bytes)
+        guard case .task(let misaligned) = try WireProtocol.decode(frames).message else {
+            Issue.record("not a task")
+            return
+        }
+        #expect(misaligned.parameters.withFloatsInPlace { $0 == nil })
+        #expect(misaligned.parameters.toArray() == values)
+    }
+
     // MARK: - Malformed input
 
     private var heartbeat: [[UInt8]] {
