@@ -12,7 +12,7 @@
 // Incoming: an IncomingFrame is read-only bytes that some storage owns — the transport's own
 // (a received zmq_msg_t) or a byte array (ByteFrame: tests, the in-process transport). Bytes
 // may be unaligned for Float (small frames share receive buffers), so float access goes through
-// `copyFloats(into:)`, a memcpy.
+// `copyFloats(into:)`, a memcpy, or WireFloats.withFloatsInPlace, which checks the alignment.
 
 import Engine
 import Synchronization

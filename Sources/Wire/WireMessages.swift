@@ -55,7 +55,8 @@ public struct Digest32: Hashable, Sendable, CustomStringConvertible {
 /// Outgoing, it borrows caller memory (a FloatBuffer or any Sendable owner) and is sent without
 /// copying: do not write that memory until the SendTracker says the transport released it.
 /// Decoded, it IS the received frame (no copy); read it with `copy(into:)` — one memcpy into
-/// an arena — or `withUnsafeBytes`. Received bytes may be unaligned for Float.
+/// an arena — or in place with `withFloatsInPlace` where its bytes are aligned for Float (they
+/// may not be).
 public struct WireFloats: Equatable, Sendable {
     enum Storage {
         case outgoing(BorrowedRegion)

@@ -96,6 +96,24 @@ struct TransportContractTests {
         #expect(tracker.waitUntilReleased(timeout: Self.patience))
     }
 
+    /// The coordinator sums gradient blocks where they lie in their messages when their bytes
+    /// are aligned for Float (else it copies them first): a gradient-sized frame after a small
+    /// header frame must arrive so.
+    @Test("a gradient-sized float frame arrives aligned for reading in place", arguments: transports)
+    func largeFloatFramesArriveAligned(transport: String) throws {
+        let pair = try Self.make(transport)
+        defer { pair.server.close() }
+        let main = try pair.connector.connect(.main)
+        defer { main.close() }
+        let gradient = FloatBuffer((0..<(1 << 20)).map { Float($0 % 977) - 488 })
+        try main.send([.bytes([1, 2, 3]), .floats(gradient)])
+        let delivery = try next(pair.server)
+        let frame = try #require(delivery.frames.last)
+        let aligned = frame.withUnsafeBytes { Int(bitPattern: $0.baseAddress) % MemoryLayout<Float>.alignment == 0 }
+        #expect(aligned, "a \(frame.byteCount)-byte frame at a misaligned address")
+        #expect(frame.floats() == gradient.toArray())
+    }
+
     @Test("a message with a frame over the server's limit never arrives; later ones do", arguments: transports)
     func serverRefusesOversizeFrames(transport: String) throws {
         let pair = try Self.make(transport, maximumFrameBytes: 1000)
