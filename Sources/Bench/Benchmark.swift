@@ -184,6 +184,8 @@ public struct SpectralResult: Codable, Sendable {
 
 public struct BenchmarkReport: Codable, Sendable {
     public var coreName: String
+    /// How the kernel was chosen (BLASThreads.coreChoice; nil in reports written before it).
+    public var coreChoice: String?
     public var optimizer: String
     /// How the convolutions compute (nil in reports written before Winograd).
     public var convolutions: String?
@@ -228,9 +230,9 @@ public enum Benchmark {
         let originalThreads = BLASThreads.current
         defer { BLASThreads.set(originalThreads) }
         var report = BenchmarkReport(
-            coreName: BLASThreads.coreName, optimizer: optimizerDescription,
+            coreName: BLASThreads.coreName, coreChoice: BLASThreads.coreChoice, optimizer: optimizerDescription,
             convolutions: convolutionsDescription(options.convAlgorithm), gemm: [], peaks: [], models: [], spectral: [])
-        progress("OpenBLAS core: \(report.coreName)")
+        progress("OpenBLAS core: \(coreLabel(report.coreName, report.coreChoice))")
         /// The fastest sgemm shape at `threads` threads (0 without shapes); `record` keeps its rows.
         func measurePeak(threads: Int, record: Bool) -> Double {
             guard !options.gemmShapes.isEmpty else { return 0 }
@@ -381,10 +383,16 @@ public enum Benchmark {
         String(format: "%.\(digits)f", value)
     }
 
+    /// "Haswell (OPENBLAS_CORETYPE=Haswell)", "Cooperlake (OpenBLAS's own choice)"; the name alone
+    /// when the choice was not recorded.
+    public static func coreLabel(_ name: String, _ choice: String?) -> String {
+        choice.map { "\(name) (\($0))" } ?? name
+    }
+
     /// The report as aligned text tables.
     public static func text(_ report: BenchmarkReport) -> String {
         var lines = [String]()
-        lines.append("OpenBLAS core: \(report.coreName)")
+        lines.append("OpenBLAS core: \(coreLabel(report.coreName, report.coreChoice))")
         lines.append("optimizer: \(report.optimizer)")
         if let convolutions = report.convolutions { lines.append("convolutions: \(convolutions)") }
         lines.append("")

@@ -92,6 +92,8 @@ extension EngineMeasurement {
 
 public struct ComparisonReport: Codable, Sendable {
     public var coreName: String
+    /// How the kernel was chosen (BLASThreads.coreChoice; nil in reports written before it).
+    public var coreChoice: String?
     public var torchVersion: String
     /// 1-minute load average before the first and after the last row (nil if unreadable).
     public var loadAtStart: Double?
@@ -124,14 +126,14 @@ public enum Comparison {
     /// progress line. A row's ratio is the median of its rounds' ratios: on a shared machine the
     /// load drifts over minutes, and a pair measured back to back sees nearly the same load.
     public static func run(
-        _ configurations: [ComparisonConfiguration], coreName: String, rounds: Int = 1,
+        _ configurations: [ComparisonConfiguration], coreName: String, coreChoice: String? = nil, rounds: Int = 1,
         ssgd: (ComparisonConfiguration) throws -> EngineMeasurement,
         pytorch: (ComparisonConfiguration) throws -> (EngineMeasurement, torchVersion: String),
         progress: (String) -> Void = { _ in }
     ) throws -> ComparisonReport {
         precondition(rounds >= 1, "at least one round")
         var report = ComparisonReport(
-            coreName: coreName, torchVersion: "", loadAtStart: ProcessMeasurements.loadAverage(), loadAtEnd: nil,
+            coreName: coreName, coreChoice: coreChoice, torchVersion: "", loadAtStart: ProcessMeasurements.loadAverage(), loadAtEnd: nil,
             rounds: rounds, rows: [])
         for configuration in configurations {
             let label = "\(configuration.model) B=\(configuration.batch) \(configuration.threads)T"
@@ -158,7 +160,7 @@ public enum Comparison {
     public static func text(_ report: ComparisonReport) -> String {
         func load(_ value: Double?) -> String { value.map { Benchmark.format($0, 2) } ?? "?" }
         var lines = [
-            "ssgd vs PyTorch \(report.torchVersion), OpenBLAS core \(report.coreName), "
+            "ssgd vs PyTorch \(report.torchVersion), OpenBLAS core \(Benchmark.coreLabel(report.coreName, report.coreChoice)), "
                 + "load average \(load(report.loadAtStart)) at start, \(load(report.loadAtEnd)) at end",
             "ratio = ssgd img/s ÷ PyTorch img/s; CPU ratio = PyTorch CPU ms ÷ ssgd CPU ms per step (> 1: ssgd faster)",
         ]

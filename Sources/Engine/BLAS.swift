@@ -1,5 +1,11 @@
 import CBLAS
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 // The one door to BLAS. `gemm` is the only caller of cblas_sgemm in the project; the
 // level-1/2 helpers below serve the regulariser and the optimiser. All matrices are row-major.
 
@@ -68,5 +74,14 @@ public enum BLASThreads {
     public static var coreName: String {
         guard let name = openblas_get_corename() else { return "unknown" }
         return String(cString: name)
+    }
+    /// How this process's kernel was chosen, for measurement headers: "OPENBLAS_CORETYPE=NAME"
+    /// when the environment pins it (a machine image may set it), else "OpenBLAS's own choice".
+    /// The same CPU can run kernels of different speed and bits, so a figure needs both.
+    public static var coreChoice: String {
+        guard let pinned = getenv("OPENBLAS_CORETYPE").map({ String(cString: $0) }), !pinned.isEmpty else {
+            return "OpenBLAS's own choice"
+        }
+        return "OPENBLAS_CORETYPE=" + pinned
     }
 }

@@ -182,7 +182,7 @@ struct Bench: ParsableCommand {
             let steps = iterations ?? 3
             let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
                 ?? CommandLine.arguments[0]
-            Console.line("distributed step, B = \(distributedBatch) in units of \(DistributedComparison.unitSize), N = \(processes), OpenBLAS \(BLASThreads.coreName), \(steps) timed step(s) after one warm-up")
+            Console.line("distributed step, B = \(distributedBatch) in units of \(DistributedComparison.unitSize), N = \(processes), OpenBLAS \(Benchmark.coreLabel(BLASThreads.coreName, BLASThreads.coreChoice)), \(steps) timed step(s) after one warm-up")
             let models = distributedModels.split(separator: ",").map(String.init)
             let (batch, processes) = (distributedBatch, self.processes)
             let torch: ((String) throws -> (single: Double, ddp: Double))? = python.map { python in
@@ -225,7 +225,7 @@ struct Bench: ParsableCommand {
             let ssgd = SSGDRunner(executable: executable, iterations: steps)
             let pytorch = PyTorchRunner(python: python, script: script, iterations: steps)
             let report = try Comparison.run(
-                configurations, coreName: BLASThreads.coreName, rounds: rounds, ssgd: ssgd.measure, pytorch: pytorch.measure
+                configurations, coreName: BLASThreads.coreName, coreChoice: BLASThreads.coreChoice, rounds: rounds, ssgd: ssgd.measure, pytorch: pytorch.measure
             ) { Console.line($0) }
             Console.line("")
             Console.line(Comparison.text(report))

@@ -174,6 +174,25 @@ import TestSupport
         #expect(row.pytorch.peakResidentBytes == 123_400_000)
     }
 
+    /// The same CPU runs kernels of different speed (and bits), and a machine image may pin one:
+    /// a figure's header says which kernel ran and whether the environment chose it.
+    @Test func theHeaderSaysWhetherTheEnvironmentPinnedTheKernel() throws {
+        let arguments = ["bench", "--quick", "--models", "mlp", "--batches", "2", "--threads", "1", "--no-spectral", "--no-sgemm"]
+        #if arch(x86_64)
+        let pinned = try SSGDProcess.run(arguments, environment: ["OPENBLAS_CORETYPE": "Haswell"], timeout: 120)
+        #expect(pinned.status == 0, "\(pinned.output)")
+        #expect(pinned.output.contains("OpenBLAS core: Haswell (OPENBLAS_CORETYPE=Haswell)"), "\(pinned.output)")
+        #endif
+        let own = try SSGDProcess.run(arguments, environment: ["OPENBLAS_CORETYPE": ""], timeout: 120)
+        #expect(own.status == 0, "\(own.output)")
+        #expect(own.output.contains("(OpenBLAS's own choice)"), "\(own.output)")
+        let measurement = EngineMeasurement(imagesPerSecond: 1, stepSeconds: 1, cpuSeconds: 1, peakResidentBytes: 1)
+        let report = try Comparison.run(
+            [ComparisonConfiguration(model: "mlp", batch: 8, threads: 1)], coreName: "Zen", coreChoice: "OPENBLAS_CORETYPE=Zen",
+            ssgd: { _ in measurement }, pytorch: { _ in (measurement, "2") })
+        #expect(Comparison.text(report).contains("OpenBLAS core Zen (OPENBLAS_CORETYPE=Zen)"), "\(Comparison.text(report))")
+    }
+
     @Test func procStatusFieldsAreReadInKibibytes() {
         let status = "Name:\tssgd\nVmPeak:\t  2048 kB\nVmHWM:\t    1536 kB\nVmRSS:\t 1024 kB\n"
         #expect(ProcessMeasurements.kibibytes(field: "VmHWM", in: status) == 1536)
