@@ -135,7 +135,7 @@ public enum UnitTree {
 
     /// out = a + b elementwise (the rounding of `addInPlace`).
     @inline(__always)
-    public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, _ count: Int) {
+    private static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, _ count: Int) {
         for i in 0..<count { out[i] = a[i] + b[i] }
     }
 
