@@ -64,7 +64,7 @@ let tests: [Target] = [
         name: "TrainingTests",
         dependencies: ["Training", "Data", "Runs", "Study", "Bench", "Engine", "CBLAS", "CZlib", "TestSupport"]),
     .testTarget(name: "WireTests", dependencies: ["Wire", "Engine"]),
-    .testTarget(name: "TransportTests", dependencies: ["Transport", "Wire", "Engine", "TestSupport"]),
+    .testTarget(name: "TransportTests", dependencies: ["Transport", "CZMQ", "Wire", "Engine", "TestSupport"]),
     .testTarget(
         name: "ClusterTests",
         dependencies: ["Cluster", "Transport", "Wire", "Runs", "Training", "Data", "Engine", "TestSupport"]),

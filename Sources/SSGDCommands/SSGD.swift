@@ -4,6 +4,7 @@ import Engine
 import Runs
 import Synchronization
 import Training
+import Transport
 
 // The `ssgd` command line. The executable (Sources/ssgd/main.swift) only calls `SSGD.main()`;
 // the fault-injection test binary (Tests/FaultInjection) calls `SSGD.main(workerFaultHooks:)`.
@@ -23,6 +24,13 @@ public struct SSGD: ParsableCommand {
         ])
 
     public init() {}
+
+    /// Runs the command line (the process's whole life), first setting what every command
+    /// shares: freed memory is kept for reuse (Transport/HeapPolicy.swift).
+    public static func main() {
+        HeapPolicy.keepFreedMemory()
+        main(nil)
+    }
 
     /// Runs the command line with fault hooks in every worker this process runs (tests only).
     public static func main(workerFaultHooks: WorkerFaultHooks) {
