@@ -12,6 +12,8 @@ let systemLibraries: [Target] = [
     // OpenSSL libcrypto (Debian: libssl-dev) for SHA-256.
     .systemLibrary(name: "CCrypto", path: "Sources/CCrypto"),
     .systemLibrary(name: "CProcess", path: "Sources/CProcess"),
+    // mmap, posix_fallocate and atomics on mapped memory (the transport's shared-memory slots).
+    .systemLibrary(name: "CSharedMemory", path: "Sources/CSharedMemory"),
 ]
 
 // MARK: - Modules (dependencies point down only)
@@ -36,7 +38,7 @@ let modules: [Target] = [
     // The wire codec over byte frames; no transport in it.
     .target(name: "Wire", dependencies: ["Engine"]),
     // How frames travel: the transport protocols, ZeroMQ (CURVE, ZAP, key files), in-process.
-    .target(name: "Transport", dependencies: ["Wire", "CZMQ"]),
+    .target(name: "Transport", dependencies: ["Wire", "CZMQ", "CSharedMemory"]),
     // Membership, scheduling, reduction, status: the coordinator and the worker.
     .target(name: "Cluster", dependencies: ["Runs", "Training", "Data", "Engine", "Wire", "Transport", "CProcess"]),
     // Prometheus metrics of a run: the exporter (a TrainingObserver) and its /metrics HTTP responder.

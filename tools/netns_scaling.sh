@@ -33,6 +33,9 @@
 #                          folder, removed after a successful run)
 set -euo pipefail
 PATH=$PATH:/usr/sbin:/sbin
+# The namespaces stand for separate machines, but they share this host's /dev/shm: without this
+# the workers' frames would go through shared memory and never cross the shaped links.
+export SSGD_SHM_DISABLE=1
 
 ssgd=.build/release/ssgd
 worker_counts="2 4 8"

@@ -64,14 +64,18 @@ public final class ClusterExecutor: GradientExecutor {
     private var acceptedKernels = Set<String>()
 
     /// A coordinator on ZeroMQ, bound at `settings.bind` (CURVE with `settings.security`),
-    /// taking no frame larger than the job's largest legitimate one.
+    /// taking no frame larger than the job's largest legitimate one; large frames of workers on
+    /// this host go through shared memory (SharedMemoryTransport).
     public convenience init(
         config: TrainingConfig, identity: JobIdentity, network: Network, data: DatasetPair, settings: ClusterSettings
     ) throws {
-        let transport = try ZMQServerTransport(
-            bind: settings.bind, security: settings.security,
-            maximumFrameBytes: WireLimits.largestFrameBytes(WireJobSizes(config: config, network: network, data: data)),
+        let maximumFrameBytes = WireLimits.largestFrameBytes(WireJobSizes(config: config, network: network, data: data))
+        let zeroMQ = try ZMQServerTransport(
+            bind: settings.bind, security: settings.security, maximumFrameBytes: maximumFrameBytes,
             onRefusal: { refusal in Console.line("refused a connection: \(refusal)") })
+        // Workers on this host move parameters and gradients through shared memory.
+        let transport = SharedMemoryServerTransport(wrapping: zeroMQ, maximumFrameBytes: maximumFrameBytes)
+        transport.log = Console.line
         try self.init(config: config, identity: identity, network: network, settings: settings, transport: transport)
     }
 
@@ -191,7 +195,10 @@ public final class ClusterExecutor: GradientExecutor {
             do {
                 _ = try membership.admit(
                     address.peer, name: hello.workerName, blasCore: hello.blasCore, at: MonotonicClock.now(), welcome: welcome)
-                log("worker \(hello.workerName) joined (\(membership.count) live; \(hello.lanes) lane(s), OpenBLAS \(hello.blasCore))")
+                // Its offer came before its HELLO, so the shared-memory decorator knows by now.
+                let sharing = (transport as? SharedMemoryServerTransport)?.usesSharedMemory(with: address.peer) == true
+                log("worker \(hello.workerName) joined (\(membership.count) live; \(hello.lanes) lane(s), OpenBLAS \(hello.blasCore)"
+                    + (sharing ? "; parameters and gradients through shared memory)" : ")"))
                 if hello.blasCore != blasCore && warnedKernels.insert(hello.blasCore).inserted {
                     log(Admission.mixedKernelWarning(hello, coordinator: blasCore))
                 }

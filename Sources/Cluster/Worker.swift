@@ -102,7 +102,9 @@ public final class Worker {
     /// A worker of the ZeroMQ coordinator at `options.endpoint`.
     public convenience init(options: WorkerOptions) throws {
         let name = Worker.name(options)
-        try self.init(options: options, connector: ZMQConnector(endpoint: options.endpoint, workerName: name, security: options.security))
+        let zeroMQ = ZMQConnector(endpoint: options.endpoint, workerName: name, security: options.security)
+        // On the coordinator's host, large frames go through shared memory (SharedMemoryTransport).
+        try self.init(options: options, connector: SharedMemoryConnector(wrapping: zeroMQ))
     }
 
     /// A worker that reaches its coordinator through `connector`.

@@ -4,8 +4,8 @@ import Testing
 import TestSupport
 
 /// What changes a run's result (docs/distributed.md, "What changes a result"), with real
-/// processes: the lane and worker counts, the transport and run-control keys do not change a
-/// bit; the seed, a trajectory key and the OpenBLAS kernel do, and OPENBLAS_CORETYPE pins one
+/// processes: the lane and worker counts, the transport (sockets or shared memory) and
+/// run-control keys do not change a bit; the seed, a trajectory key and the OpenBLAS kernel do, and OPENBLAS_CORETYPE pins one
 /// kernel for a whole cluster. (Worker restarts: FaultToleranceTests; 1–4 workers at one lane
 /// each over both transports: EquivalenceTests.)
 @Suite(.serialized) struct DeterminismTests {
@@ -32,6 +32,20 @@ import TestSupport
         for arguments in variants {
             #expect(Self.hash(try Self.summary(arguments)) == expected, "\(arguments)")
         }
+        // Launch's workers share this host, so their parameters and gradients go through shared
+        // memory; with it turned off, through the sockets: the same bits either way.
+        for (environment, shared) in [([String: String](), true), (["SSGD_SHM_DISABLE": "1"], false)] {
+            let run = Fixtures.temporaryDirectory("ssgd-determinism-shm") + "/run"
+            let result = try SSGDProcess.run(
+                ["launch", "--workers", "2", "--threads", "1", "--config", Self.config, "--run-dir", run], environment: environment)
+            #expect(result.status == 0, "\(result.output)")
+            #expect(Self.lines(result.output, containing: "through shared memory") == (shared ? 2 : 0), "\(result.output)")
+            #expect(Self.hash(try #require(SSGDProcess.summary(runDirectory: run))) == expected, "\(environment)")
+        }
+    }
+
+    static func lines(_ output: String, containing text: String) -> Int {
+        output.split(separator: "\n").filter { $0.contains(text) }.count
     }
 
     @Test func theSeedATrajectoryKeyAndTheOpenBLASKernelChangeIt() throws {

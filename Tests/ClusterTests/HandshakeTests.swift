@@ -47,7 +47,7 @@ import Wire
         #expect(coordinator.wait(timeout: 120) == 0, "\(coordinator.output)")
         #expect(honest.wait(timeout: 30) == 0, "\(honest.output)")
         #expect(coordinator.output.contains("refused a worker: \(refusal)"))
-        #expect(coordinator.output.contains("worker honest joined (1 live; 1 lane(s), OpenBLAS \(Self.core))"))
+        #expect(coordinator.output.contains("worker honest joined (1 live; 1 lane(s), OpenBLAS \(Self.core); parameters and gradients through shared memory)"), "\(coordinator.output)")
         let summary = try #require(SSGDProcess.summary(runDirectory: run))
         #expect(summary["blas_core"] as? String == Self.core)
         #expect(summary["worker_blas_cores"] as? [String] == [Self.core])

@@ -27,11 +27,23 @@ struct TransportContractTests {
         return Pair(server: network.server, connector: network.connector(name: "w1"))
     }
 
-    static let transports = ["zeromq", "in-process"]
+    /// ZeroMQ with same-host frames through shared memory (what the cluster runs).
+    static func sharedMemory(maximumFrameBytes: Int? = nil) throws -> Pair {
+        let inner = try zeroMQ(maximumFrameBytes: maximumFrameBytes)
+        return Pair(
+            server: SharedMemoryServerTransport(wrapping: inner.server, maximumFrameBytes: maximumFrameBytes),
+            connector: SharedMemoryConnector(wrapping: inner.connector))
+    }
+
+    static let transports = ["zeromq", "in-process", "shared-memory"]
 
     /// `maximumFrameBytes` limits what the server takes.
     static func make(_ transport: String, maximumFrameBytes: Int? = nil) throws -> Pair {
-        transport == "zeromq" ? try zeroMQ(maximumFrameBytes: maximumFrameBytes) : inProcess(maximumFrameBytes: maximumFrameBytes)
+        switch transport {
+        case "zeromq": try zeroMQ(maximumFrameBytes: maximumFrameBytes)
+        case "shared-memory": try sharedMemory(maximumFrameBytes: maximumFrameBytes)
+        default: inProcess(maximumFrameBytes: maximumFrameBytes)
+        }
     }
 
     /// The first delivery within the patience, or a recorded failure.
