@@ -153,7 +153,7 @@ public final class ClusterExecutor: GradientExecutor {
             }
             return nil
         case .error(let error):
-            if let member = membership.remove(from.peer) {
+            if let member = removeMember(from.peer) {
                 log("worker \(member.name) reported an error and left: \(error.message)")
             } else {
                 drop("error from an unknown peer: \(error.message)", from: from.peer)
@@ -217,15 +217,24 @@ public final class ClusterExecutor: GradientExecutor {
     func buryTheSilent() {
         let now = MonotonicClock.now()
         for member in membership.silent(timeout: settings.workerTimeoutSeconds, at: now) {
-            membership.remove(member.peer)
+            removeMember(member.peer)
             log(String(format: "worker %@ declared dead: silent for %.1f s (worker_timeout %.1f s); %d live",
                        member.name, now - member.lastSeen, settings.workerTimeoutSeconds, membership.count))
         }
     }
 
     private func declareDead(_ peer: PeerID, reason: String) {
-        guard let member = membership.remove(peer) else { return }
+        guard let member = removeMember(peer) else { return }
         log("worker \(member.name) declared dead: \(reason); \(membership.count) live")
+    }
+
+    /// Takes `peer` out of the membership and tells the transport it may drop what it keeps
+    /// for it (shared-memory segments).
+    @discardableResult
+    private func removeMember(_ peer: PeerID) -> Member? {
+        let member = membership.remove(peer)
+        if member != nil { transport.forget(peer) }
+        return member
     }
 
     /// Block until `count` workers have joined or the wait expires; a stop request (Ctrl-C,

@@ -339,6 +339,10 @@ public final class SharedMemoryServerTransport: ServerTransport {
         }
     }
 
+    /// A worker declared dead: its slots and mappings go (should it come back on the same
+    /// connection, its first reference is declined and it offers again).
+    public func forget(_ peer: PeerID) { drop(peer) }
+
     private func drop(_ peer: PeerID) {
         if let link = links.removeValue(forKey: peer) { retiredBytes += link.bytesMoved }
     }

@@ -10,6 +10,7 @@
 //       func receive(timeout: Duration) throws -> Delivery?
 //                                                         // nil: nothing within the timeout
 //       func close()                                      // idempotent
+//       func forget(_ peer: PeerID)                       // optional: per-peer state may go
 //   protocol ClientConnector: Sendable                    // a worker's way to its coordinator
 //       func connect(_ channel: Channel, maximumFrameBytes: Int?) throws -> any ClientTransport
 //   protocol ClientTransport: AnyObject                   // one channel; used by one thread
@@ -113,6 +114,14 @@ public protocol ServerTransport: AnyObject {
     func receive(timeout: Duration) throws -> Delivery?
     /// Stops serving; queued outgoing messages are given a brief moment. Idempotent.
     func close()
+    /// The coordinator no longer counts on `peer` (declared dead or gone): state kept for it
+    /// alone may go. It may still send and be answered; nothing else changes.
+    func forget(_ peer: PeerID)
+}
+
+extension ServerTransport {
+    /// Nothing is kept per peer.
+    public func forget(_ peer: PeerID) {}
 }
 
 /// One channel of a worker to its coordinator; used by the thread that connected it.

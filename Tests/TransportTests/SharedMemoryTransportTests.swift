@@ -72,6 +72,40 @@ struct SharedMemoryTransportTests {
         setup.server.close()
     }
 
+    @Test func aForgottenPeerIsDeclinedOnceThenOffersAgainAndGoesBackToSlots() throws {
+        let setup = try Self.setup()
+        defer { setup.server.close() }
+        let main = try setup.connector.connect(.main)
+        defer { main.close() }
+        let worker = try #require(main as? SharedMemoryClientTransport)
+        try main.send([.bytes([0])])
+        let hello = try #require(try setup.server.receive(timeout: Self.patience))
+        try setup.server.send([.bytes([1])], to: hello.from)
+        _ = try #require(try main.receive(timeout: Self.patience))
+        #expect(worker.usesSharedMemory)
+        let gradient = FloatBuffer((0..<(1 << 18)).map { Float($0) })
+        try main.send([.bytes([2]), .floats(gradient)])
+        #expect(try setup.server.receive(timeout: Self.patience)?.frames.last?.floats() == gradient.toArray())
+
+        // Declared dead, it keeps sending references to segments the coordinator let go of:
+        // that message is lost, the worker is told, offers again and is back on slots.
+        setup.server.forget(hello.from.peer)
+        #expect(!setup.server.usesSharedMemory(with: hello.from.peer))
+        try main.send([.bytes([3]), .floats(gradient)])
+        #expect(try setup.server.receive(timeout: .milliseconds(500)) == nil)
+        #expect(try main.receive(timeout: .milliseconds(500)) == nil, "the DECLINE is the decorator's business")
+        #expect(!worker.usesSharedMemory)
+        #expect(try setup.server.receive(timeout: .milliseconds(500)) == nil, "the new OFFER is the decorator's business")
+        #expect(setup.server.usesSharedMemory(with: hello.from.peer))
+        _ = try main.receive(timeout: .milliseconds(500))
+        #expect(worker.usesSharedMemory)
+        let before = worker.sharedBytes
+        try main.send([.bytes([4]), .floats(gradient)])
+        let again = try #require(try setup.server.receive(timeout: Self.patience))
+        #expect(again.frames.first?.bytes == [4] && again.frames.last?.floats() == gradient.toArray())
+        #expect(worker.sharedBytes == before + gradient.count * 4)
+    }
+
     @Test func aPeerWhoseProbeCannotBeMappedIsDeclinedAndGetsBytes() throws {
         let setup = try Self.setup()
         defer { setup.server.close() }
