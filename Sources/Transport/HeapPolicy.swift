@@ -10,14 +10,16 @@ import Glibc
 // to at most 32 MiB) with a mapping of its own, unmapped again on free, and trims the heap's
 // top back to the kernel; either way the next step faults every page in again and the kernel
 // zeroes it. On the Zen 5 instance of docs/performance.md a first touch costs about 10 µs per
-// 4 KiB page, and `ssgd launch --workers 2` on the MLP took about 1,400 page faults per step;
-// with freed memory kept, about 60. So every ssgd process keeps what it frees: no mappings per
-// allocation, no trimming. Peak memory is unchanged; memory goes back at exit rather than after
-// each large free. (A thread's arena grows in heaps of 64 MiB: a larger block that a libzmq
-// I/O thread allocates is still mapped for itself.)
+// 4 KiB page, and `ssgd launch --workers 2` on the MLP took 1,261 page faults per step; with
+// freed memory kept, 1. So every ssgd process keeps what it frees: no mappings per allocation,
+// no trimming. Peak memory is unchanged; memory goes back at exit rather than after each large
+// free. Blocks that do not fit a thread arena's 64 MiB heaps (VGG-16's 60 MB messages, when
+// libzmq's I/O thread allocates them) are still mapped for themselves: 20,661 faults per
+// VGG-16 step remained, which shared memory (SharedMemoryTransport.swift) takes to none for
+// workers on the coordinator's host.
 
 public enum HeapPolicy {
-    /// The environment variables with which an operator sets glibc's malloc policy himself;
+    /// The environment variables with which an operator sets glibc's malloc policy;
     /// when any is set, ssgd leaves the policy alone.
     public static let operatorVariables = ["MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"]
 

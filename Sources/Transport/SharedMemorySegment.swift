@@ -52,8 +52,9 @@ public final class SharedMemorySegment: @unchecked Sendable {
     public let nonce: [UInt8]
     private let base: UnsafeMutableRawPointer
     private let mappedBytes: Int
-    /// Whether this process may still have to remove the name (it created the segment).
-    private var ownsName: Bool
+    /// Whether this process created the segment (and removes its name at deinit, in case no
+    /// peer mapped it).
+    private let ownsName: Bool
 
     private init(name: String, slotCount: Int, slotBytes: Int, nonce: [UInt8], base: UnsafeMutableRawPointer, mappedBytes: Int, ownsName: Bool) {
         self.name = name
@@ -148,13 +149,6 @@ public final class SharedMemorySegment: @unchecked Sendable {
         let nonce = Array(UnsafeRawBufferPointer(start: mapping + 24, count: nonceBytes))
         return SharedMemorySegment(
             name: name, slotCount: slotCount, slotBytes: Int(slotBytes), nonce: nonce, base: mapping, mappedBytes: size, ownsName: false)
-    }
-
-    /// Removes the name now (a peer mapped it; a segment nobody else maps goes at deinit).
-    func forgetName() {
-        guard ownsName else { return }
-        ownsName = false
-        Glibc.unlink(Self.path(name))
     }
 
     private func state(_ slot: Int) -> UnsafeMutablePointer<UInt32> {
