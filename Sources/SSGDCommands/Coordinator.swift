@@ -78,7 +78,8 @@ struct WorkerCommand: ParsableCommand {
             Gets the training config from the coordinator (or --config), loads the data set locally \
             and serves shards until the coordinator shuts it down. Heartbeats on a side connection; \
             if the coordinator restarts, the worker rejoins by itself. Exits 1 when refused (other \
-            protocol version, OpenBLAS kernel, job or data set).
+            protocol version, OpenBLAS kernel, job or data set). On the coordinator's host, parameters \
+            and gradients move through shared memory in /dev/shm (SSGD_SHM_DISABLE=1: through the socket).
             """)
 
     @OptionGroup var parent: ParentOptions

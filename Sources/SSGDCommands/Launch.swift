@@ -12,7 +12,9 @@ struct Launch: ParsableCommand {
         discussion: """
             The coordinator runs in this process; workers are started, their output prefixed with \
             [worker K], and stopped when training ends. Ctrl-C stops after the current step, writes a \
-            checkpoint and shuts the workers down. If a worker fails, everything stops with the reason.
+            checkpoint and shuts the workers down. If a worker fails, everything stops with the reason. \
+            Parameters and gradients move through shared memory in /dev/shm (SSGD_SHM_DISABLE=1: through \
+            the sockets); see docs/distributed.md.
             """)
 
     @OptionGroup var options: TrainingOptions
