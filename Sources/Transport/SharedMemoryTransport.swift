@@ -10,7 +10,7 @@
 // read in place.
 //
 // Handshake, on the main channel, before anything uses a slot: the worker's end creates an
-// empty probe segment and sends OFFER (its name, its nonce). A coordinator's end that can map
+// empty probe segment and sends OFFER (its name, its nonce) just before its first message. A coordinator's end that can map
 // it (same host, same user) answers ACCEPT (the nonce read from the mapping); from then on
 // both ends put frames of at least `thresholdBytes` into slots. One that cannot answers
 // DECLINE and both keep sending bytes. A message that names a segment its receiver cannot
@@ -420,15 +420,18 @@ public struct SharedMemoryConnector: ClientConnector {
     }
 }
 
-/// A worker's main channel: offers shared memory at once, then uses it if accepted.
+/// A worker's main channel: offers shared memory with its first message, then uses it if
+/// accepted.
 public final class SharedMemoryClientTransport: ClientTransport {
     private let inner: any ClientTransport
     private let link: SharedMemoryLink
 
+    /// Whether this channel has offered yet (it does with its first message).
+    private var offered = false
+
     init(wrapping inner: any ClientTransport, maximumFrameBytes: Int?) {
         self.inner = inner
         link = SharedMemoryLink(maximumFrameBytes: maximumFrameBytes)
-        offer()
     }
 
     /// Whether large frames to the coordinator go through shared memory.
@@ -438,12 +441,20 @@ public final class SharedMemoryClientTransport: ClientTransport {
     /// Segments made to send through.
     public var sendSegments: Int { link.sendSegments }
 
-    private func offer() {
+    /// Sends an OFFER (none when no segment can be made: bytes it is). Its errors are the
+    /// channel's: a connection refused at the handshake ends here as it would for any message.
+    private func offer() throws {
+        offered = true
         guard let offer = link.makeOffer() else { return }
-        try? inner.send([.bytes(offer)])
+        try inner.send([.bytes(offer)])
     }
 
-    public func send(_ frames: [OutgoingFrame]) throws { try inner.send(link.place(frames)) }
+    public func send(_ frames: [OutgoingFrame]) throws {
+        // Right before the first message (the HELLO), so that the coordinator has its answer
+        // ready by the time it admits this worker.
+        if !offered { try offer() }
+        try inner.send(link.place(frames))
+    }
 
     public func receive(timeout: Duration) throws -> [any IncomingFrame]? {
         let clock = ContinuousClock()
@@ -461,7 +472,7 @@ public final class SharedMemoryClientTransport: ClientTransport {
                 // in case the new one can.
                 let wasUsable = link.usable
                 link.declined()
-                if wasUsable { offer() }
+                if wasUsable { try offer() }
             case .success(.data(let references)):
                 do {
                     return try link.resolve(references, frames: frames.dropFirst())
