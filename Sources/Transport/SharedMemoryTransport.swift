@@ -61,14 +61,14 @@ public enum SharedMemoryFrames {
         case offer = 1, accept = 2, decline = 3, data = 4
     }
 
-    struct Reference: Equatable {
+    struct Reference {
         var frameIndex: Int
         var slot: Int
         var byteCount: Int
         var segment: String
     }
 
-    enum Control: Equatable {
+    enum Control {
         case offer(name: String, nonce: [UInt8])
         case accept(nonce: [UInt8])
         case decline
@@ -182,7 +182,7 @@ final class SharedMemoryLink {
     /// Whether the peer maps what this end creates (it accepted, or offered and was accepted).
     var usable = false
     /// This end's probe, until the peer accepts or declines it.
-    private(set) var probe: SharedMemorySegment?
+    private var probe: SharedMemorySegment?
     private var outbox: [SharedMemorySegment] = []
     private var inbox: [String: SharedMemorySegment] = [:]
     private let maximumFrameBytes: Int?
