@@ -23,11 +23,23 @@ public struct ChunkContext: Sendable {
     public var count: Int
     /// Samples in the unit before this chunk (its rows are [sampleOffset, sampleOffset + batch)).
     public var sampleOffset: Int
+    /// Where the unit's chunks share their Winograd layers' transformed kernels (nil: each
+    /// chunk transforms its own, SharedKernelSlots.swift).
+    public var kernels: SharedKernelSlots?
 
-    public init(collective: ChunkCollective, index: Int, count: Int, sampleOffset: Int) {
+    public init(
+        collective: ChunkCollective, index: Int, count: Int, sampleOffset: Int, kernels: SharedKernelSlots? = nil
+    ) {
         self.collective = collective
         self.index = index
         self.count = count
         self.sampleOffset = sampleOffset
+        self.kernels = kernels
+    }
+
+    /// Waits until every chunk of the unit has arrived here (a collective with nothing to sum).
+    func meet() {
+        var nothing = 0.0
+        collective.allReduceSum(&nothing, count: 0, participant: index)
     }
 }

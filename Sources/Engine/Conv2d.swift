@@ -98,6 +98,13 @@ public final class Conv2d: Layer, CountsMACs {
     private var tileOffsetSamples = 0
     /// Whether this layer computes by Winograd (tests pin the paths against each other).
     public var usesWinograd: Bool { winograd != nil }
+    /// Floats of this layer's transformed kernel set U (16·O·C; 0 without Winograd).
+    public var winogradKernelCount: Int { winograd?.kernelCount ?? 0 }
+    /// This layer's place among its network's Winograd layers, in forward order (Network sets
+    /// it): which shared kernel slot each of its passes uses (SharedKernelSlots.swift).
+    public internal(set) var winogradOrdinal = 0
+    /// The chunk the last forward pass computed, for the backward pass that follows it.
+    private var chunk: ChunkContext?
 
     private var weightOffset = 0
     private var biasOffset = 0
@@ -226,6 +233,7 @@ public final class Conv2d: Layer, CountsMACs {
         precondition(
             batch * outputShape.count <= output.count, "Conv2d \(name): batch \(batch) exceeds reserved size")
         input = x
+        chunk = context.chunk
         let y = output.pointer
         let (o, p, k) = (outChannels, positions, patch)
         if pointwise {
@@ -376,9 +384,8 @@ public final class Conv2d: Layer, CountsMACs {
         _ x: UnsafePointer<Float>, batch: Int, _ winograd: WinogradGeometry, into y: UnsafeMutablePointer<Float>
     ) {
         let (o, c) = (outChannels, inChannels)
-        let u = workspace.pointer(.kernelRows)
+        let u = transformedKernel(winograd, use: winogradOrdinal)
         let m = workspace.pointer(.reordered)
-        winograd.transformKernel(weight, into: u)
         for first in Swift.stride(from: 0, to: batch, by: winogradGroupSize) {
             let g = min(winogradGroupSize, batch - first)
             let tiles = g * winograd.tilesPerSample
@@ -396,6 +403,24 @@ public final class Conv2d: Layer, CountsMACs {
         }
     }
 
+    /// U for this pass: in a chunk of a unit with shared slots, this chunk's share of the pairs
+    /// goes into the slot of `use` and the chunks meet before anyone reads it; otherwise the
+    /// whole set goes into this layer's workspace.
+    private func transformedKernel(_ winograd: WinogradGeometry, use: Int) -> UnsafeMutablePointer<Float> {
+        guard let chunk, chunk.count > 1, let kernels = chunk.kernels else {
+            let u = workspace.pointer(.kernelRows)
+            winograd.transformKernel(weight, into: u)
+            return u
+        }
+        precondition(
+            kernels.capacity >= winograd.kernelCount,
+            "Conv2d \(name): shared kernel slots of \(kernels.capacity) floats, U needs \(winograd.kernelCount)")
+        let u = kernels.slot(forUse: use)
+        winograd.transformKernel(weight, into: u, share: winograd.kernelShare(chunk.index, of: chunk.count))
+        chunk.meet()
+        return u
+    }
+
     private func backwardWinograd(
         _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>?, batch: Int,
         _ winograd: WinogradGeometry
@@ -403,7 +428,8 @@ public final class Conv2d: Layer, CountsMACs {
         let (o, c) = (outChannels, inChannels)
         // U and then dU in one slot (16·O·C floats each, the largest buffer of a wide layer): the
         // input gradient, which reads U, comes first, then the weight gradient overwrites U.
-        // A single group's dM serves both.
+        // (A chunk of a unit reads U from the chunks' shared slot instead.) A single group's dM
+        // serves both.
         let kernelSet = workspace.pointer(.kernelRows)
         let dm = workspace.pointer(.reordered)
         let v = workspace.pointer(.columns)
@@ -413,14 +439,14 @@ public final class Conv2d: Layer, CountsMACs {
             winograd.transformOutputGradient(dy + first * outputShape.count, batch: g, offsets: mapTileOffsets, into: dm)
         }
         if let dx {
-            winograd.transformKernel(weight, into: kernelSet)
+            let u = transformedKernel(winograd, use: winogradOrdinal + 1)
             for first in groupStarts {
                 let g = min(winogradGroupSize, batch - first)
                 let tiles = g * tilesPerSample
                 transformOutputGradient(first, g)
                 for xi in 0..<16 {
                     // dV[ξ] (C, T) = U[ξ]ᵀ (C, O) · dM[ξ] (O, T)
-                    gemm(.transposed, .none, m: c, n: tiles, k: o, kernelSet + xi * o * c, lda: c, dm + xi * o * tiles,
+                    gemm(.transposed, .none, m: c, n: tiles, k: o, u + xi * o * c, lda: c, dm + xi * o * tiles,
                          ldb: tiles, beta: 0, v + xi * c * tiles, ldc: tiles)
                 }
                 let groupDx = dx + first * inputShape.count
@@ -428,6 +454,10 @@ public final class Conv2d: Layer, CountsMACs {
                     v, batch: g, planes: v + 16 * c * tiles, offsets: paddedTileOffsets, into: groupDx)
                 maskInputGradient(groupDx, input: x + first * inputShape.count, count: g * inputShape.count)
             }
+        } else if let chunk, chunk.count > 1, chunk.kernels != nil {
+            // No U to share, but still meet: a chunk that went on to another Winograd layer's
+            // transform would otherwise write the slot the last one's GEMMs may still read.
+            chunk.meet()
         }
         let oneGroup = batch <= winogradGroupSize
         for first in groupStarts {

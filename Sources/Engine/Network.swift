@@ -20,9 +20,30 @@ public final class Network {
     public let loss: SoftmaxCrossEntropy
 
     public private(set) var maxBatch = 0
+    /// The largest transformed kernel set (16·O·C floats) of this network's Winograd layers, 0
+    /// without any: what each SharedKernelSlots slot must hold for chunks of its units.
+    public let winogradKernelCapacity: Int
     // Ping-pong buffers for gradients flowing between layers, each maxBatch × largest activation.
     private var gradientA = FloatBuffer(count: 0)
     private var gradientB = FloatBuffer(count: 0)
+
+    /// Numbers the Winograd layers in forward order (Conv2d.winogradOrdinal) and returns the
+    /// largest transformed kernel set among them.
+    private static func numberWinogradLayers(_ layers: [Layer]) -> Int {
+        var ordinal = 0
+        var capacity = 0
+        func visit(_ layer: Layer) {
+            if let composite = layer as? CompositeLayer {
+                for sublayer in composite.sublayers { visit(sublayer) }
+            } else if let conv = layer as? Conv2d, conv.usesWinograd {
+                conv.winogradOrdinal = ordinal
+                ordinal += 1
+                capacity = max(capacity, conv.winogradKernelCount)
+            }
+        }
+        for layer in layers { visit(layer) }
+        return capacity
+    }
 
     /// `sharingWith`: a replica for another lane — it reads (never writes) `replicated`'s
     /// parameters and state arenas, and has its own gradients, batch statistics, activations
@@ -38,6 +59,7 @@ public final class Network {
             layers[layers.count - 1].outputShape.count == classes,
             "last layer gives \(layers[layers.count - 1].outputShape), expected \(classes) logits")
         self.layers = layers
+        winogradKernelCapacity = Self.numberWinogradLayers(layers)
         self.inputShape = layers[0].inputShape
         self.classes = classes
         let layout = ParameterLayout()

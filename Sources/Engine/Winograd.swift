@@ -73,10 +73,14 @@ struct WinogradGeometry {
     }
 
     /// U[ξ][o][c] = (G g_oc Gᵀ)[ξ] for weight (O, C, 3, 3), 8 channel pairs at a time.
-    func transformKernel(_ weight: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>) {
+    /// `share` (a range of the O·C channel pairs, o·C + c) limits the transform to those pairs.
+    func transformKernel(
+        _ weight: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>, share: Range<Int>? = nil
+    ) {
         let pairs = outputs * channels
-        for first in Swift.stride(from: 0, to: pairs, by: laneWidth) {
-            let lanes = min(laneWidth, pairs - first)
+        let share = share ?? 0..<pairs
+        for first in Swift.stride(from: share.lowerBound, to: share.upperBound, by: laneWidth) {
+            let lanes = min(laneWidth, share.upperBound - first)
             let taps = weight + first * 9
             let g0 = Quad(gatherLanes(taps, 9, lanes), gatherLanes(taps + 1, 9, lanes), gatherLanes(taps + 2, 9, lanes), .zero)
             let g1 = Quad(gatherLanes(taps + 3, 9, lanes), gatherLanes(taps + 4, 9, lanes), gatherLanes(taps + 5, 9, lanes), .zero)
@@ -87,6 +91,15 @@ struct WinogradGeometry {
                 (g0.kernelRow, (half * (g0 + g1 + g2)).kernelRow, (half * (g0 - g1 + g2)).kernelRow, g2.kernelRow),
                 to: u + first, stride: pairs, lanes: lanes)
         }
+    }
+
+    /// Chunk `index` of `count`'s share of the channel pairs for transformKernel: contiguous,
+    /// starting on a multiple of the vector width, together all of them.
+    func kernelShare(_ index: Int, of count: Int) -> Range<Int> {
+        let pairs = outputs * channels
+        let blocks = (pairs + laneWidth - 1) / laneWidth
+        func start(_ i: Int) -> Int { min(pairs, blocks * i / count * laneWidth) }
+        return start(index)..<(index + 1 == count ? pairs : start(index + 1))
     }
 
     /// dW (O, C, 3, 3) += Gᵀ dU_oc G for every channel pair, 8 at a time.

@@ -76,6 +76,9 @@ public final class ShardRunner {
     private let tokens: LaneTokens?
     private let chunkThreads: LanePool?
     private let barrier: ChunkBarrier?
+    /// Where a unit's chunks share transformed Winograd kernels (nil: not chunked, or no
+    /// Winograd layer).
+    private let sharedKernels: SharedKernelSlots?
     private let chunkLoss: UnsafeMutablePointer<Double>  // (k)
     private let chunkCorrect: UnsafeMutablePointer<Int>  // (k)
     private let unitStatistics: FloatBuffer  // (2·BN channels) of the unit being run
@@ -104,9 +107,13 @@ public final class ShardRunner {
         if chunkCount > 1 {
             chunkThreads = LanePool(threads: chunkCount, name: "ssgd-chunk")
             barrier = ChunkBarrier(participants: chunkCount, tokens: tokens)
+            // The chunks transform each Winograd layer's kernel once between them.
+            let capacity = network.winogradKernelCapacity
+            sharedKernels = capacity > 0 ? SharedKernelSlots(capacity: capacity) : nil
         } else {
             chunkThreads = nil
             barrier = nil
+            sharedKernels = nil
         }
         let blocks = config.linearBlocks
         if blocks > 1 {
@@ -219,7 +226,8 @@ public final class ShardRunner {
                 defer { tokens?.release() }
                 let context = ForwardContext(
                     mode: .training, seed: seed, step: UInt64(step), unit: UInt64(unit),
-                    chunk: ChunkContext(collective: barrier, index: chunk, count: k, sampleOffset: chunk * chunkSize))
+                    chunk: ChunkContext(
+                        collective: barrier, index: chunk, count: k, sampleOffset: chunk * chunkSize, kernels: sharedKernels))
                 runChunk(chunk, step: step, epoch: epoch, unit: unit, indices: indices, context: context)
                 // Every replica's backward is done: sum one fixed slice of the gradient over
                 // the replicas, in chunk order.

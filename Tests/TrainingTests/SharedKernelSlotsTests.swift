@@ -1,0 +1,62 @@
+import Data
+import Engine
+import Foundation
+import Testing
+import TestSupport
+import Training
+
+// The chunks of a unit transform each Winograd layer's kernel once between them
+// (SharedKernelSlots.swift): they must compute the same bits as chunks that each transform
+// their own, whichever chunk arrives first.
+
+struct SharedKernelSlotsTests {
+    static let chunkSize = 8
+
+    /// Each chunk's weight gradient after one forward and backward pass of a 2-chunk unit of
+    /// the Winograd DenseNet of LaneTests, with or without shared slots; `late` starts that
+    /// chunk 20 ms after the other.
+    static func gradients(shared: Bool, late: Int?) throws -> [[UInt32]] {
+        var config = LaneTests.config(chunkSize: chunkSize)
+        config.growth = 36  // wide enough for Winograd on the 8×8, 4×4 and 2×2 maps
+        let (shape, classes) = DatasetLoader.inputShapeAndClasses(config)
+        let network = try ModelFactory.make(config, inputShape: shape, classes: classes)
+        network.initializeParameters(seed: 5)
+        let replica = try ModelFactory.make(config, inputShape: shape, classes: classes, sharingWith: network)
+        let chunks = [network, replica]
+        for chunk in chunks { chunk.reserve(maxBatch: chunkSize) }
+        #expect(network.winogradKernelCapacity > 0)
+        let slots = shared ? SharedKernelSlots(capacity: network.winogradKernelCapacity) : nil
+        let barrier = ChunkBarrier(participants: chunks.count, tokens: nil)
+
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> Float {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Float(Int64(bitPattern: state >> 11) % 2001 - 1000) / 1000
+        }
+        let input = FloatBuffer((0..<(chunks.count * chunkSize * shape.count)).map { _ in next() })
+        let logitGradients = FloatBuffer((0..<(chunks.count * chunkSize * classes)).map { _ in next() / 100 })
+
+        let pool = LanePool(threads: chunks.count, name: "test-chunk")
+        try pool.run(count: chunks.count) { index in
+            if index == late { Thread.sleep(forTimeInterval: 0.02) }
+            let context = ForwardContext(
+                mode: .training, seed: 1, step: 0, unit: 0,
+                chunk: ChunkContext(
+                    collective: barrier, index: index, count: chunks.count, sampleOffset: index * chunkSize, kernels: slots))
+            _ = chunks[index].forward(input.pointer + index * chunkSize * shape.count, batch: chunkSize, context: context)
+            chunks[index].backward(logitGradient: logitGradients.pointer + index * chunkSize * classes, batch: chunkSize)
+        }
+        return chunks.map { $0.gradients.toArray().map(\.bitPattern) }
+    }
+
+    @Test func chunksSharingTransformedKernelsComputeTheSameBitsAsChunksThatDoNot() throws {
+        var config = LaneTests.config(chunkSize: Self.chunkSize)
+        config.growth = 36
+        #expect(ModelFactory.hasWinogradLayers(config))
+        let own = try Self.gradients(shared: false, late: nil)
+        #expect(own[0].contains { $0 != 0 } && own[1].contains { $0 != 0 })
+        for late in [nil, 0, 1] {
+            #expect(try Self.gradients(shared: true, late: late) == own, "late chunk: \(String(describing: late))")
+        }
+    }
+}
