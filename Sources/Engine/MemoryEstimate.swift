@@ -15,10 +15,14 @@ public struct MemoryEstimate: Sendable, Equatable {
     public var state: Double
     /// Activation, gradient and workspace floats per sample of a micro-batch (upper bound).
     public var activationsPerSample: Double
+    /// The largest transformed kernel set (16·O·C floats) of the Winograd layers, 0 without any:
+    /// chunked units share two of these (SharedKernelSlots).
+    public var largestWinogradKernel: Double
 
     public init(layers: [Layer]) {
         let layout = ParameterLayout()
         var perSample = 0.0
+        var largestKernel = 0.0
         func visit(_ layer: Layer) {
             if let composite = layer as? CompositeLayer {
                 perSample += 2 * Double(layer.outputShape.count)
@@ -33,6 +37,7 @@ public struct MemoryEstimate: Sendable, Equatable {
                 if conv.usesWinograd {
                     // V (16·C per 2×2 tile = 4·C per position) and M (4·O per position).
                     perSample += 4 * Double(conv.inChannels + conv.outChannels) * positions
+                    largestKernel = max(largestKernel, Double(conv.winogradKernelCount))
                 } else {
                     perSample += Double(conv.inChannels * conv.kernel.h * conv.kernel.w) * positions + Double(conv.outputShape.count)
                 }
@@ -45,6 +50,7 @@ public struct MemoryEstimate: Sendable, Equatable {
         parameters = Double(layout.parameterCount)
         state = Double(layout.stateCount)
         activationsPerSample = perSample + 2 * Double(layers.first?.inputShape.count ?? 0)
+        largestWinogradKernel = largestKernel
     }
 
     /// Bytes of one replica training micro-batches of `batch` samples: parameters, gradients

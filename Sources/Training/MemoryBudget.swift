@@ -8,7 +8,8 @@ import Foundation
 // A process that trains holds: the parameters and BN state, one replica per lane context
 // (gradients, activations of one chunk), each lane group's unit-tree partial sums (one
 // parameter-sized buffer per level), the step's gradient sum, Nesterov momentum and the
-// method's state, and the data set (train + test, float32). The estimate errs high; the limit is the machine's total memory,
+// method's state, the transformed Winograd kernels a group's chunks share, and the data set
+// (train + test, float32). The estimate errs high; the limit is the machine's total memory,
 // so a run that fits is never refused.
 
 public struct MemoryBudgetError: Error, CustomStringConvertible {
@@ -27,7 +28,9 @@ public enum MemoryBudget {
         let chunks = config.chunksPerUnit
         let groups = max(1, config.lanes / chunks)
         let replicas = Double(groups * chunks)
-        return [
+        // A group's chunks share two slots of the largest transformed Winograd kernel set.
+        let sharedKernels = chunks > 1 ? 4 * 2 * model.largestWinogradKernel * Double(groups) : 0
+        var parts: [(part: String, bytes: Double)] = [
             ("parameters and BN state", 4 * (model.parameters + model.state)),
             ("gradients of \(groups * chunks) lane replica(s)", 4 * model.parameters * replicas),
             ("gradient sums, momentum and method state", 4 * model.parameters * (Double(groups) * treeLevels + 3)),
@@ -35,6 +38,8 @@ public enum MemoryBudget {
              4 * replicas * Double(config.effectiveChunkSize) * model.activationsPerSample),
             ("data (\(Int(samples)) samples)", 4 * samples * Double(shape.count)),
         ]
+        if sharedKernels > 0 { parts.append(("transformed kernels shared by the chunks", sharedKernels)) }
+        return parts
     }
 
     /// Throws when the estimate exceeds this machine's memory.

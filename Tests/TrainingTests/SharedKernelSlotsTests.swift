@@ -59,4 +59,23 @@ struct SharedKernelSlotsTests {
             #expect(try Self.gradients(shared: true, late: late) == own, "late chunk: \(String(describing: late))")
         }
     }
+
+    /// The memory budget counts the two slots a chunked unit's group shares (VGG-16's largest
+    /// set: 16 · 512 · 512 floats), and none when units are not chunked.
+    @Test func theMemoryBudgetCountsTheSharedSlotsOfChunkedUnitsOnly() throws {
+        var config = Fixtures.syntheticConfig()
+        config.model = .vgg16
+        config.syntheticShape = [3, 32, 32]
+        config.threads = 2
+        config.batchSize = 64
+        config.ghostBatch = 64
+        #expect(config.chunksPerUnit == 2)
+        let part = "transformed kernels shared by the chunks"
+        let chunked = try MemoryBudget.estimate(config).filter { $0.part == part }.map(\.bytes)
+        #expect(chunked == [4 * 2 * 16 * 512 * 512])
+        config.batchSize = 4096
+        config.ghostBatch = 128
+        #expect(config.chunksPerUnit == 1)
+        #expect(try MemoryBudget.estimate(config).allSatisfy { $0.part != part })
+    }
 }
