@@ -47,8 +47,11 @@ struct LaneTests {
         }
     }
 
-    @Test func aModelWithWinogradLayersGivesTheSameBitsOnAnyLaneCount() throws {
-        var config = Self.config(chunkSize: 4)
+    /// Its chunks share transformed kernels (SharedKernelSlots), also across the adversarial
+    /// method's two passes per chunk.
+    @Test(arguments: [Method.vanilla, .adversarial])
+    func aModelWithWinogradLayersGivesTheSameBitsOnAnyLaneCount(method: Method) throws {
+        var config = Self.config(method: method, chunkSize: 4)
         config.growth = 36  // wide enough for Winograd on the 8×8, 4×4 and 2×2 maps
         #expect(ModelFactory.hasWinogradLayers(config))
         let reference = try Self.step(config, lanes: 1)
