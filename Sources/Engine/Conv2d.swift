@@ -105,6 +105,11 @@ public final class Conv2d: Layer, CountsMACs {
     public internal(set) var winogradOrdinal = 0
     /// The chunk the last forward pass computed, for the backward pass that follows it.
     private var chunk: ChunkContext?
+    /// That chunk and its unit's shared kernel slots, when it shares U with other chunks.
+    private var sharing: (chunk: ChunkContext, kernels: SharedKernelSlots)? {
+        guard let chunk, chunk.count > 1, let kernels = chunk.kernels else { return nil }
+        return (chunk, kernels)
+    }
 
     private var weightOffset = 0
     private var biasOffset = 0
@@ -407,7 +412,7 @@ public final class Conv2d: Layer, CountsMACs {
     /// goes into the slot of `use` and the chunks meet before anyone reads it; otherwise the
     /// whole set goes into this layer's workspace.
     private func transformedKernel(_ winograd: WinogradGeometry, use: Int) -> UnsafeMutablePointer<Float> {
-        guard let chunk, chunk.count > 1, let kernels = chunk.kernels else {
+        guard let (chunk, kernels) = sharing else {
             let u = workspace.pointer(.kernelRows)
             winograd.transformKernel(weight, into: u)
             return u
@@ -454,7 +459,7 @@ public final class Conv2d: Layer, CountsMACs {
                     v, batch: g, planes: v + 16 * c * tiles, offsets: paddedTileOffsets, into: groupDx)
                 maskInputGradient(groupDx, input: x + first * inputShape.count, count: g * inputShape.count)
             }
-        } else if let chunk, chunk.count > 1, chunk.kernels != nil {
+        } else if let (chunk, _) = sharing {
             // No U to share, but still meet: a chunk that went on to another Winograd layer's
             // transform would otherwise write the slot the last one's GEMMs may still read.
             chunk.meet()
