@@ -26,15 +26,29 @@ public struct ChunkContext: Sendable {
     /// Where the unit's chunks share their Winograd layers' transformed kernels (nil: each
     /// chunk transforms its own, SharedKernelSlots.swift).
     public var kernels: SharedKernelSlots?
+    /// Where the unit's chunks post batches of pieces the others may take while they wait at
+    /// the collective (nil: each chunk runs its own, SharedPieces.swift).
+    public var pieces: SharedPieces?
 
     public init(
-        collective: ChunkCollective, index: Int, count: Int, sampleOffset: Int, kernels: SharedKernelSlots? = nil
+        collective: ChunkCollective, index: Int, count: Int, sampleOffset: Int, kernels: SharedKernelSlots? = nil,
+        pieces: SharedPieces? = nil
     ) {
         self.collective = collective
         self.index = index
         self.count = count
         self.sampleOffset = sampleOffset
         self.kernels = kernels
+        self.pieces = pieces
+    }
+
+    /// `body(i)` for i in 0..<count, independent pieces that waiting chunks may take.
+    func runPieces(_ count: Int, _ body: (Int) -> Void) {
+        guard self.count > 1, let pieces else {
+            for i in 0..<count { body(i) }
+            return
+        }
+        pieces.run(participant: index, count: count, body)
     }
 
     /// Waits until every chunk of the unit has arrived here (a collective with nothing to sum).

@@ -398,7 +398,7 @@ public final class Conv2d: Layer, CountsMACs {
             winograd.transformInput(
                 x + first * inputShape.count, batch: g, relu: inputReLU, planes: v + 16 * c * tiles,
                 offsets: paddedTileOffsets, into: v)
-            for xi in 0..<16 {
+            runPieces(16) { xi in
                 // M[ξ] (O, T) = U[ξ] (O, C) · V[ξ] (C, T)
                 gemm(.none, .none, m: o, n: tiles, k: c, u + xi * o * c, lda: c, v + xi * c * tiles, ldb: tiles,
                      beta: 0, m + xi * o * tiles, ldc: tiles)
@@ -406,6 +406,16 @@ public final class Conv2d: Layer, CountsMACs {
             winograd.inverseTransformOutput(
                 m, batch: g, bias: bias, offsets: mapTileOffsets, into: y + first * outputShape.count)
         }
+    }
+
+    /// `body(ξ)` for the 16 independent GEMMs of a Winograd group: in a chunk of a unit with
+    /// shared pieces, the other chunks may take some while they wait (SharedPieces.swift).
+    private func runPieces(_ count: Int, _ body: (Int) -> Void) {
+        guard let chunk else {
+            for i in 0..<count { body(i) }
+            return
+        }
+        chunk.runPieces(count, body)
     }
 
     /// U for this pass: in a chunk of a unit with shared slots, this chunk's share of the pairs
@@ -449,7 +459,7 @@ public final class Conv2d: Layer, CountsMACs {
                 let g = min(winogradGroupSize, batch - first)
                 let tiles = g * tilesPerSample
                 transformOutputGradient(first, g)
-                for xi in 0..<16 {
+                runPieces(16) { xi in
                     // dV[ξ] (C, T) = U[ξ]ᵀ (C, O) · dM[ξ] (O, T)
                     gemm(.transposed, .none, m: c, n: tiles, k: o, u + xi * o * c, lda: c, dm + xi * o * tiles,
                          ldb: tiles, beta: 0, v + xi * c * tiles, ldc: tiles)
@@ -472,8 +482,8 @@ public final class Conv2d: Layer, CountsMACs {
             winograd.transformInput(
                 x + first * inputShape.count, batch: g, relu: inputReLU, planes: v + 16 * c * tiles,
                 offsets: paddedTileOffsets, into: v)
-            for xi in 0..<16 {
-                // dU[ξ] (O, C) (+)= dM[ξ] (O, T) · V[ξ]ᵀ (T, C)
+            runPieces(16) { xi in
+                // dU[ξ] (O, C) (+)= dM[ξ] (O, T) · V[ξ]ᵀ (T, C), groups in order
                 gemm(.none, .transposed, m: o, n: c, k: tiles, dm + xi * o * tiles, lda: tiles, v + xi * c * tiles,
                      ldb: tiles, beta: first == 0 ? 0 : 1, kernelSet + xi * o * c, ldc: c)
             }

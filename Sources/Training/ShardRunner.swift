@@ -79,6 +79,8 @@ public final class ShardRunner {
     /// Where a unit's chunks share transformed Winograd kernels (nil: not chunked, or no
     /// Winograd layer).
     private let sharedKernels: SharedKernelSlots?
+    /// Where a unit's chunks take each other's pieces (nil: not chunked, or not every chunk has a core).
+    private let sharedPieces: SharedPieces?
     private let chunkLoss: UnsafeMutablePointer<Double>  // (k)
     private let chunkCorrect: UnsafeMutablePointer<Int>  // (k)
     private let unitStatistics: FloatBuffer  // (2·BN channels) of the unit being run
@@ -106,7 +108,13 @@ public final class ShardRunner {
         self.replicas = replicas
         if chunkCount > 1 {
             chunkThreads = LanePool(threads: chunkCount, name: "ssgd-chunk")
-            barrier = ChunkBarrier(participants: chunkCount, tokens: tokens)
+            // When every chunk has a lane and a core of its own, a chunk waiting at a meeting
+            // takes pieces of the others' work instead of sleeping (SharedPieces).
+            let lanes = tokens?.count ?? chunkCount
+            let pieces = lanes >= chunkCount && SpinWait.mayPoll(threads: lanes)
+                ? SharedPieces(participants: chunkCount) : nil
+            sharedPieces = pieces
+            barrier = ChunkBarrier(participants: chunkCount, tokens: tokens, pieces: pieces)
             // The chunks transform each Winograd layer's kernel once between them.
             let capacity = network.winogradKernelCapacity
             sharedKernels = capacity > 0 ? SharedKernelSlots(capacity: capacity) : nil
@@ -114,6 +122,7 @@ public final class ShardRunner {
             chunkThreads = nil
             barrier = nil
             sharedKernels = nil
+            sharedPieces = nil
         }
         let blocks = config.linearBlocks
         if blocks > 1 {
@@ -227,7 +236,8 @@ public final class ShardRunner {
                 let context = ForwardContext(
                     mode: .training, seed: seed, step: UInt64(step), unit: UInt64(unit),
                     chunk: ChunkContext(
-                        collective: barrier, index: chunk, count: k, sampleOffset: chunk * chunkSize, kernels: sharedKernels))
+                        collective: barrier, index: chunk, count: k, sampleOffset: chunk * chunkSize, kernels: sharedKernels,
+                        pieces: sharedPieces))
                 runChunk(chunk, step: step, epoch: epoch, unit: unit, indices: indices, context: context)
                 // Every replica's backward is done: sum one fixed slice of the gradient over
                 // the replicas, in chunk order.

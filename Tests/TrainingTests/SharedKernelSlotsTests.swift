@@ -14,8 +14,12 @@ struct SharedKernelSlotsTests {
 
     /// Each chunk's weight gradient after one forward and backward pass of a 2-chunk unit of
     /// the Winograd DenseNet of LaneTests, with or without shared slots; `late` starts that
-    /// chunk 20 ms after the other.
-    static func gradients(shared: Bool, late: Int?) throws -> [[UInt32]] {
+    /// chunk 20 ms after the other. With `pieces` the chunks take each other's GEMMs
+    /// (SharedPieces), and `lagging` goes on from each meeting only once the other chunk has
+    /// arrived at the next one.
+    static func gradients(
+        shared: Bool, late: Int?, pieces: SharedPieces? = nil, lagging: Int? = nil
+    ) throws -> [[UInt32]] {
         var config = LaneTests.config(chunkSize: chunkSize)
         config.growth = 36  // wide enough for Winograd on the 8×8, 4×4 and 2×2 maps
         let (shape, classes) = DatasetLoader.inputShapeAndClasses(config)
@@ -26,7 +30,8 @@ struct SharedKernelSlotsTests {
         for chunk in chunks { chunk.reserve(maxBatch: chunkSize) }
         #expect(network.winogradKernelCapacity > 0)
         let slots = shared ? SharedKernelSlots(capacity: network.winogradKernelCapacity) : nil
-        let barrier = ChunkBarrier(participants: chunks.count, tokens: nil)
+        let barrier = ChunkBarrier(participants: chunks.count, tokens: nil, pieces: pieces, idleSeconds: 10)
+        let collective = LaggingCollective(barrier, lagging: lagging)
 
         var state: UInt64 = 0x9E37_79B9_7F4A_7C15
         func next() -> Float {
@@ -42,7 +47,8 @@ struct SharedKernelSlotsTests {
             let context = ForwardContext(
                 mode: .training, seed: 1, step: 0, unit: 0,
                 chunk: ChunkContext(
-                    collective: barrier, index: index, count: chunks.count, sampleOffset: index * chunkSize, kernels: slots))
+                    collective: collective, index: index, count: chunks.count, sampleOffset: index * chunkSize,
+                    kernels: slots, pieces: pieces))
             _ = chunks[index].forward(input.pointer + index * chunkSize * shape.count, batch: chunkSize, context: context)
             chunks[index].backward(logitGradient: logitGradients.pointer + index * chunkSize * classes, batch: chunkSize)
         }
@@ -77,5 +83,36 @@ struct SharedKernelSlotsTests {
         config.ghostBatch = 128
         #expect(config.chunksPerUnit == 1)
         #expect(try MemoryBudget.estimate(config).allSatisfy { $0.part != part })
+    }
+}
+
+/// A chunk barrier from which one of two chunks goes on only once the other has arrived at the
+/// next meeting (or after 0.1 s, past the last one), so that the other waits there while the
+/// lagging chunk does its work.
+final class LaggingCollective: ChunkCollective, @unchecked Sendable {
+    // Unchecked Sendable: `arrivals` is used under `condition`.
+    let barrier: ChunkBarrier
+    let lagging: Int?
+    private let condition = NSCondition()
+    private var arrivals = [0, 0]
+
+    init(_ barrier: ChunkBarrier, lagging: Int?) {
+        self.barrier = barrier
+        self.lagging = lagging
+    }
+
+    func allReduceSum(_ values: UnsafeMutablePointer<Double>, count: Int, participant: Int) {
+        condition.lock()
+        arrivals[participant] += 1
+        let arrival = arrivals[participant]
+        condition.broadcast()
+        condition.unlock()
+        barrier.allReduceSum(values, count: count, participant: participant)
+        guard participant == lagging else { return }
+        let deadline = Date().addingTimeInterval(0.1)
+        condition.lock()
+        while arrivals[1 - participant] <= arrival && condition.wait(until: deadline) {}
+        condition.unlock()
+        usleep(500)  // the other is in the meeting by now, looking for pieces
     }
 }
