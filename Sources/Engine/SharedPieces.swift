@@ -17,7 +17,8 @@ import Synchronization
 // Each chunk has a board: one 64-bit word packs the batch's serial number, its piece count and
 // the next unclaimed piece, so claiming is one compare-and-swap that also proves the batch is
 // still the one posted (a batch's chunk waits until every piece it did not run is done before
-// it posts the next).
+// it posts the next). The serial number keeps the word's top 24 bits: a taker would have to
+// stall between reading the word and its swap while 2^24 batches went by to be fooled.
 
 public final class SharedPieces: @unchecked Sendable {
     // Unchecked Sendable: a board's body is written by its chunk before it posts the batch
