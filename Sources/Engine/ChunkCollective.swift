@@ -42,13 +42,14 @@ public struct ChunkContext: Sendable {
         self.pieces = pieces
     }
 
-    /// `body(i)` for i in 0..<count, independent pieces that waiting chunks may take.
-    func runPieces(_ count: Int, _ body: (Int) -> Void) {
-        guard self.count > 1, let pieces else {
+    /// `body(i)` for i in 0..<count, independent pieces: in a chunk of a unit with shared
+    /// pieces, waiting chunks may take some; otherwise (no chunk) all run here, in order.
+    static func runPieces(in chunk: ChunkContext?, _ count: Int, _ body: (Int) -> Void) {
+        guard let chunk, chunk.count > 1, let pieces = chunk.pieces else {
             for i in 0..<count { body(i) }
             return
         }
-        pieces.run(participant: index, count: count, body)
+        pieces.run(participant: chunk.index, count: count, body)
     }
 
     /// Waits until every chunk of the unit has arrived here (a collective with nothing to sum).

@@ -411,11 +411,7 @@ public final class Conv2d: Layer, CountsMACs {
     /// `body(ξ)` for the 16 independent GEMMs of a Winograd group: in a chunk of a unit with
     /// shared pieces, the other chunks may take some while they wait (SharedPieces.swift).
     private func runPieces(_ count: Int, _ body: (Int) -> Void) {
-        guard let chunk else {
-            for i in 0..<count { body(i) }
-            return
-        }
-        chunk.runPieces(count, body)
+        ChunkContext.runPieces(in: chunk, count, body)
     }
 
     /// U for this pass: in a chunk of a unit with shared slots, this chunk's share of the pairs

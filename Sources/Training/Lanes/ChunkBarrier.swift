@@ -71,22 +71,19 @@ public final class ChunkBarrier: ChunkCollective, @unchecked Sendable {
             values.update(from: total, count: count)
         } else {
             let mine = generation
+            // A chunk that takes pieces keeps its token (it computes while it helps); one that
+            // only sleeps gives it back.
             if let pieces {
-                // Keeps its token: it computes while it helps.
                 condition.unlock()
                 help(pieces, participant: participant, until: mine)
                 condition.lock()
-                while generation == mine { condition.wait() }
-                let total = totals[parity]
-                condition.unlock()
-                values.update(from: total, count: count)
-                return
+            } else {
+                tokens?.release()
             }
-            tokens?.release()
             while generation == mine { condition.wait() }
             let total = totals[parity]
             condition.unlock()
-            tokens?.acquire()
+            if pieces == nil { tokens?.acquire() }
             values.update(from: total, count: count)
         }
     }
