@@ -5,8 +5,9 @@ import Wire
 
 // An aggregator (`ssgd aggregator`, DESIGN §4 "Aggregators"): a worker to its parent (the
 // coordinator, or another aggregator), a coordinator to workers of its own. A shard it is sent is
-// cut over its live workers exactly as the coordinator cuts a step — ShardPlan, ShardRound with
-// step deadlines and re-issue to a live worker — and their gradient blocks are combined into the
+// cut over its live workers exactly as the coordinator cuts a step — by measured speed
+// (ShardBalance), ShardRound with step deadlines and re-issue to a live worker — and their
+// gradient blocks are combined into the
 // unit tree's blocks of the shard's range (ShardReducer.reduceBlocks: the additions the root would
 // make, in its order), which go up as one result. The parent therefore receives what one worker
 // computing the whole shard would send, and the step's bytes do not change: the tree is the same,
@@ -30,7 +31,7 @@ extension ClusterExecutor {
         task.parameters.copy(into: send.buffer.pointer)
         let payload = send.floats(count: task.parameters.count)
         let indices = task.sampleIndices
-        let subtasks = ShardPlan.ranges(units: pieces, workers: membership.count).map { range in
+        let subtasks = shardRanges(units: pieces, step: task.kind == .train ? Int(step) : nil).map { range in
             TaskMessage(
                 kind: task.kind, epoch: task.epoch, firstUnit: UInt32(first + range.lowerBound), unitCount: UInt32(range.count),
                 unitSize: task.unitSize, split: task.split,

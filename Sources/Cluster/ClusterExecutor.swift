@@ -5,7 +5,8 @@ import Transport
 import Wire
 
 // The coordinator's executor (DESIGN §4–§6): admits workers after a handshake (Admission),
-// splits each step's work units into contiguous shards over the live workers (ShardRound),
+// splits each step's work units into contiguous shards over the live workers, sized by their
+// measured speed (ShardBalance), tracks them (ShardRound),
 // sends parameters (borrowed, not copied) and sample indices, and combines the returned block
 // sums in the fixed unit tree — never in arrival order (ShardReducer) — so the result equals
 // the in-process one bit for bit. It talks through a ServerTransport (ZeroMQ unless given
@@ -46,6 +47,11 @@ public final class ClusterExecutor: GradientExecutor {
     private let status: StatusServer?
     var membership = Membership()
     var stepDeadline: StepDeadline
+    /// Each worker's measured speed, the last training cut (whose workers and units per
+    /// worker), and the last cut logged (nil: equal).
+    var balance = ShardBalance()
+    private var lastCut: (peers: [PeerID], counts: [Int])?
+    private var loggedCut: [String]?
     let reducer: ShardReducer
     /// (P + S) floats each: what a step's tasks carry (parameters; then BN state for evaluate
     /// tasks), copied from the trainer's arenas so that the trainer may update them while a
@@ -194,7 +200,8 @@ public final class ClusterExecutor: GradientExecutor {
         case .admit:
             do {
                 _ = try membership.admit(
-                    address.peer, name: hello.workerName, blasCore: hello.blasCore, at: MonotonicClock.now(), welcome: welcome)
+                    address.peer, name: hello.workerName, blasCore: hello.blasCore, lanes: Int(hello.lanes),
+                    at: MonotonicClock.now(), welcome: welcome)
                 // Its offer came before its HELLO, so the shared-memory decorator knows by now.
                 let sharing = (transport as? SharedMemoryServerTransport)?.usesSharedMemory(with: address.peer) == true
                 log("worker \(hello.workerName) joined (\(membership.count) live; \(hello.lanes) lane(s), OpenBLAS \(hello.blasCore)"
@@ -233,7 +240,10 @@ public final class ClusterExecutor: GradientExecutor {
     @discardableResult
     private func removeMember(_ peer: PeerID) -> Member? {
         let member = membership.remove(peer)
-        if member != nil { transport.forget(peer) }
+        if member != nil {
+            transport.forget(peer)
+            balance.forget(peer)
+        }
         return member
     }
 
@@ -317,7 +327,13 @@ public final class ClusterExecutor: GradientExecutor {
                 switch round.offer(result, envelope: envelope, from: peer, problem: reducer.problem(with:for:)) {
                 case .accepted:
                     stepDeadline.record(kind, computeSeconds: result.computeSeconds, units: Int(result.unitCount))
-                    if let member = round.assignees[Int(envelope.shardID)] { acceptedKernels.insert(member.blasCore) }
+                    if let member = round.assignees[Int(envelope.shardID)] {
+                        acceptedKernels.insert(member.blasCore)
+                        if kind == .train {
+                            balance.record(member.peer, groups: laneGroups(of: member), units: Int(result.unitCount),
+                                           computeSeconds: result.computeSeconds)
+                        }
+                    }
                 case .ignored: ignoredResults += 1
                 case .invalid(let problem): declareDead(peer, reason: "it sent an invalid result (\(problem))")
                 }
@@ -339,6 +355,33 @@ public final class ClusterExecutor: GradientExecutor {
         return round.completed
     }
 
+    /// The lane groups of `member`: units it computes side by side.
+    private func laneGroups(of member: Member) -> Int { max(1, member.lanes / config.chunksPerUnit) }
+
+    /// `units` cut over the live workers in member order: by measured speed (ShardBalance)
+    /// unless `settings.balanceShards` is off. A training step whose cut becomes uneven, changes
+    /// while uneven, or turns equal again says so (`step`; nil: do not log).
+    func shardRanges(units: Int, step: Int?) -> [Range<Int>] {
+        let members = membership.members
+        guard settings.balanceShards else { return ShardPlan.ranges(units: units, workers: members.count) }
+        let peers = members.map(\.peer)
+        let previous = step != nil && lastCut?.peers == peers ? lastCut?.counts : nil
+        let ranges = ShardBalance.ranges(units: units, workers: members.map {
+            ShardBalance.Worker(groups: laneGroups(of: $0), roundSeconds: balance.roundSeconds(of: $0.peer))
+        }, previous: previous)
+        if let step {
+            lastCut = (peers, ranges.map(\.count))
+            let balanced = ranges != ShardPlan.ranges(units: units, workers: members.count)
+            let cut = zip(members, ranges).map { "\($0.name) \($1.count)" }
+            if balanced ? cut != loggedCut : loggedCut != nil {
+                log("step \(step): units per worker " + cut.joined(separator: ", ")
+                    + (balanced ? " (cut by measured speed; --equal-shards keeps the equal cut)" : " (equal again)"))
+                loggedCut = balanced ? cut : nil
+            }
+        }
+        return ranges
+    }
+
     public func computeStep(_ task: StepTask, parameters: FloatBuffer, gradientSum: FloatBuffer) throws -> StepStatistics {
         let started = MonotonicClock.now()
         let bytesBefore = bytesMoved
@@ -349,7 +392,9 @@ public final class ClusterExecutor: GradientExecutor {
         let send = sendBuffers.take()
         send.buffer.pointer.update(from: parameters.pointer, count: parameterCount)
         let payload = send.floats(count: parameterCount)
-        let tasks = ShardPlan.ranges(units: units, workers: membership.count).map { range in
+        let ranges = shardRanges(units: units, step: task.step)
+        let cut = zip(membership.members, ranges).map { ClusterStatus.WorkerUnits(worker: $0.name, units: $1.count) }
+        let tasks = ranges.map { range in
             TaskMessage(
                 kind: .train, epoch: UInt64(task.epoch), firstUnit: UInt32(range.lowerBound), unitCount: UInt32(range.count),
                 unitSize: UInt32(unitSize), split: .train,
@@ -373,6 +418,7 @@ public final class ClusterExecutor: GradientExecutor {
             snapshot.droppedMessages = droppedMessages
             snapshot.ignoredResults = ignoredResults
             snapshot.recentReassignments = recentReassignments
+            snapshot.unitsPerWorker = cut
         }
         return statistics
     }
@@ -389,7 +435,7 @@ public final class ClusterExecutor: GradientExecutor {
         evaluationCounter += 1
         let tag = Int(UInt64(1) << 62 | evaluationCounter)
         let payload = send.floats()
-        let tasks = ShardPlan.ranges(units: chunks, workers: membership.count).map { range in
+        let tasks = shardRanges(units: chunks, step: nil).map { range in
             let first = range.lowerBound * unitSize
             let end = min(range.upperBound * unitSize, sampleCount)
             return TaskMessage(

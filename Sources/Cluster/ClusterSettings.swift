@@ -27,12 +27,16 @@ public struct ClusterSettings: Sendable {
     /// Admit workers whose OpenBLAS kernel differs from the coordinator's (warned once per
     /// kernel); the result then depends on which worker computed what.
     public var allowMixedKernels: Bool
+    /// Cut each step's units over the workers by their measured speed (ShardBalance); false
+    /// keeps the equal cut. Either way the result has the same bits.
+    public var balanceShards: Bool
 
     public init(
         bind: String, minimumWorkers: Int = 1, waitForWorkersSeconds: Double = 120,
         heartbeatIntervalSeconds: Double = 1, workerTimeoutSeconds: Double = 5,
         stepDeadlineFactor: Double = 10, stepDeadlineFloorSeconds: Double = 60,
-        security: CurveServerSecurity? = nil, statusEndpoint: String? = nil, allowMixedKernels: Bool = false
+        security: CurveServerSecurity? = nil, statusEndpoint: String? = nil, allowMixedKernels: Bool = false,
+        balanceShards: Bool = true
     ) {
         self.bind = bind
         self.minimumWorkers = minimumWorkers
@@ -44,15 +48,18 @@ public struct ClusterSettings: Sendable {
         self.security = security
         self.statusEndpoint = statusEndpoint
         self.allowMixedKernels = allowMixedKernels
+        self.balanceShards = balanceShards
     }
 
     /// The run's cluster tunables from its config.
     public init(bind: String, config: TrainingConfig, minimumWorkers: Int = 1,
-                security: CurveServerSecurity? = nil, statusEndpoint: String? = nil, allowMixedKernels: Bool = false) {
+                security: CurveServerSecurity? = nil, statusEndpoint: String? = nil, allowMixedKernels: Bool = false,
+                balanceShards: Bool = true) {
         self.init(bind: bind, minimumWorkers: minimumWorkers, waitForWorkersSeconds: config.waitForWorkers,
                   heartbeatIntervalSeconds: config.heartbeatInterval, workerTimeoutSeconds: config.workerTimeout,
                   stepDeadlineFactor: config.stepDeadlineFactor, stepDeadlineFloorSeconds: config.stepDeadlineFloor,
-                  security: security, statusEndpoint: statusEndpoint, allowMixedKernels: allowMixedKernels)
+                  security: security, statusEndpoint: statusEndpoint, allowMixedKernels: allowMixedKernels,
+                  balanceShards: balanceShards)
     }
 }
 

@@ -23,12 +23,20 @@ public struct ClusterStatus: Codable, Sendable {
     public var ignoredResults = 0
     public var recentReassignments: [Reassignment] = []
     public var state = "starting"
+    /// The last training step's cut: each worker's units, in unit order (nil before a step, or
+    /// from a coordinator that does not say).
+    public var unitsPerWorker: [WorkerUnits]?
+
+    public struct WorkerUnits: Codable, Sendable, Equatable {
+        public var worker: String
+        public var units: Int
+    }
 
     enum CodingKeys: String, CodingKey {
         case step, epoch, state
         case liveWorkers = "live_workers", lastStepSeconds = "last_step_seconds"
         case droppedMessages = "dropped_messages", ignoredResults = "ignored_results"
-        case recentReassignments = "recent_reassignments"
+        case recentReassignments = "recent_reassignments", unitsPerWorker = "units_per_worker"
     }
 
     public var text: String {
@@ -37,6 +45,9 @@ public struct ClusterStatus: Codable, Sendable {
             "live workers (\(liveWorkers.count)): \(liveWorkers.joined(separator: ", "))",
             "dropped messages \(droppedMessages), ignored results \(ignoredResults)",
         ]
+        if let unitsPerWorker, !unitsPerWorker.isEmpty {
+            lines.append("units per worker in the last step: " + unitsPerWorker.map { "\($0.worker) \($0.units)" }.joined(separator: ", "))
+        }
         if recentReassignments.isEmpty {
             lines.append("no reassignments")
         } else {

@@ -13,6 +13,8 @@ struct Member: Sendable {
     var lastSeen: Double
     /// The OpenBLAS kernel it said it computes with.
     let blasCore: String
+    /// The lanes it said it computes on (for an aggregator: its workers when it joined).
+    let lanes: Int
 }
 
 struct Membership {
@@ -36,10 +38,10 @@ struct Membership {
     /// Admits `peer` (replacing an earlier membership of it) under the next index, if `welcome`
     /// — which gets that index — does not throw.
     mutating func admit(
-        _ peer: PeerID, name: String, blasCore: String, at now: Double, welcome: (UInt32) throws -> Void
+        _ peer: PeerID, name: String, blasCore: String, lanes: Int = 1, at now: Double, welcome: (UInt32) throws -> Void
     ) throws -> Member {
         remove(peer)
-        let member = Member(peer: peer, name: name, index: nextIndex, lastSeen: now, blasCore: blasCore)
+        let member = Member(peer: peer, name: name, index: nextIndex, lastSeen: now, blasCore: blasCore, lanes: max(1, lanes))
         nextIndex += 1
         try welcome(member.index)
         members.append(member)

@@ -30,6 +30,9 @@ struct AggregatorCommand: ParsableCommand {
     @Flag(help: "Admit workers whose OpenBLAS kernel differs from this aggregator's (results then depend on which worker computed what).")
     var allowMixedKernels = false
 
+    @Flag(help: "Cut each shard's units equally over this aggregator's workers instead of by their measured speed. Either way the result has the same bits.")
+    var equalShards = false
+
     @OptionGroup var security: AggregatorSecurityOptions
 
     func validate() throws {
@@ -45,11 +48,11 @@ struct AggregatorCommand: ParsableCommand {
             let worker = try Worker(options: parent.workerOptions(threads: 1, security: try security.loadClient()))
             defer { worker.close() }
             worker.faultHooks = SSGD.workerFaultHooks
-            let (bind, workers, allowMixedKernels) = (bind, workers, allowMixedKernels)
+            let (bind, workers, allowMixedKernels, balanceShards) = (bind, workers, allowMixedKernels, !equalShards)
             worker.makeBackend = { job in
                 let settings = ClusterSettings(
                     bind: bind, config: job.config, minimumWorkers: workers, security: serverSecurity,
-                    allowMixedKernels: allowMixedKernels)
+                    allowMixedKernels: allowMixedKernels, balanceShards: balanceShards)
                 let executor = try ClusterExecutor(
                     config: job.config, identity: job.identity, network: job.network, data: job.data, settings: settings)
                 Console.line("aggregator: listening on \(executor.endpoint) for \(workers) worker(s) (job \(job.identity.jobID.short)…)")

@@ -37,6 +37,9 @@ struct CoordinatorCommand: ParsableCommand {
     @Flag(help: "Admit workers whose OpenBLAS kernel (core name) differs from the coordinator's; results then depend on which worker computed what. Without it they are refused: pin one kernel with OPENBLAS_CORETYPE instead.")
     var allowMixedKernels = false
 
+    @Flag(help: "Cut each step's units equally over the workers instead of by their measured speed (the default, which a slower or busier worker cannot hold back as much). Either way the result has the same bits.")
+    var equalShards = false
+
     func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         if let waitForWorkers, waitForWorkers <= 0 { throw ValidationError("--wait-for-workers must be positive") }
@@ -56,9 +59,11 @@ struct CoordinatorCommand: ParsableCommand {
             StopRequest.installHandlers()
             let settings = ClusterSettings(
                 bind: bind, config: prepared.config, minimumWorkers: workers, security: try security.load(),
-                statusEndpoint: statusBind ?? ClusterStatus.endpoint(forCoordinator: bind), allowMixedKernels: allowMixedKernels)
+                statusEndpoint: statusBind ?? ClusterStatus.endpoint(forCoordinator: bind), allowMixedKernels: allowMixedKernels,
+                balanceShards: !equalShards)
             let (trainer, executor) = try ClusterSession.coordinatorTrainer(prepared, settings: settings)
             trainer.resumeCommand = "ssgd coordinator --bind \(bind)" + (allowMixedKernels ? " --allow-mixed-kernels" : "")
+                + (equalShards ? " --equal-shards" : "")
             exporter?.metrics.observe(trainer, executor: executor)
             Console.line("coordinator listening on \(executor.endpoint) (job \(executor.identity.jobID.short)…, "
                 + "\(settings.security == nil ? "plaintext" : "CURVE")"

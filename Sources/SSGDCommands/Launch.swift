@@ -32,6 +32,9 @@ struct Launch: ParsableCommand {
     @Flag(help: "Admit workers whose OpenBLAS kernel (core name) differs from the coordinator's; results then depend on which worker computed what. Without it they are refused: pin one kernel with OPENBLAS_CORETYPE instead.")
     var allowMixedKernels = false
 
+    @Flag(help: "Cut each step's units equally over the workers instead of by their measured speed (the default, which a slower or busier worker cannot hold back as much). Either way the result has the same bits.")
+    var equalShards = false
+
     func validate() throws {
         guard workerCount >= 1 else { throw ValidationError("--workers must be at least 1") }
         guard aggregators >= 0 && aggregators <= workerCount else {
@@ -59,10 +62,10 @@ struct Launch: ParsableCommand {
             let settings = ClusterSettings(
                 bind: endpoint, config: prepared.config, minimumWorkers: aggregators > 0 ? aggregators : workerCount,
                 statusEndpoint: transport == "ipc" ? endpoint + ".status" : "tcp://127.0.0.1:*",
-                allowMixedKernels: allowMixedKernels)
+                allowMixedKernels: allowMixedKernels, balanceShards: !equalShards)
             let (trainer, executor) = try ClusterSession.coordinatorTrainer(prepared, settings: settings)
             trainer.resumeCommand = "ssgd launch --workers \(workerCount)" + (aggregators > 0 ? " --aggregators \(aggregators)" : "")
-                + (allowMixedKernels ? " --allow-mixed-kernels" : "")
+                + (allowMixedKernels ? " --allow-mixed-kernels" : "") + (equalShards ? " --equal-shards" : "")
             exporter?.metrics.observe(trainer, executor: executor)
             let supervisor = ProcessSupervisor(maxRestarts: prepared.config.maxWorkerRestarts)
             executor.abortCheck = { supervisor.failureReason.map { "stopping: \($0)" } }
@@ -87,7 +90,8 @@ struct Launch: ParsableCommand {
             for a in 0..<aggregators {
                 let group = (0..<workerCount).filter { parent($0) == a }.count
                 let arguments = ["aggregator", "--connect", executor.endpoint, "--bind", aggregatorEndpoints[a],
-                                 "--workers", String(group), "--name", "aggregator-\(a)"] + dataArguments
+                                 "--workers", String(group), "--name", "aggregator-\(a)"] + (equalShards ? ["--equal-shards"] : [])
+                    + dataArguments
                 try supervisor.start(label: "aggregator \(a)", executable: ProcessSupervisor.currentExecutable, arguments: arguments)
             }
             for k in 0..<workerCount {

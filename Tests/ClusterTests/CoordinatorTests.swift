@@ -35,6 +35,36 @@ import Wire
         #expect(scene.executor.ignoredResults == 0)
     }
 
+    /// Worker c says it computed four times as long per unit as a and b: the next step gives it
+    /// one unit of six (a 3, b 2, c 1; the equal cut would make c take 8 s, this one 4 s), says
+    /// so, and its result is the unit tree's sum of the new blocks. With balancing off, the cut
+    /// stays equal.
+    @Test(arguments: [true, false])
+    func theNextStepCutsUnitsByTheSecondsWorkersReported(balance: Bool) throws {
+        let scene = try InProcessScene(balanceShards: balance)
+        defer { scene.executor.shutdown() }
+        let workers = try scene.join(["a", "b", "c"])
+        let first = scene.computeStepInBackground(step: 0)
+        let firstTasks = try workers.map { try $0.nextTask() }
+        #expect(firstTasks.map { $0.task.unitCount } == [2, 2, 2])
+        for (k, worker) in workers.enumerated() {
+            try worker.answer(firstTasks[k].task, firstTasks[k].envelope, unitLoss: nil, computeSeconds: [2, 2, 8][k])
+        }
+        _ = try first.wait()
+
+        let second = scene.computeStepInBackground(step: 1)
+        let tasks = try workers.map { try $0.nextTask() }
+        #expect(tasks.map { $0.task.firstUnit } == (balance ? [0, 3, 5] : [0, 2, 4]))
+        #expect(tasks.map { $0.task.unitCount } == (balance ? [3, 2, 1] : [2, 2, 2]))
+        for (worker, (task, envelope)) in zip(workers, tasks) {
+            try worker.answer(task, envelope, unitLoss: nil, computeSeconds: 1)
+        }
+        _ = try second.wait()
+        #expect(scene.gradient.toArray() == (try scene.expectedGradient(tasks.map(\.task))))
+        #expect(scene.lines.contains("step 1: units per worker a 3, b 2, c 1 (cut by measured speed; --equal-shards keeps the equal cut)") == balance,
+                "\(scene.lines)")
+    }
+
     /// Worker a leaves mid-step (ERROR); its shard goes to b; a's late result for that shard,
     /// sent after the re-issue, is ignored and the step is what b computed.
     @Test func aResultFromAWorkerWhoseShardWasReissuedIsIgnored() throws {
@@ -179,7 +209,10 @@ final class InProcessScene {
     static let yaml = ClusterFixtures.config(model: "densenet", method: "vanilla")
 
     /// `through` may wrap the in-process server (e.g. to watch what is sent).
-    init(stepDeadlineFloorSeconds: Double = 60, through wrap: (InProcessServer) -> any ServerTransport = { $0 }) throws {
+    init(
+        stepDeadlineFloorSeconds: Double = 60, balanceShards: Bool = true,
+        through wrap: (InProcessServer) -> any ServerTransport = { $0 }
+    ) throws {
         config = try TrainingConfig.parse(yaml: Self.yaml)
         let (data, network) = try TrainingSession.loadDataAndModel(config)
         self.network = network
@@ -188,7 +221,7 @@ final class InProcessScene {
         executor = try ClusterExecutor(
             config: config, identity: identity, network: network,
             settings: ClusterSettings(bind: "unused", waitForWorkersSeconds: 30, workerTimeoutSeconds: 600,
-                                      stepDeadlineFloorSeconds: stepDeadlineFloorSeconds),
+                                      stepDeadlineFloorSeconds: stepDeadlineFloorSeconds, balanceShards: balanceShards),
             transport: wrap(transport.server))
         executor.log = { [unowned self] in self.lines.append($0) }
     }
@@ -209,13 +242,13 @@ final class InProcessScene {
         return workers
     }
 
-    /// Step 0 over samples 0..<96, computed on a helper thread while the test plays the workers.
-    func computeStepInBackground() -> StepOutcome {
+    /// Step `step` over samples 0..<96, computed on a helper thread while the test plays the workers.
+    func computeStepInBackground(step: Int = 0) -> StepOutcome {
         let outcome = StepOutcome()
         let shared = HandedOver((executor, network, gradient))
         let thread = Thread {
             let (executor, network, gradient) = shared.value
-            let task = StepTask(step: 0, epoch: 0, indices: (0..<96).map { Int32($0) })
+            let task = StepTask(step: step, epoch: 0, indices: (0..<96).map { Int32($0) })
             outcome.finish(Result { try executor.computeStep(task, parameters: network.parameters, gradientSum: gradient) })
         }
         thread.start()
@@ -319,10 +352,10 @@ final class ScriptedWorker {
 
     /// A result for `task`: each block's gradient from `gradient(_:count:)` (or all
     /// `gradientValue`), unit losses from `unitLoss` (indexed by unit; 0 if nil); `blocks`
-    /// replaces the unit tree's blocks of the task.
+    /// replaces the unit tree's blocks of the task; it says it computed for `computeSeconds`.
     func answer(
         _ task: TaskMessage, _ envelope: WireEnvelope, unitLoss: [Double]?, gradientValue: Float? = nil,
-        blocks layout: [UnitBlock]? = nil
+        blocks layout: [UnitBlock]? = nil, computeSeconds: Double = 0
     ) throws {
         let units = Int(task.firstUnit)..<Int(task.firstUnit + task.unitCount)
         let blocks = (layout ?? UnitTree.blocks(first: units.lowerBound, count: units.count)).map { block in
@@ -336,7 +369,7 @@ final class ScriptedWorker {
             sampleCounts: units.map { _ in task.unitSize }, gradientBlocks: blocks,
             statisticsPerUnit: UInt32(statisticsPerUnit),
             batchStatistics: WireFloats(units.flatMap { Self.statistics(unit: $0, count: statisticsPerUnit) }),
-            computeSeconds: 0)
+            computeSeconds: computeSeconds)
         try send(.result(result), step: envelope.step, shard: envelope.shardID)
     }
 
@@ -350,3 +383,4 @@ final class ScriptedWorker {
         (0..<count).map { [1e8, 1, -1e8, 3, 0.1, 2][unit % 6] + Float($0) }
     }
 }
+

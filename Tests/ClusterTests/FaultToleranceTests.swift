@@ -255,6 +255,7 @@ import TestSupport
         let status = try SSGDProcess.run(["status", "--coordinator", endpoint], timeout: 30)
         #expect(status.status == 0, "\(status.output)")
         #expect(status.output.contains("live workers (1): only"))
+        #expect(status.output.contains("units per worker in the last step: only 6"), "\(status.output)")
         #expect(status.output.contains("state training"))
         kill(coordinator.processID, SIGINT)
         #expect(coordinator.wait(timeout: 60) == 130)

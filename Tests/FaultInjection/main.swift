@@ -6,7 +6,10 @@
 //   SSGD_TEST_WORKER_EXIT_AT_STEP=N   exit with status 3 on receiving step N's train task
 //   SSGD_TEST_WORKER_STALL_AT_STEP=N  stop computing at step N's train task (mid-step; heartbeats
 //                                     still flow), so a test can kill the worker there
-//   SSGD_TEST_WORKER_DELAY_MS=N       every train task takes N ms longer (every worker)
+//   SSGD_TEST_WORKER_DELAY_MS=N       every train task takes N ms longer (every worker; outside
+//                                     the compute time a worker reports)
+//   SSGD_TEST_UNIT_DELAY_MS=N         every train unit this process computes takes N ms longer
+//                                     (inside its reported compute time: a slower worker)
 //   SSGD_TEST_NAN_AT_STEP=N           a NaN in the first input of step N's units (in workers)
 //   SSGD_TEST_BLAS_CORE=NAME          workers report NAME as their OpenBLAS core name (kernel)
 
@@ -37,9 +40,12 @@ func faultHooks(_ environment: [String: String]) -> WorkerFaultHooks {
             while true { sleep(3600) }
         }
     }
-    if let nanAtStep = step("SSGD_TEST_NAN_AT_STEP").map({ Int($0) }) {
+    let nanAtStep = step("SSGD_TEST_NAN_AT_STEP").map { Int($0) }
+    let unitDelayMilliseconds = step("SSGD_TEST_UNIT_DELAY_MS")
+    if nanAtStep != nil || unitDelayMilliseconds != nil {
         hooks.shardInput = { step, _, input in
             if step == nanAtStep { input[0] = .nan }
+            if let unitDelayMilliseconds { usleep(UInt32(unitDelayMilliseconds * 1000)) }
         }
     }
     hooks.reportedBLASCore = environment["SSGD_TEST_BLAS_CORE"]
