@@ -6,8 +6,8 @@ import Foundation
 // naming the figures (issue: `hidden=4000000000` used to die in "failed to allocate").
 //
 // A process that trains holds: the parameters and BN state, one replica per lane context
-// (gradients, activations of one chunk), each lane group's unit-tree partial sums (one
-// parameter-sized buffer per level), the step's gradient sum, Nesterov momentum and the
+// (gradients, activations of one chunk), each lane group's unit-tree partial sums (up to two
+// parameter-sized buffers per level), the step's gradient sum, Nesterov momentum and the
 // method's state, the transformed Winograd kernels a group's chunks share, and the data set
 // (train + test, float32). The estimate errs high; the limit is the machine's total memory,
 // so a run that fits is never refused.
@@ -22,7 +22,9 @@ public enum MemoryBudget {
         let (shape, classes) = DatasetLoader.inputShapeAndClasses(config)
         let model = MemoryEstimate(layers: try ModelFactory.layers(config, inputShape: shape, classes: classes))
         let units = max(config.unitsPerStep, 1)
-        let treeLevels = Double(UnitTree.depth(units: units) + 1)
+        // A group's partial sums: the tree's blocks of a range it grows from one end (at most
+        // two per level when the range is not aligned), plus the one being formed.
+        let treeLevels = Double(2 * UnitTree.depth(units: units) + 1)
         let samples = DatasetLoader.expectedSampleCount(config.dataSpec)
         // Lanes: G groups of k chunk replicas (LaneRunner), each with its own gradients.
         let chunks = config.chunksPerUnit

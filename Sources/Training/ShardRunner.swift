@@ -36,6 +36,16 @@ public struct UnitOutcomes: Sendable {
         samples += other.samples
         batchStatistics += other.batchStatistics
     }
+
+    /// Puts the units in the opposite order (`width` statistics per unit).
+    mutating func reverseUnits(width: Int) {
+        lossSums.reverse()
+        correct.reverse()
+        samples.reverse()
+        guard width > 0 else { return }
+        let units = batchStatistics.count / width
+        batchStatistics = (0..<units).reversed().flatMap { batchStatistics[($0 * width)..<(($0 + 1) * width)] }
+    }
 }
 
 /// One lane's replica: a network sharing the parameters, its input rows and its objective.
@@ -84,7 +94,10 @@ public final class ShardRunner {
     private let chunkLoss: UnsafeMutablePointer<Double>  // (k)
     private let chunkCorrect: UnsafeMutablePointer<Int>  // (k)
     private let unitStatistics: FloatBuffer  // (2·BN channels) of the unit being run
-    private var levels: [FloatBuffer] = []  // tree partial sums, one per level, parameterCount each
+    /// The unit tree's partial sums of the units this group takes.
+    private let accumulator: TreeAccumulator
+    /// The units this group computed in its last `train`, in the order it took them.
+    public private(set) var lastUnits: [Int] = []
 
     /// `network` is replica 0 (its parameters are the ones read); the other chunks' replicas are
     /// built from `config` to share them. `tokens` limits how many lanes compute at once.
@@ -157,15 +170,12 @@ public final class ShardRunner {
         chunkLoss = .allocate(capacity: chunkCount)
         chunkCorrect = .allocate(capacity: chunkCount)
         unitStatistics = FloatBuffer(count: 2 * network.normalizationChannels)
+        accumulator = TreeAccumulator(length: network.parameterCount)
     }
 
     deinit {
         chunkLoss.deallocate()
         chunkCorrect.deallocate()
-    }
-
-    private func ensureLevels(_ count: Int) {
-        while levels.count < count { levels.append(FloatBuffer(count: network.parameterCount)) }
     }
 
     /// Train units [firstUnit, firstUnit + unitCount) of a step. `indices` holds the step's
@@ -176,51 +186,35 @@ public final class ShardRunner {
         emit: (UnitBlock, UnsafeMutablePointer<Float>) throws -> Void
     ) throws -> UnitOutcomes {
         precondition(indices.count == unitCount * unitSize, "shard has \(indices.count) indices for \(unitCount) units of \(unitSize)")
-        var outcomes = UnitOutcomes()
-        outcomes.lossSums.reserveCapacity(unitCount)
-        let statsPerUnit = 2 * network.normalizationChannels
-        outcomes.batchStatistics.reserveCapacity(unitCount * statsPerUnit)
-        for block in UnitTree.blocks(first: firstUnit, count: unitCount) {
-            if block.count == 1 {
-                // A lone unit's gradient is its block's sum: emitted where it lies, not copied.
-                let local = block.first - firstUnit
-                let slice = UnsafeBufferPointer(rebasing: indices[(local * unitSize)..<((local + 1) * unitSize)])
-                try emit(block, try runUnit(step: step, epoch: epoch, unit: block.first, indices: slice, outcomes: &outcomes))
-                continue
-            }
-            ensureLevels(UnitTree.depth(units: block.count) + 1)
-            try sumBlock(
-                block, level: 0, step: step, epoch: epoch, indices: indices, firstUnit: firstUnit,
-                outcomes: &outcomes)
-            try emit(block, levels[0].pointer)
-        }
+        let (blocks, outcomes) = try train(
+            step: step, epoch: epoch, taking: MeetingCursor(firstUnit..<(firstUnit + unitCount)), from: .left,
+            firstUnit: firstUnit, indices: indices)
+        for (block, sum) in blocks { try emit(block, sum) }
         return outcomes
     }
 
-    private func sumBlock(
-        _ block: UnitBlock, level: Int, step: Int, epoch: Int, indices: UnsafeBufferPointer<Int32>,
-        firstUnit: Int, outcomes: inout UnitOutcomes
-    ) throws {
-        let destination = levels[level]
-        func unit(_ index: Int) throws -> UnsafeMutablePointer<Float> {
-            let local = index - firstUnit
+    /// Trains the units `cursor` gives at `end` until it has none left (another group may take
+    /// from the other end). `indices` holds the sample indices of the cursor's whole range,
+    /// unit u's at (u − firstUnit) · unitSize. Returns the unit tree's maximal aligned blocks of
+    /// the units taken, with their sums (valid until this group trains again), and their
+    /// outcomes, both in unit order.
+    public func train(
+        step: Int, epoch: Int, taking cursor: MeetingCursor, from end: MeetingCursor.End, firstUnit: Int,
+        indices: UnsafeBufferPointer<Int32>
+    ) throws -> (blocks: [(UnitBlock, UnsafeMutablePointer<Float>)], outcomes: UnitOutcomes) {
+        accumulator.begin(from: end)
+        lastUnits.removeAll(keepingCapacity: true)
+        var outcomes = UnitOutcomes()
+        while let unit = cursor.take(from: end) {
+            // The previous unit's gradient, if it is still borrowed, leaves the buffer this one overwrites.
+            accumulator.settle()
+            let local = unit - firstUnit
             let slice = UnsafeBufferPointer(rebasing: indices[(local * unitSize)..<((local + 1) * unitSize)])
-            return try runUnit(step: step, epoch: epoch, unit: index, indices: slice, outcomes: &outcomes)
+            accumulator.add(unit: unit, gradient: try runUnit(step: step, epoch: epoch, unit: unit, indices: slice, outcomes: &outcomes))
+            lastUnits.append(unit)
         }
-        if block.count == 1 {
-            destination.pointer.update(from: try unit(block.first), count: network.parameterCount)
-            return
-        }
-        let half = block.count / 2
-        try sumBlock(UnitBlock(first: block.first, count: half), level: level, step: step, epoch: epoch, indices: indices, firstUnit: firstUnit, outcomes: &outcomes)
-        if half == 1 {
-            // A lone right unit is added from where its gradient lies: the same left + right,
-            // without first copying the right one into the next level (half the leaf copies).
-            UnitTree.addInPlace(destination.pointer, try unit(block.first + 1), network.parameterCount)
-        } else {
-            try sumBlock(UnitBlock(first: block.first + half, count: half), level: level + 1, step: step, epoch: epoch, indices: indices, firstUnit: firstUnit, outcomes: &outcomes)
-            UnitTree.addInPlace(destination.pointer, levels[level + 1].pointer, network.parameterCount)
-        }
+        if end == .right { outcomes.reverseUnits(width: 2 * network.normalizationChannels) }
+        return (accumulator.blocks, outcomes)
     }
 
     /// One work unit: forward, loss, backward; returns its gradient (valid until the next unit).

@@ -5,11 +5,14 @@ import Foundation
 // Lanes (DESIGN §3): `--threads N` is N single-threaded lanes (OpenBLAS at one thread). A step's
 // work is a fixed decomposition — units of ghost_batch, each cut into chunks of chunk_size —
 // and lanes only decide who computes which piece:
-//  - units are shared out over G = max(1, N / k) lane groups (k = chunks per unit) as
-//    contiguous unit ranges; each group's ShardRunner sums its range in the unit tree's
-//    aligned blocks, and the blocks of all groups, in unit order, are what this runner emits.
-//    Combining aligned blocks in the tree gives the same bytes however the range was cut
-//    (UnitTree), so G never changes a bit;
+//  - units are shared out over G = max(1, N / k) lane groups (k = chunks per unit): the groups
+//    form pairs (and one single group when G is odd), each team gets a contiguous unit range,
+//    and the two groups of a pair take its units from either end until they meet
+//    (MeetingCursor), so the faster one takes more and neither idles at the end of the step.
+//    Each group sums its units in the unit tree's aligned blocks (TreeAccumulator), each team's
+//    blocks are added into the tree's blocks of its range, and those, in unit order, are what
+//    this runner emits. Combining aligned blocks in the tree gives the same bytes however the
+//    range was cut (UnitTree), so neither G nor where a pair met changes a bit;
 //  - a group runs a unit's k chunks on k threads (ShardRunner), at most N computing at once
 //    (LaneTokens).
 // Evaluation shares its unit-sized chunks out over the groups the same way.
@@ -18,7 +21,6 @@ public final class LaneRunner {
     public let lanes: Int
     public let groups: [ShardRunner]
     private let drivers: LanePool?
-    private var blockPool: [FloatBuffer] = []
 
     /// Replica 0 of group 0 is `network`; every other replica shares its parameters.
     public init(network: Network, data: DatasetPair, config: TrainingConfig, lanes: Int) throws {
@@ -50,6 +52,18 @@ public final class LaneRunner {
         (0..<parts).map { part in (count * part / parts)..<(count * (part + 1) / parts) }.filter { !$0.isEmpty }
     }
 
+    /// The groups in teams: pairs (0, 1), (2, 3), … and the last group alone when G is odd,
+    /// each team with its contiguous share of `count` units (a pair two shares, a single one).
+    static func teams(_ count: Int, groups: Int) -> [(units: Range<Int>, groups: Range<Int>)] {
+        let members = stride(from: 0, to: groups, by: 2).map { $0..<min($0 + 2, groups) }
+        var shares = 0
+        return members.map { team in
+            let lower = count * shares / groups
+            shares += team.count
+            return (lower..<(count * shares / groups), team)
+        }
+    }
+
     /// As ShardRunner.train: units [firstUnit, firstUnit + unitCount), blocks emitted in unit order.
     public func train(
         step: Int, epoch: Int, firstUnit: Int, unitCount: Int, indices: UnsafeBufferPointer<Int32>,
@@ -58,42 +72,37 @@ public final class LaneRunner {
         guard let drivers, unitCount > 1 else {
             return try groups[0].train(step: step, epoch: epoch, firstUnit: firstUnit, unitCount: unitCount, indices: indices, emit: emit)
         }
-        let parts = LaneRunner.ranges(unitCount, parts: groups.count)
-        let unitSize = self.unitSize
-        let parameterCount = network.parameterCount
-        // Each group's blocks, copied out of its tree buffers into pooled buffers.
-        var blocks = [[(UnitBlock, Int)]](repeating: [], count: parts.count)
-        var outcomes = [UnitOutcomes](repeating: UnitOutcomes(), count: parts.count)
-        let maxBlocks = parts.map { UnitTree.blocks(first: firstUnit + $0.lowerBound, count: $0.count).count }
-        var poolStart = [Int]()
-        var total = 0
-        for count in maxBlocks {
-            poolStart.append(total)
-            total += count
+        precondition(indices.count == unitCount * unitSize, "shard has \(indices.count) indices for \(unitCount) units of \(unitSize)")
+        // The two groups of a team take its units from either end until they meet.
+        let teams = LaneRunner.teams(unitCount, groups: groups.count)
+        var cursors = [MeetingCursor]()
+        var team = [Int](repeating: 0, count: groups.count)
+        for (index, (units, members)) in teams.enumerated() {
+            cursors.append(MeetingCursor((firstUnit + units.lowerBound)..<(firstUnit + units.upperBound)))
+            for group in members { team[group] = index }
         }
-        while blockPool.count < total { blockPool.append(FloatBuffer(count: parameterCount)) }
-        let pool = blockPool
-        try blocks.withUnsafeMutableBufferPointer { blocks in
-            try outcomes.withUnsafeMutableBufferPointer { outcomes in
-                try drivers.run(count: parts.count) { part in
-                    let range = parts[part]
-                    let slice = UnsafeBufferPointer(rebasing: indices[(range.lowerBound * unitSize)..<(range.upperBound * unitSize)])
-                    var used = 0
-                    outcomes[part] = try groups[part].train(
-                        step: step, epoch: epoch, firstUnit: firstUnit + range.lowerBound, unitCount: range.count, indices: slice
-                    ) { block, sum in
-                        let buffer = poolStart[part] + used
-                        pool[buffer].pointer.update(from: sum, count: parameterCount)
-                        blocks[part].append((block, buffer))
-                        used += 1
-                    }
-                }
+        var results = [(blocks: [(UnitBlock, UnsafeMutablePointer<Float>)], outcomes: UnitOutcomes)](
+            repeating: ([], UnitOutcomes()), count: groups.count)
+        try results.withUnsafeMutableBufferPointer { results in
+            try drivers.run(count: groups.count) { group in
+                let members = teams[team[group]].groups
+                results[group] = try groups[group].train(
+                    step: step, epoch: epoch, taking: cursors[team[group]], from: group == members.lowerBound ? .left : .right,
+                    firstUnit: firstUnit, indices: indices)
             }
         }
+        // Each team's blocks added into the tree's blocks of its whole range — the additions the
+        // reduction would make next, in its order — so where its groups met does not show.
         var merged = UnitOutcomes()
-        for part in 0..<parts.count {
-            merged.append(outcomes[part])
-            for (block, buffer) in blocks[part] { try emit(block, pool[buffer].pointer) }
+        for (units, members) in teams {
+            var sums = [UnitBlock: UnsafeMutablePointer<Float>]()
+            for group in members {
+                merged.append(results[group].outcomes)
+                for (block, sum) in results[group].blocks { sums[block] = sum }
+            }
+            for block in UnitTree.blocks(first: firstUnit + units.lowerBound, count: units.count) {
+                try emit(block, try UnitTree.nodeSum(block, sums: sums, length: network.parameterCount))
+            }
         }
         return merged
     }

@@ -1,0 +1,32 @@
+import Synchronization
+
+// Two lane groups share one contiguous range of a step's units: one takes units from the left
+// end, the other from the right, until they meet. Each group's units stay one contiguous range,
+// so each sums its part in the unit tree's aligned blocks, and where they meet never changes a
+// bit (UnitTree) — it only lets the faster group take more, so neither waits for the other at
+// the end of the step (a vCPU that another process or VM slows for a while no longer makes the
+// other lane idle).
+
+public final class MeetingCursor: Sendable {
+    public enum End: Sendable { case left, right }
+
+    /// The units not taken yet: [left, right).
+    private let open: Mutex<Range<Int>>
+
+    public init(_ units: Range<Int>) { open = Mutex(units) }
+
+    /// The next unit from `end`, or nil once the two ends have met.
+    public func take(from end: End) -> Int? {
+        open.withLock { open in
+            guard !open.isEmpty else { return nil }
+            switch end {
+            case .left:
+                defer { open = (open.lowerBound + 1)..<open.upperBound }
+                return open.lowerBound
+            case .right:
+                defer { open = open.lowerBound..<(open.upperBound - 1) }
+                return open.upperBound - 1
+            }
+        }
+    }
+}
