@@ -10,21 +10,9 @@ import Training
 /// took, each with the tree's bytes, wherever the range starts and ends and from either end.
 @Suite struct TreeAccumulatorTests {
     static let length = 131
-    /// Leaves of very different magnitudes, so the order of additions shows in the bits.
-    static let leaves: [[Float]] = (0..<24).map { (u: Int) -> [Float] in
-        let magnitude = Float(1 + 991 * (u % 3))
-        return GradientCheck.gaussian(count: length, seed: UInt64(100 + u)).map { $0 * magnitude }
-    }
+    static let leaves = TreeReference.leaves(units: 24, length: length, magnitudeStep: 991, seed: 100)
 
-    /// A node's sum as UnitTree.combine forms it: left, then += right.
-    static func treeSum(_ block: UnitBlock) -> [Float] {
-        if block.count == 1 { return leaves[block.first] }
-        let half = block.count / 2
-        var left = treeSum(UnitBlock(first: block.first, count: half))
-        let right = treeSum(UnitBlock(first: block.first + half, count: half))
-        for i in 0..<length { left[i] += right[i] }
-        return left
-    }
+    static func treeSum(_ block: UnitBlock) -> [Float] { TreeReference.sum(block, leaves: leaves) }
 
     @Test(arguments: [MeetingCursor.End.left, .right])
     func everyRangeFromEitherEndGivesTheTreesBlocksAndBytes(end: MeetingCursor.End) {

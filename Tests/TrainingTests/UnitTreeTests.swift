@@ -15,18 +15,8 @@ import Training
     /// Leaf values chosen so float addition order matters; the root must not depend on the split.
     @Test func rootIsBitIdenticalForEverySplitIntoContiguousShards() throws {
         let units = 11, length = 257
-        let leaves: [[Float]] = (0..<units).map { u in
-            let magnitude = Float(1 + 997 * (u % 3))
-            return GradientCheck.gaussian(count: length, seed: UInt64(u)).map { $0 * magnitude }
-        }
-        func blockSum(_ block: UnitBlock) -> [Float] {
-            if block.count == 1 { return leaves[block.first] }
-            let half = block.count / 2
-            var left = blockSum(UnitBlock(first: block.first, count: half))
-            let right = blockSum(UnitBlock(first: block.first + half, count: half))
-            for i in 0..<length { left[i] += right[i] }
-            return left
-        }
+        let leaves = TreeReference.leaves(units: units, length: length, magnitudeStep: 997)
+        func blockSum(_ block: UnitBlock) -> [Float] { TreeReference.sum(block, leaves: leaves) }
         func root(splitting boundaries: [Int]) throws -> [Float] {
             var buffers = [FloatBuffer]()
             var sums = [UnitBlock: UnsafeMutablePointer<Float>]()
