@@ -65,6 +65,12 @@ import Training
         }
         #expect(taken == [3, 9, 4, 8, 5, 7, 6])
         #expect(cursor.take(from: .right) == nil)
+        // Several at a time (a group with several replicas), never past the other end.
+        let chunks = MeetingCursor(0..<5)
+        #expect(chunks.take(from: .right, upTo: 2) == 3..<5)
+        #expect(chunks.take(from: .left, upTo: 2) == 0..<2)
+        #expect(chunks.take(from: .right, upTo: 2) == 2..<3)
+        #expect(chunks.take(from: .left, upTo: 2) == nil)
     }
 }
 
@@ -108,6 +114,16 @@ import Training
         #expect(mirrored.runner.groups[1].lastUnits.count > 4, "right lane took \(mirrored.runner.groups[1].lastUnits)")
         #expect(mirrored.gradient == reference.gradient)
         #expect(mirrored.statistics == reference.statistics)
+        // Evaluation: the pair takes chunks from either end; each chunk's sums are one lane's.
+        let split = try DatasetLoader.load(LaneTests.config(chunkSize: 16)).train
+        let samples = (0..<min(200, split.count)).map { Int32($0) }
+        let whole = samples.withUnsafeBufferPointer { reference.runner.evaluate(split: .train, indices: $0) }
+        for lanes in [2, 3] {
+            let runner = try Self.step(lanes: lanes).runner
+            let shared = samples.withUnsafeBufferPointer { runner.evaluate(split: .train, indices: $0) }
+            #expect(shared.lossSums.map(\.bitPattern) == whole.lossSums.map(\.bitPattern), "\(lanes) lanes")
+            #expect(shared.correct == whole.correct, "\(lanes) lanes")
+        }
         // A pair and a single group (3 lanes), two pairs (4).
         for lanes in [3, 4] {
             #expect(try Self.step(lanes: lanes, slow: { $0 % 3 == 0 }).gradient == reference.gradient, "\(lanes) lanes")

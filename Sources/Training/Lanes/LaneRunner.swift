@@ -15,7 +15,8 @@ import Foundation
 //    range was cut (UnitTree), so neither G nor where a pair met changes a bit;
 //  - a group runs a unit's k chunks on k threads (ShardRunner), at most N computing at once
 //    (LaneTokens).
-// Evaluation shares its unit-sized chunks out over the groups the same way.
+// Evaluation shares its unit-sized chunks out over the groups the same way (a chunk's sums do
+// not depend on who computed it, so there is nothing to merge).
 
 public final class LaneRunner {
     public let lanes: Int
@@ -47,11 +48,6 @@ public final class LaneRunner {
         set { for group in groups { group.inputHook = newValue } }
     }
 
-    /// `count` items cut into `parts` contiguous ranges, the first ones one longer.
-    static func ranges(_ count: Int, parts: Int) -> [Range<Int>] {
-        (0..<parts).map { part in (count * part / parts)..<(count * (part + 1) / parts) }.filter { !$0.isEmpty }
-    }
-
     /// The groups in teams: pairs (0, 1), (2, 3), … and the last group alone when G is odd,
     /// each team with its contiguous share of `count` units (a pair two shares, a single one).
     static func teams(_ count: Int, groups: Int) -> [(units: Range<Int>, groups: Range<Int>)] {
@@ -64,6 +60,24 @@ public final class LaneRunner {
         }
     }
 
+    /// For `count` items numbered from `first`: the teams, and each group's cursor (its team's)
+    /// and the end it takes from.
+    private func meetings(_ count: Int, first: Int) -> (
+        teams: [(units: Range<Int>, groups: Range<Int>)], cursors: [MeetingCursor], ends: [MeetingCursor.End]
+    ) {
+        let teams = LaneRunner.teams(count, groups: groups.count)
+        var cursors = [MeetingCursor]()
+        var ends = [MeetingCursor.End]()
+        for (units, members) in teams {
+            let cursor = MeetingCursor((first + units.lowerBound)..<(first + units.upperBound))
+            for group in members {
+                cursors.append(cursor)
+                ends.append(group == members.lowerBound ? .left : .right)
+            }
+        }
+        return (teams, cursors, ends)
+    }
+
     /// As ShardRunner.train: units [firstUnit, firstUnit + unitCount), blocks emitted in unit order.
     public func train(
         step: Int, epoch: Int, firstUnit: Int, unitCount: Int, indices: UnsafeBufferPointer<Int32>,
@@ -74,21 +88,13 @@ public final class LaneRunner {
         }
         precondition(indices.count == unitCount * unitSize, "shard has \(indices.count) indices for \(unitCount) units of \(unitSize)")
         // The two groups of a team take its units from either end until they meet.
-        let teams = LaneRunner.teams(unitCount, groups: groups.count)
-        var cursors = [MeetingCursor]()
-        var team = [Int](repeating: 0, count: groups.count)
-        for (index, (units, members)) in teams.enumerated() {
-            cursors.append(MeetingCursor((firstUnit + units.lowerBound)..<(firstUnit + units.upperBound)))
-            for group in members { team[group] = index }
-        }
+        let (teams, cursors, ends) = meetings(unitCount, first: firstUnit)
         var results = [(blocks: [(UnitBlock, UnsafeMutablePointer<Float>)], outcomes: UnitOutcomes)](
             repeating: ([], UnitOutcomes()), count: groups.count)
         try results.withUnsafeMutableBufferPointer { results in
             try drivers.run(count: groups.count) { group in
-                let members = teams[team[group]].groups
                 results[group] = try groups[group].train(
-                    step: step, epoch: epoch, taking: cursors[team[group]], from: group == members.lowerBound ? .left : .right,
-                    firstUnit: firstUnit, indices: indices)
+                    step: step, epoch: epoch, taking: cursors[group], from: ends[group], firstUnit: firstUnit, indices: indices)
             }
         }
         // Each team's blocks added into the tree's blocks of its whole range — the additions the
@@ -107,24 +113,34 @@ public final class LaneRunner {
         return merged
     }
 
-    /// As ShardRunner.evaluate, the unit-sized evaluation chunks shared out over the groups.
+    /// As ShardRunner.evaluate, the unit-sized evaluation chunks shared out over the groups as
+    /// the units of a step are: the two groups of a pair take them from either end, as many at a
+    /// time as a group has replicas. A chunk's sums do not depend on who computed it.
     public func evaluate(
         split: Split, indices: UnsafeBufferPointer<Int32>, shouldStop: () -> Bool
     ) throws -> (lossSums: [Double], correct: [Int]) {
         let chunks = (indices.count + unitSize - 1) / unitSize
         guard let drivers, chunks > 1 else { return try groups[0].evaluate(split: split, indices: indices, shouldStop: shouldStop) }
-        let parts = LaneRunner.ranges(chunks, parts: groups.count)
-        var results = [(lossSums: [Double], correct: [Int])](repeating: ([], []), count: parts.count)
+        let (_, cursors, ends) = meetings(chunks, first: 0)
+        var lossSums = [Double](repeating: 0, count: chunks)
+        var correct = [Int](repeating: 0, count: chunks)
         let unitSize = self.unitSize
-        try results.withUnsafeMutableBufferPointer { results in
-            try drivers.run(count: parts.count) { part in
-                let range = parts[part]
-                let slice = UnsafeBufferPointer(
-                    rebasing: indices[(range.lowerBound * unitSize)..<min(range.upperBound * unitSize, indices.count)])
-                results[part] = try groups[part].evaluate(split: split, indices: slice, shouldStop: shouldStop)
+        try lossSums.withUnsafeMutableBufferPointer { lossSums in
+            try correct.withUnsafeMutableBufferPointer { correct in
+                try drivers.run(count: groups.count) { group in
+                    while let taken = cursors[group].take(from: ends[group], upTo: groups[group].chunkCount) {
+                        let slice = UnsafeBufferPointer(
+                            rebasing: indices[(taken.lowerBound * unitSize)..<min(taken.upperBound * unitSize, indices.count)])
+                        let result = try groups[group].evaluate(split: split, indices: slice, shouldStop: shouldStop)
+                        for (offset, chunk) in taken.enumerated() {
+                            lossSums[chunk] = result.lossSums[offset]
+                            correct[chunk] = result.correct[offset]
+                        }
+                    }
+                }
             }
         }
-        return (results.flatMap(\.lossSums), results.flatMap(\.correct))
+        return (lossSums, correct)
     }
 
     public func evaluate(split: Split, indices: UnsafeBufferPointer<Int32>) -> (lossSums: [Double], correct: [Int]) {

@@ -17,15 +17,21 @@ public final class MeetingCursor: Sendable {
 
     /// The next unit from `end`, or nil once the two ends have met.
     public func take(from end: End) -> Int? {
+        take(from: end, upTo: 1)?.lowerBound
+    }
+
+    /// The next (at most) `count` units from `end`, or nil once the two ends have met.
+    public func take(from end: End, upTo count: Int) -> Range<Int>? {
         open.withLock { open in
             guard !open.isEmpty else { return nil }
+            let n = min(max(count, 1), open.count)
             switch end {
             case .left:
-                defer { open = (open.lowerBound + 1)..<open.upperBound }
-                return open.lowerBound
+                defer { open = (open.lowerBound + n)..<open.upperBound }
+                return open.lowerBound..<(open.lowerBound + n)
             case .right:
-                defer { open = open.lowerBound..<(open.upperBound - 1) }
-                return open.upperBound - 1
+                defer { open = open.lowerBound..<(open.upperBound - n) }
+                return (open.upperBound - n)..<open.upperBound
             }
         }
     }
