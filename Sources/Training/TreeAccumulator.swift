@@ -56,9 +56,9 @@ package final class TreeAccumulator {
             precondition(
                 end == .left ? last.block.first + last.block.count == unit : unit + 1 == last.block.first,
                 "unit \(unit) is not next to the units already summed")
+            precondition(last.owned != nil, "settle() before the next unit overwrites the borrowed leaf")
         }
         if let last = stack.last, last.block.count == 1, sibling(last.block, leaf) {
-            precondition(last.owned != nil, "settle() before the next unit overwrites the borrowed leaf")
             // The lone leaf is added from where it lies, not copied first.
             UnitTree.addInPlace(last.sum, gradient, length)
             stack[stack.count - 1].block = parent(last.block, leaf)
