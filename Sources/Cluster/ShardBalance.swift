@@ -9,7 +9,8 @@ import Transport
 //
 // Model: a worker with g lane groups (lanes / chunks per unit) computes u units in ⌈u / g⌉
 // rounds of s seconds each. s is the median of its last three train results' compute seconds
-// per round, so one slow step does not move the plan. The cut minimizes the predicted slowest
+// per round, and a worker counts as measured only once it has three, so one slow step (a
+// first step's one-time costs, a burst on its host) does not move the plan. The cut minimizes the predicted slowest
 // worker (greedy: each unit goes where it finishes soonest, which is optimal for step costs that
 // grow with u); every worker keeps at least one unit, so each stays measured. The equal cut is
 // kept until every worker is measured and whenever the balanced one is predicted to save less
@@ -56,9 +57,9 @@ package struct ShardBalance {
     /// Drops what was measured of `peer` (it left; if it comes back it is measured anew).
     package mutating func forget(_ peer: PeerID) { rounds[peer] = nil }
 
-    /// The median round time of `peer` (nil before any measured result).
+    /// The median round time of `peer` over its last `window` results (nil before it has that many).
     package func roundSeconds(of peer: PeerID) -> Double? {
-        guard let recent = rounds[peer], !recent.isEmpty else { return nil }
+        guard let recent = rounds[peer], recent.count >= Self.window else { return nil }
         let sorted = recent.sorted()
         let middle = sorted.count / 2
         return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2

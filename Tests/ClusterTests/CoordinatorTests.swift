@@ -35,33 +35,35 @@ import Wire
         #expect(scene.executor.ignoredResults == 0)
     }
 
-    /// Worker c says it computed four times as long per unit as a and b: the next step gives it
-    /// one unit of six (a 3, b 2, c 1; the equal cut would make c take 8 s, this one 4 s), says
-    /// so, and its result is the unit tree's sum of the new blocks. With balancing off, the cut
-    /// stays equal.
+    /// Worker c says it computed four times as long per unit as a and b, three steps running:
+    /// the next step gives it one unit of six (a 3, b 2, c 1; the equal cut would make c take
+    /// 8 s, this one 4 s), says so, and its result is the unit tree's sum of the new blocks.
+    /// Before three results per worker, and with balancing off, the cut stays equal.
     @Test(arguments: [true, false])
-    func theNextStepCutsUnitsByTheSecondsWorkersReported(balance: Bool) throws {
+    func theCutFollowsTheSecondsWorkersReported(balance: Bool) throws {
         let scene = try InProcessScene(balanceShards: balance)
         defer { scene.executor.shutdown() }
         let workers = try scene.join(["a", "b", "c"])
-        let first = scene.computeStepInBackground(step: 0)
-        let firstTasks = try workers.map { try $0.nextTask() }
-        #expect(firstTasks.map { $0.task.unitCount } == [2, 2, 2])
-        for (k, worker) in workers.enumerated() {
-            try worker.answer(firstTasks[k].task, firstTasks[k].envelope, unitLoss: nil, computeSeconds: [2, 2, 8][k])
+        for step in 0..<3 {
+            let outcome = scene.computeStepInBackground(step: step)
+            let tasks = try workers.map { try $0.nextTask() }
+            #expect(tasks.map { $0.task.unitCount } == [2, 2, 2], "step \(step)")
+            for (k, worker) in workers.enumerated() {
+                try worker.answer(tasks[k].task, tasks[k].envelope, unitLoss: nil, computeSeconds: [2, 2, 8][k])
+            }
+            _ = try outcome.wait()
         }
-        _ = try first.wait()
 
-        let second = scene.computeStepInBackground(step: 1)
+        let outcome = scene.computeStepInBackground(step: 3)
         let tasks = try workers.map { try $0.nextTask() }
         #expect(tasks.map { $0.task.firstUnit } == (balance ? [0, 3, 5] : [0, 2, 4]))
         #expect(tasks.map { $0.task.unitCount } == (balance ? [3, 2, 1] : [2, 2, 2]))
         for (worker, (task, envelope)) in zip(workers, tasks) {
             try worker.answer(task, envelope, unitLoss: nil, computeSeconds: 1)
         }
-        _ = try second.wait()
+        _ = try outcome.wait()
         #expect(scene.gradient.toArray() == (try scene.expectedGradient(tasks.map(\.task))))
-        #expect(scene.lines.contains("step 1: units per worker a 3, b 2, c 1 (cut by measured speed; --equal-shards keeps the equal cut)") == balance,
+        #expect(scene.lines.contains("step 3: units per worker a 3, b 2, c 1 (cut by measured speed; --equal-shards keeps the equal cut)") == balance,
                 "\(scene.lines)")
     }
 
