@@ -85,10 +85,7 @@ final class ShardReducer {
     /// from `results` (finer aligned blocks tiling that range in order), each combined as the
     /// root would combine it. The pointers are this reducer's buffers, valid until the next call.
     func reduceBlocks(_ results: [ResultMessage], first: Int, count: Int) throws -> [(block: UnitBlock, sum: UnsafeMutablePointer<Float>)] {
-        let sums = pooledBlocks(results)
-        return try UnitTree.blocks(first: first, count: count).map { block in
-            (block, try UnitTree.nodeSum(block, sums: sums, length: parameterCount))
-        }
+        try UnitTree.blockSums(first: first, count: count, sums: pooledBlocks(results), length: parameterCount)
     }
 
     /// Runs `body` with every block's gradient by its units, read where it lies in its message

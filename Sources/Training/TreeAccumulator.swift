@@ -36,7 +36,8 @@ package final class TreeAccumulator {
     package func begin(from end: MeetingCursor.End) {
         self.end = end
         stack.removeAll(keepingCapacity: true)
-        free = Array(buffers.indices)
+        free.removeAll(keepingCapacity: true)
+        free.append(contentsOf: buffers.indices)
     }
 
     /// Copies a borrowed leaf into a buffer of its own. Call before the borrowed memory changes.

@@ -78,6 +78,14 @@ public enum UnitTree {
         return result
     }
 
+    /// The maximal aligned blocks of [first, first + count), each summed by `nodeSum` from
+    /// `sums`, a finer aligned partition of that range (its buffers serve as scratch).
+    public static func blockSums(
+        first: Int, count: Int, sums: [UnitBlock: UnsafeMutablePointer<Float>], length: Int
+    ) throws -> [(block: UnitBlock, sum: UnsafeMutablePointer<Float>)] {
+        try blocks(first: first, count: count).map { block in (block, try nodeSum(block, sums: sums, length: length)) }
+    }
+
     private static func node(
         _ block: UnitBlock, units: Int, sums: [UnitBlock: UnsafeMutablePointer<Float>], length: Int
     ) throws -> UnsafeMutablePointer<Float>? {

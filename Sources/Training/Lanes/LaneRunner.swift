@@ -106,8 +106,9 @@ public final class LaneRunner {
                 merged.append(results[group].outcomes)
                 for (block, sum) in results[group].blocks { sums[block] = sum }
             }
-            for block in UnitTree.blocks(first: firstUnit + units.lowerBound, count: units.count) {
-                try emit(block, try UnitTree.nodeSum(block, sums: sums, length: network.parameterCount))
+            for (block, sum) in try UnitTree.blockSums(
+                first: firstUnit + units.lowerBound, count: units.count, sums: sums, length: network.parameterCount) {
+                try emit(block, sum)
             }
         }
         return merged
