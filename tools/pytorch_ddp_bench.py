@@ -72,6 +72,8 @@ def main():
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--port", type=int, default=29517)
     parser.add_argument("--json")
+    # Alternating the order between rounds keeps a drift in the host's speed from favouring one side.
+    parser.add_argument("--ddp-first", action="store_true", help="time DDP before the single process")
     args = parser.parse_args()
     results = []
     for name in args.models.split(","):
@@ -81,12 +83,22 @@ def main():
         model = build()
         model.train()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        single = statistics.median(step_times(model, optimizer, shape, classes, args.batch, args.micro, args.iterations))
-        context = mp.get_context("spawn")
-        queue = context.SimpleQueue()
-        mp.start_processes(rank_main, args=(args.processes, args.port, name, args.batch, args.micro, args.iterations, queue),
-                           nprocs=args.processes, start_method="spawn")
-        ddp = statistics.median(queue.get())
+
+        def time_single():
+            return statistics.median(step_times(model, optimizer, shape, classes, args.batch, args.micro, args.iterations))
+
+        def time_ddp():
+            queue = mp.get_context("spawn").SimpleQueue()
+            mp.start_processes(rank_main, args=(args.processes, args.port, name, args.batch, args.micro, args.iterations, queue),
+                               nprocs=args.processes, start_method="spawn")
+            return statistics.median(queue.get())
+
+        if args.ddp_first:
+            ddp = time_ddp()
+            single = time_single()
+        else:
+            single = time_single()
+            ddp = time_ddp()
         row = {"model": name, "batch": args.batch, "micro": args.micro, "processes": args.processes,
                "single_step_s": single, "ddp_step_s": ddp, "ddp_over_single": ddp / single}
         results.append(row)

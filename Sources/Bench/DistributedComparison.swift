@@ -107,9 +107,10 @@ public enum DistributedComparison {
         return Array(seconds.dropFirst())
     }
 
-    /// ssgd's two step times for `model`: `train --threads N` and `launch --workers N --threads 1`.
+    /// ssgd's two step times for `model`: `train --threads N` and `launch --workers N --threads 1`,
+    /// in that order, or launch first when `reversed`.
     public static func measureSSGD(
-        executable: String, model: BenchmarkModel, batch: Int, processes: Int, iterations: Int
+        executable: String, model: BenchmarkModel, batch: Int, processes: Int, iterations: Int, reversed: Bool = false
     ) throws -> (train: Double, launch: Double) {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ssgd-bench-distributed-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -126,14 +127,20 @@ public enum DistributedComparison {
             }
             return Benchmark.median(seconds)
         }
-        let train = try medianStepSeconds(["train", "--threads", String(processes)], runDirectory: "train")
-        let launch = try medianStepSeconds(["launch", "--workers", String(processes), "--threads", "1"], runDirectory: "launch")
-        return (train, launch)
+        let train = { try medianStepSeconds(["train", "--threads", String(processes)], runDirectory: "train") }
+        let launch = { try medianStepSeconds(["launch", "--workers", String(processes), "--threads", "1"], runDirectory: "launch") }
+        if reversed {
+            let launchSeconds = try launch()
+            return (try train(), launchSeconds)
+        }
+        let trainSeconds = try train()
+        return (trainSeconds, try launch())
     }
 
-    /// PyTorch's two step times (tools/pytorch_ddp_bench.py).
+    /// PyTorch's two step times (tools/pytorch_ddp_bench.py): one process, then DDP, or DDP
+    /// first when `reversed`.
     public static func measureTorch(
-        python: String, script: String, model: String, batch: Int, processes: Int, iterations: Int
+        python: String, script: String, model: String, batch: Int, processes: Int, iterations: Int, reversed: Bool = false
     ) throws -> (single: Double, ddp: Double) {
         struct Output: Decodable {
             struct Result: Decodable {
@@ -145,36 +152,45 @@ public enum DistributedComparison {
         let data = try MeasuringProcess.runForJSON(executable: python, arguments: [
             script, "--models", model, "--batch", String(batch), "--micro", String(unitSize),
             "--processes", String(processes), "--iterations", String(iterations),
-        ])
+        ] + (reversed ? ["--ddp-first"] : []))
         guard let result = try JSONDecoder().decode(Output.self, from: data).results.first else {
             throw BenchProcessError(command: "\(python) \(script)", status: 0, output: "its JSON has no result")
         }
         return (result.single_step_s, result.ddp_step_s)
     }
 
-    /// Each model's row over `rounds` rounds: per round ssgd's pair (`ssgd`), then PyTorch's
-    /// (`torch`, when given), so the two sides of each ratio run back to back. `progress` gets
-    /// a line per measurement.
+    /// Each model's row over `rounds` rounds: per round ssgd's pair (`ssgd`) and PyTorch's
+    /// (`torch`, when given), so the two sides of each ratio run back to back. Every second
+    /// round runs the four in the reverse order (`reversed` true: PyTorch's pair first, each
+    /// pair's second side first), so a steady drift in the host's speed favours neither side of
+    /// a ratio. `progress` gets a line per measurement.
     public static func run(
         models: [String], batch: Int, processes: Int, rounds: Int,
-        ssgd: (_ model: String) throws -> (train: Double, launch: Double),
-        torch: ((_ model: String) throws -> (single: Double, ddp: Double))?,
+        ssgd: (_ model: String, _ reversed: Bool) throws -> (train: Double, launch: Double),
+        torch: ((_ model: String, _ reversed: Bool) throws -> (single: Double, ddp: Double))?,
         progress: (String) -> Void = { _ in }
     ) throws -> [DistributedRow] {
         try models.map { model in
             var measured = [DistributedRound]()
             for round in 0..<max(rounds, 1) {
                 let tag = rounds > 1 ? " (round \(round + 1)/\(rounds))" : ""
-                let (train, launch) = try ssgd(model)
-                var one = DistributedRound(trainSeconds: train, launchSeconds: launch)
-                progress(String(format: "ssgd    %@%@: train --threads %d %.3f s/step, launch --workers %d %.3f s/step, launch/train %.2f",
-                                model, tag, processes, train, processes, launch, one.ssgdRatio))
-                if let torch {
-                    let (single, ddp) = try torch(model)
-                    (one.torchSingleSeconds, one.torchDDPSeconds) = (single, ddp)
-                    progress(String(format: "pytorch %@%@: one process %.3f s/step, DDP %.3f s/step, DDP/single %.2f",
-                                    model, tag, single, ddp, ddp / single))
+                let reversed = round % 2 == 1
+                var one = DistributedRound(trainSeconds: 0, launchSeconds: 0)
+                func measureSSGD() throws {
+                    (one.trainSeconds, one.launchSeconds) = try ssgd(model, reversed)
+                    progress(String(format: "ssgd    %@%@: train --threads %d %.3f s/step, launch --workers %d %.3f s/step, launch/train %.2f%@",
+                                    model, tag, processes, one.trainSeconds, processes, one.launchSeconds, one.ssgdRatio,
+                                    reversed ? " (launch ran first)" : ""))
                 }
+                func measureTorch(_ torch: (String, Bool) throws -> (single: Double, ddp: Double)) throws {
+                    let (single, ddp) = try torch(model, reversed)
+                    (one.torchSingleSeconds, one.torchDDPSeconds) = (single, ddp)
+                    progress(String(format: "pytorch %@%@: one process %.3f s/step, DDP %.3f s/step, DDP/single %.2f%@",
+                                    model, tag, single, ddp, ddp / single, reversed ? " (DDP ran first)" : ""))
+                }
+                if reversed, let torch { try measureTorch(torch) }
+                try measureSSGD()
+                if !reversed, let torch { try measureTorch(torch) }
                 measured.append(one)
             }
             return DistributedRow(model: model, batch: batch, processes: processes, rounds: measured)
@@ -190,7 +206,7 @@ public enum DistributedComparison {
         }
         var lines = [String]()
         if let most = rows.map(\.rounds.count).max(), most > 1 {
-            lines.append("\(most) rounds per row (ssgd's pair, then PyTorch's, each round): step times are medians; "
+            lines.append("\(most) rounds per row (ssgd's pair and PyTorch's, every second round in reverse order): step times are medians; "
                 + "each ratio is the median of the rounds' ratios, (range) their smallest and largest.")
             lines.append("")
         }

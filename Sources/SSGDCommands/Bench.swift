@@ -185,18 +185,19 @@ struct Bench: ParsableCommand {
             Console.line("distributed step, B = \(distributedBatch) in units of \(DistributedComparison.unitSize), N = \(processes), OpenBLAS \(Benchmark.coreLabel(BLASThreads.coreName, BLASThreads.coreChoice)), \(steps) timed step(s) after one warm-up")
             let models = distributedModels.split(separator: ",").map(String.init)
             let (batch, processes) = (distributedBatch, self.processes)
-            let torch: ((String) throws -> (single: Double, ddp: Double))? = python.map { python in
-                { name in
+            let torch: ((String, Bool) throws -> (single: Double, ddp: Double))? = python.map { python in
+                { name, reversed in
                     try DistributedComparison.measureTorch(
-                        python: python, script: ddpScript, model: name, batch: batch, processes: processes, iterations: steps)
+                        python: python, script: ddpScript, model: name, batch: batch, processes: processes, iterations: steps,
+                        reversed: reversed)
                 }
             }
             let rows = try DistributedComparison.run(
                 models: models, batch: batch, processes: processes, rounds: rounds,
-                ssgd: { name in
+                ssgd: { name, reversed in
                     try DistributedComparison.measureSSGD(
                         executable: executable, model: try BenchmarkModel.named(name), batch: batch, processes: processes,
-                        iterations: steps)
+                        iterations: steps, reversed: reversed)
                 },
                 torch: torch) { Console.line($0) }
             Console.line("")

@@ -34,27 +34,30 @@ import TestSupport
         var lines = [String]()
         let rows = try DistributedComparison.run(
             models: ["mlp"], batch: 4096, processes: 2, rounds: 3,
-            ssgd: { model in
-                calls.append("ssgd \(model)")
+            ssgd: { model, reversed in
+                calls.append("ssgd \(model)" + (reversed ? " reversed" : ""))
                 return ssgdTimes.removeFirst()
             },
-            torch: { model in
-                calls.append("torch \(model)")
+            torch: { model, reversed in
+                calls.append("torch \(model)" + (reversed ? " reversed" : ""))
                 return torchTimes.removeFirst()
             }) { lines.append($0) }
-        #expect(calls == ["ssgd mlp", "torch mlp", "ssgd mlp", "torch mlp", "ssgd mlp", "torch mlp"])
+        // Every second round in reverse: PyTorch's pair first, each pair's second side first.
+        #expect(calls == ["ssgd mlp", "torch mlp", "torch mlp reversed", "ssgd mlp reversed", "ssgd mlp", "torch mlp"])
         let row = try #require(rows.first)
         #expect(row.rounds.count == 3)
         #expect(abs(row.ssgdRatio - 1.0) < 1e-12, "the median of 1.2, 0.9, 1.0 — not launch/train of the medians (1.2/1.0)")
         #expect(row.ssgdRatioRange == 0.9...1.2)
         #expect(abs((row.torchRatio ?? 0) - 0.95) < 1e-12 && row.torchRatioRange == 0.8...1.1)
         #expect(row.trainSeconds == 1.0 && row.launchSeconds == 1.2)
-        #expect(lines.count == 6 && lines[0].contains("(round 1/3)"))
+        try #require(lines.count == 6)
+        #expect(lines[0].contains("(round 1/3)"))
+        #expect(lines[2].contains("(DDP ran first)") && lines[3].contains("(launch ran first)") && !lines[0].contains("first"), "\(lines)")
         let table = DistributedComparison.text(rows)
         #expect(table.contains("3 rounds per row") && table.contains("1.00 (0.90–1.20)") && table.contains("0.95 (0.80–1.10)"), "\(table)")
         // Without PyTorch: its columns are dashes.
         let alone = try DistributedComparison.run(
-            models: ["vgg16"], batch: 256, processes: 2, rounds: 1, ssgd: { _ in (2, 1) }, torch: nil)
+            models: ["vgg16"], batch: 256, processes: 2, rounds: 1, ssgd: { _, _ in (2, 1) }, torch: nil)
         #expect(alone.first?.torchRatio == nil && DistributedComparison.text(alone).contains("| vgg16 | 256 | 2.000 | 1.000 | 0.50 | — | — | — | — |"))
         // ssgd's processes against DDP's ranks: the median of the rounds' launch / DDP (1.2/0.8, 0.9/1.1, 2.0/0.95).
         #expect(abs((row.launchOverDDP ?? 0) - 1.5) < 1e-12 && table.contains("| 1.50 |"), "\(table)")
@@ -62,7 +65,8 @@ import TestSupport
 
     @Test func aTinyRealRunMeasuresTrainAndLaunch() throws {
         let (train, launch) = try DistributedComparison.measureSSGD(
-            executable: SSGDProcess.binary, model: try BenchmarkModel.named("mlp"), batch: 256, processes: 2, iterations: 2)
+            executable: SSGDProcess.binary, model: try BenchmarkModel.named("mlp"), batch: 256, processes: 2, iterations: 2,
+            reversed: true)
         #expect(train > 0 && launch > 0)
         let row = DistributedRow(model: "mlp", batch: 256, processes: 2, trainSeconds: train, launchSeconds: launch)
         let table = DistributedComparison.text([row])
