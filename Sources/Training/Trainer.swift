@@ -189,6 +189,7 @@ public final class Trainer {
                 stoppedByRequest = true
             }
         }
+        let pace = RemainingTime(firstStep: step, started: MonotonicClock.now())
         while step < end && !stoppedByRequest {
             if StopRequest.requested {
                 stoppedByRequest = true
@@ -229,8 +230,10 @@ public final class Trainer {
             }
             let now = MonotonicClock.now()
             if now - lastPrint >= config.progressSeconds || step == end {
-                output(window.line(step: step, totalSteps: schedule.totalSteps, stepsPerEpoch: stepsPerEpoch,
-                                   lr: rates.rate(atStep: step - 1)))
+                var line = window.line(step: step, totalSteps: schedule.totalSteps, stepsPerEpoch: stepsPerEpoch,
+                                       lr: rates.rate(atStep: step - 1))
+                if let left = pace.seconds(step: step, end: end, now: now) { line += " | \(RemainingTime.text(left)) left" }
+                output(line)
                 window = ProgressWindow()
                 lastPrint = now
             }
