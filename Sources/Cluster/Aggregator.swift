@@ -88,7 +88,10 @@ public final class AggregatingShardBackend: ShardBackend {
     /// The workers below (each reports its own lanes when it joins).
     public var lanes: Int { max(executor.liveWorkers, 1) }
 
-    public func train(_ task: TaskMessage, step: UInt64) throws -> ResultMessage {
+    /// Its shards go on to workers of its own, whole.
+    public var canMeet: Bool { false }
+
+    public func train(_ task: TaskMessage, step: UInt64, claim: ((Int) throws -> Range<Int>?)?) throws -> ResultMessage {
         try executor.computeShard(task, step: step, blockBuffers: blockBuffers)
     }
 

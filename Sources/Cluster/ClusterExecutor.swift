@@ -52,6 +52,9 @@ public final class ClusterExecutor: GradientExecutor {
     var balance = ShardBalance()
     private var lastCut: (peers: [PeerID], counts: [Int])?
     private var loggedCut: [String]?
+    /// The units each worker computed in the last training step, and the pairs last said to meet.
+    private var lastUnitsPerWorker: [ClusterStatus.WorkerUnits] = []
+    private var loggedPairs: [String]?
     let reducer: ShardReducer
     /// (P + S) floats each: what a step's tasks carry (parameters; then BN state for evaluate
     /// tasks), copied from the trainer's arenas so that the trainer may update them while a
@@ -165,9 +168,9 @@ public final class ClusterExecutor: GradientExecutor {
                 drop("error from an unknown peer: \(error.message)", from: from.peer)
             }
             return nil
-        case .result:
+        case .result, .claim:
             return (from.peer, envelope)
-        case .welcome, .task, .shutdown:
+        case .welcome, .task, .shutdown, .grant:
             drop("unexpected \(envelope.kind) from a worker", from: from.peer)
             return nil
         }
@@ -201,7 +204,7 @@ public final class ClusterExecutor: GradientExecutor {
             do {
                 _ = try membership.admit(
                     address.peer, name: hello.workerName, blasCore: hello.blasCore, lanes: Int(hello.lanes),
-                    at: MonotonicClock.now(), welcome: welcome)
+                    canMeet: hello.capabilities.contains(.meet), at: MonotonicClock.now(), welcome: welcome)
                 // Its offer came before its HELLO, so the shared-memory decorator knows by now.
                 let sharing = (transport as? SharedMemoryServerTransport)?.usesSharedMemory(with: address.peer) == true
                 log("worker \(hello.workerName) joined (\(membership.count) live; \(hello.lanes) lane(s), OpenBLAS \(hello.blasCore)"
@@ -275,7 +278,9 @@ public final class ClusterExecutor: GradientExecutor {
     func housekeeping() throws {
         var stale = [(peer: PeerID, envelope: WireEnvelope)]()
         try drain(into: &stale)
-        ignoredResults += stale.count
+        for (peer, envelope) in stale {
+            if case .claim = envelope.message { grantNone(envelope, to: peer) } else { ignoredResults += 1 }
+        }
         buryTheSilent()
         if membership.isEmpty {
             log("no live workers; waiting up to \(Int(settings.waitForWorkersSeconds)) s (wait_for_workers) for one to join")
@@ -299,12 +304,12 @@ public final class ClusterExecutor: GradientExecutor {
                 }
                 let target = round.target(planned: planned, among: membership.members)
                 do {
-                    try send(.task(tasks[shard]), to: PeerAddress(target.peer), step: step, shard: UInt32(shard))
+                    try send(.task(round.tasks[shard]), to: PeerAddress(target.peer), step: step, shard: UInt32(shard))
                 } catch TransportError.peerUnreachable {
                     declareDead(target.peer, reason: "unreachable")
                     return try assign(shard, planned: nil, reason: reason ?? "worker unreachable")
                 }
-                let queued = round.openUnits(of: target.peer) + Int(tasks[shard].unitCount)
+                let queued = round.openUnits(of: target.peer) + Int(round.tasks[shard].unitCount)
                 let allowed = stepDeadline.seconds(kind, units: queued, misses: round.misses[shard])
                 if let previous = round.assign(shard, to: target, at: MonotonicClock.now(), allowing: allowed), let reason {
                     reassignments += 1
@@ -323,6 +328,19 @@ public final class ClusterExecutor: GradientExecutor {
             if let one = try pump(timeout: .milliseconds(50)) { received.append(one) }
             try drain(into: &received)
             for (peer, envelope) in received {
+                if case .claim(let claim) = envelope.message {
+                    // The next units of a meeting shard from its end; a claim this round does not
+                    // expect (late, or for a shard given to another) gets none, so its task ends.
+                    let granted = envelope.jobID == identity.jobID && Int(envelope.step) == step
+                        ? round.grant(Int(envelope.shardID), to: peer, count: Int(claim.count)) : nil
+                    if let granted {
+                        try? send(.grant(GrantMessage(firstUnit: UInt32(granted.lowerBound), unitCount: UInt32(granted.count))),
+                                  to: PeerAddress(peer), step: step, shard: envelope.shardID)
+                    } else {
+                        grantNone(envelope, to: peer)
+                    }
+                    continue
+                }
                 guard case .result(let result) = envelope.message else { continue }
                 switch round.offer(result, envelope: envelope, from: peer, problem: reducer.problem(with:for:)) {
                 case .accepted:
@@ -349,10 +367,37 @@ public final class ClusterExecutor: GradientExecutor {
             }
             for shard in round.orphans(in: membership) {
                 let missed = round.assignees[shard].map { late.contains($0.peer) } ?? false
+                // A meeting shard keeps the units it was granted (its partner, if still at work,
+                // takes the rest); they are computed again as a whole task.
+                if round.meets(shard) {
+                    let partnerComputing = round.partner(of: shard).map { other in
+                        round.results[other] == nil && round.assignees[other].map { membership.contains($0.peer) } == true
+                    } ?? false
+                    guard round.settle(shard, partnerComputing: partnerComputing) else { continue }
+                }
                 try assign(shard, planned: nil, reason: missed ? "its worker missed the step deadline" : "its worker died")
             }
         }
+        if kind == .train {
+            // By worker, in shard order; a worker that also computed a re-issued shard counts both.
+            var units = [ClusterStatus.WorkerUnits]()
+            for shard in round.tasks.indices {
+                guard let member = round.assignees[shard] else { continue }
+                let count = Int(round.results[shard]?.unitCount ?? 0)
+                if let index = units.firstIndex(where: { $0.worker == member.name }) {
+                    units[index].units += count
+                } else {
+                    units.append(ClusterStatus.WorkerUnits(worker: member.name, units: count))
+                }
+            }
+            lastUnitsPerWorker = units
+        }
         return round.completed
+    }
+
+    /// Answers a claim with no units: the worker's task ends with what it was granted.
+    private func grantNone(_ envelope: WireEnvelope, to peer: PeerID) {
+        try? send(.grant(GrantMessage(firstUnit: 0, unitCount: 0)), to: PeerAddress(peer), step: Int(envelope.step), shard: envelope.shardID)
     }
 
     /// The lane groups of `member`: units it computes side by side.
@@ -382,6 +427,37 @@ public final class ClusterExecutor: GradientExecutor {
         return ranges
     }
 
+    /// One task per range of `ranges` (member order): two neighbouring workers that can meet
+    /// (one lane group each, TaskEnd) share their two ranges, one taking units from the left,
+    /// the other from the right, until they meet within the step — so a worker slowed for a
+    /// while does not hold the step back by what the cut could not foresee. `--equal-shards`
+    /// keeps each worker to its own range. The log says which workers meet when that changes.
+    func meetingPlan(_ ranges: [Range<Int>], step: Int) -> [(Range<Int>, TaskEnd)] {
+        let members = membership.members
+        var plan = [(Range<Int>, TaskEnd)]()
+        var pairs = [String]()
+        var shard = 0
+        while shard < ranges.count {
+            if settings.balanceShards, shard + 1 < ranges.count, shard + 1 < members.count,
+               members[shard].canMeet, members[shard + 1].canMeet {
+                let shared = ranges[shard].lowerBound..<ranges[shard + 1].upperBound
+                plan += [(shared, .left), (shared, .right)]
+                pairs.append("\(members[shard].name) and \(members[shard + 1].name)")
+                shard += 2
+            } else {
+                plan.append((ranges[shard], .whole))
+                shard += 1
+            }
+        }
+        if pairs != (loggedPairs ?? []) {
+            log(pairs.isEmpty
+                ? "step \(step): no workers meet within the step"
+                : "step \(step): " + pairs.joined(separator: "; ") + " meet within each step (each takes units from its end of their shared range; --equal-shards keeps each to its own)")
+            loggedPairs = pairs
+        }
+        return plan
+    }
+
     public func computeStep(_ task: StepTask, parameters: FloatBuffer, gradientSum: FloatBuffer) throws -> StepStatistics {
         let started = MonotonicClock.now()
         let bytesBefore = bytesMoved
@@ -393,21 +469,24 @@ public final class ClusterExecutor: GradientExecutor {
         send.buffer.pointer.update(from: parameters.pointer, count: parameterCount)
         let payload = send.floats(count: parameterCount)
         let ranges = shardRanges(units: units, step: task.step)
-        let cut = zip(membership.members, ranges).map { ClusterStatus.WorkerUnits(worker: $0.name, units: $1.count) }
-        let tasks = ranges.map { range in
+        let tasks = meetingPlan(ranges, step: task.step).map { range, end in
             TaskMessage(
                 kind: .train, epoch: UInt64(task.epoch), firstUnit: UInt32(range.lowerBound), unitCount: UInt32(range.count),
                 unitSize: UInt32(unitSize), split: .train,
                 sampleIndices: Array(task.indices[(range.lowerBound * unitSize)..<(range.upperBound * unitSize)]),
-                parameters: payload)
+                parameters: payload, end: end)
         }
         let results = try run(tasks: tasks, step: task.step, kind: .train)
+        let cut = lastUnitsPerWorker
         let received = MonotonicClock.now()
         var statistics = try reducer.reduceTraining(results, units: units, into: gradientSum)
         statistics.transferSeconds = max(0, received - started - statistics.computeSeconds)
         statistics.reduceSeconds = MonotonicClock.now() - received
         statistics.liveWorkers = membership.count
         statistics.bytesMoved = bytesMoved - bytesBefore
+        if cut.map(\.units) != ShardPlan.ranges(units: units, workers: cut.count).map(\.count) {
+            statistics.unevenUnits = cut.map { ($0.worker, $0.units) }
+        }
         let wall = MonotonicClock.now() - started
         status?.update { snapshot in
             snapshot.state = "training"

@@ -15,6 +15,8 @@ struct Member: Sendable {
     let blasCore: String
     /// The lanes it said it computes on (for an aggregator: its workers when it joined).
     let lanes: Int
+    /// Whether it said it can take a task's units from one end as they are granted (TaskEnd).
+    var canMeet = false
 }
 
 struct Membership {
@@ -38,10 +40,12 @@ struct Membership {
     /// Admits `peer` (replacing an earlier membership of it) under the next index, if `welcome`
     /// — which gets that index — does not throw.
     mutating func admit(
-        _ peer: PeerID, name: String, blasCore: String, lanes: Int = 1, at now: Double, welcome: (UInt32) throws -> Void
+        _ peer: PeerID, name: String, blasCore: String, lanes: Int = 1, canMeet: Bool = false, at now: Double,
+        welcome: (UInt32) throws -> Void
     ) throws -> Member {
         remove(peer)
-        let member = Member(peer: peer, name: name, index: nextIndex, lastSeen: now, blasCore: blasCore, lanes: max(1, lanes))
+        let member = Member(
+            peer: peer, name: name, index: nextIndex, lastSeen: now, blasCore: blasCore, lanes: max(1, lanes), canMeet: canMeet)
         nextIndex += 1
         try welcome(member.index)
         members.append(member)

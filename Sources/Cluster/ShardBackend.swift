@@ -14,8 +14,11 @@ import Wire
 public protocol ShardBackend: AnyObject {
     /// Lanes this process offers (reported in HELLO; informational).
     var lanes: Int { get }
-    /// The result of a train task (already checked against the model and data).
-    func train(_ task: TaskMessage, step: UInt64) throws -> ResultMessage
+    /// Whether it can take a train task's units from one end as they are granted (TaskEnd).
+    var canMeet: Bool { get }
+    /// The result of a train task (already checked against the model and data). A task with
+    /// an end gets its units from `claim` (at most the count asked for; nil: none left).
+    func train(_ task: TaskMessage, step: UInt64, claim: ((Int) throws -> Range<Int>?)?) throws -> ResultMessage
     /// The result of an evaluate task (already checked against the model and data).
     func evaluate(_ task: TaskMessage, step: UInt64) throws -> ResultMessage
     /// Called between tasks, often: keep anything this backend serves alive.
@@ -36,23 +39,40 @@ public final class LaneShardBackend: ShardBackend {
     }
 
     public var lanes: Int { runner.lanes }
+    /// One lane group takes units one after another from its end; several would each need a
+    /// contiguous run of their own.
+    public var canMeet: Bool { runner.groups.count == 1 }
 
-    public func train(_ task: TaskMessage, step: UInt64) throws -> ResultMessage {
+    public func train(_ task: TaskMessage, step: UInt64, claim: ((Int) throws -> Range<Int>?)?) throws -> ResultMessage {
         let started = MonotonicClock.now()
         let network = runner.network
         blockBuffers.reclaim()
         task.parameters.copy(into: network.parameters.pointer)
         var blocks = [GradientBlock]()
+        func emit(_ block: UnitBlock, _ sum: UnsafeMutablePointer<Float>) {
+            let send = blockBuffers.take()
+            send.buffer.pointer.update(from: sum, count: network.parameterCount)
+            blocks.append(GradientBlock(firstUnit: UInt32(block.first), unitCount: UInt32(block.count), gradient: send.floats()))
+        }
+        let range = Int(task.firstUnit)..<(Int(task.firstUnit) + Int(task.unitCount))
+        var computed = range
         let outcomes = try task.sampleIndices.withUnsafeBufferPointer { indices in
-            try runner.train(step: Int(step), epoch: Int(task.epoch), firstUnit: Int(task.firstUnit),
-                             unitCount: Int(task.unitCount), indices: indices) { block, sum in
-                let send = blockBuffers.take()
-                send.buffer.pointer.update(from: sum, count: network.parameterCount)
-                blocks.append(GradientBlock(firstUnit: UInt32(block.first), unitCount: UInt32(block.count), gradient: send.floats()))
+            guard task.end != .whole else {
+                return try runner.train(step: Int(step), epoch: Int(task.epoch), firstUnit: range.lowerBound,
+                                        unitCount: range.count, indices: indices, emit: emit)
             }
+            guard let claim, canMeet else {
+                throw WorkerTaskError(description: "a task that meets another needs a worker with one lane group")
+            }
+            let units = ClaimedUnits(range: range, end: task.end == .left ? .left : .right, claim: claim)
+            let (taken, outcomes) = try runner.groups[0].train(
+                step: Int(step), epoch: Int(task.epoch), taking: units, from: units.end, firstUnit: range.lowerBound, indices: indices)
+            for (block, sum) in taken { emit(block, sum) }
+            computed = units.units
+            return outcomes
         }
         return ResultMessage(
-            taskKind: .train, firstUnit: task.firstUnit, unitCount: task.unitCount, lossSums: outcomes.lossSums,
+            taskKind: .train, firstUnit: UInt32(computed.lowerBound), unitCount: UInt32(computed.count), lossSums: outcomes.lossSums,
             correctCounts: outcomes.correct.map { UInt32($0) }, sampleCounts: outcomes.samples.map { UInt32($0) },
             gradientBlocks: blocks, statisticsPerUnit: UInt32(2 * network.normalizationChannels),
             batchStatistics: WireFloats(outcomes.batchStatistics), computeSeconds: MonotonicClock.now() - started)

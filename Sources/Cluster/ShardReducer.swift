@@ -32,6 +32,10 @@ final class ShardReducer {
             return "a gradient of \(block.gradient.count) values, the model has \(parameterCount)"
         }
         guard task.kind == .train else { return nil }
+        if units == 0 {
+            // A task that met another may be granted no unit: then it sends nothing to sum.
+            return result.gradientBlocks.isEmpty && result.batchStatistics.count == 0 ? nil : "blocks or statistics for no units"
+        }
         let expected = UnitTree.blocks(first: Int(task.firstUnit), count: units)
         let sent = result.gradientBlocks.map { UnitBlock(first: Int($0.firstUnit), count: Int($0.unitCount)) }
         // A worker with several lane groups returns finer aligned blocks (each group's range

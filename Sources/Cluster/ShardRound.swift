@@ -26,7 +26,8 @@ struct ShardRound {
         case invalid(String)
     }
 
-    let tasks: [TaskMessage]
+    /// One per shard; a meeting shard whose worker is lost becomes a whole task (see `settle`).
+    private(set) var tasks: [TaskMessage]
     let step: Int
     let kind: TaskKind
     let jobID: Digest32
@@ -38,6 +39,19 @@ struct ShardRound {
     private(set) var misses: [Int]
     private(set) var results: [ResultMessage?]
     private(set) var missing: Int
+    /// Pairs of shards that share a unit range (a left-end task, then its right-end partner):
+    /// the units neither has been granted yet. Shard s's meeting is `meetingOf[s]`.
+    private var meetings: [Meeting] = []
+    private var meetingOf: [Int?]
+
+    struct Meeting {
+        let left: Int
+        let right: Int
+        let range: Range<Int>
+        /// Units not granted yet: the left shard has range.lowerBound..<open.lowerBound, the
+        /// right one open.upperBound..<range.upperBound.
+        var open: Range<Int>
+    }
 
     init(tasks: [TaskMessage], step: Int, kind: TaskKind, jobID: Digest32) {
         self.tasks = tasks
@@ -50,7 +64,84 @@ struct ShardRound {
         misses = Array(repeating: 0, count: tasks.count)
         results = Array(repeating: nil, count: tasks.count)
         missing = tasks.count
+        meetingOf = Array(repeating: nil, count: tasks.count)
+        // A left-end task and the right-end task right after it, over the same range, meet.
+        for shard in tasks.indices.dropLast() where tasks[shard].end == .left {
+            let (left, right) = (tasks[shard], tasks[shard + 1])
+            precondition(right.end == .right && right.firstUnit == left.firstUnit && right.unitCount == left.unitCount,
+                         "a left-end task is followed by its right-end partner over the same units")
+            let range = Int(left.firstUnit)..<(Int(left.firstUnit) + Int(left.unitCount))
+            meetingOf[shard] = meetings.count
+            meetingOf[shard + 1] = meetings.count
+            meetings.append(Meeting(left: shard, right: shard + 1, range: range, open: range))
+        }
+        precondition(tasks.indices.allSatisfy { tasks[$0].end == .whole || meetingOf[$0] != nil }, "every end task has a partner")
     }
+
+    /// The units `shard` computes: its task's range, or for a meeting shard the units granted
+    /// to it so far.
+    func units(of shard: Int) -> Range<Int> {
+        guard let index = meetingOf[shard], tasks[shard].end != .whole else {
+            return Int(tasks[shard].firstUnit)..<(Int(tasks[shard].firstUnit) + Int(tasks[shard].unitCount))
+        }
+        let meeting = meetings[index]
+        return shard == meeting.left
+            ? meeting.range.lowerBound..<meeting.open.lowerBound : meeting.open.upperBound..<meeting.range.upperBound
+    }
+
+    /// The next (at most `count`) units for meeting shard `shard` from its end, claimed by
+    /// `peer` (empty once the two ends have met); nil if `peer` has no such claim to make
+    /// (not its assignee, not a meeting shard, or its result is in).
+    mutating func grant(_ shard: Int, to peer: PeerID, count: Int) -> Range<Int>? {
+        guard shard < tasks.count, let index = meetingOf[shard], tasks[shard].end != .whole,
+              assignees[shard]?.peer == peer, results[shard] == nil else { return nil }
+        let open = meetings[index].open
+        let n = min(max(count, 1), open.count)
+        if shard == meetings[index].left {
+            meetings[index].open = (open.lowerBound + n)..<open.upperBound
+            return open.lowerBound..<(open.lowerBound + n)
+        }
+        meetings[index].open = open.lowerBound..<(open.upperBound - n)
+        return (open.upperBound - n)..<open.upperBound
+    }
+
+    /// Turns meeting shard `shard`, whose worker was lost, into a whole task over the units it
+    /// was granted — and, unless `partnerComputing` (its partner still claims units), the units
+    /// neither was granted. Returns false when that leaves it nothing to compute: it is then
+    /// complete with an empty result.
+    mutating func settle(_ shard: Int, partnerComputing: Bool) -> Bool {
+        guard let index = meetingOf[shard], tasks[shard].end != .whole else { return true }
+        var range = units(of: shard)
+        let open = meetings[index].open
+        if !partnerComputing {
+            range = shard == meetings[index].left ? range.lowerBound..<open.upperBound : open.lowerBound..<range.upperBound
+            meetings[index].open = shard == meetings[index].left ? open.upperBound..<open.upperBound : open.lowerBound..<open.lowerBound
+        }
+        var task = tasks[shard]
+        let whole = Int(task.firstUnit)..<(Int(task.firstUnit) + Int(task.unitCount))
+        let size = Int(task.unitSize)
+        task.end = .whole
+        task.firstUnit = UInt32(range.lowerBound)
+        task.unitCount = UInt32(range.count)
+        task.sampleIndices = Array(task.sampleIndices[((range.lowerBound - whole.lowerBound) * size)..<((range.upperBound - whole.lowerBound) * size)])
+        tasks[shard] = task
+        guard range.isEmpty else { return true }
+        results[shard] = ResultMessage(
+            taskKind: kind, firstUnit: UInt32(range.lowerBound), unitCount: 0, lossSums: [], correctCounts: [], sampleCounts: [],
+            gradientBlocks: [], statisticsPerUnit: 0, batchStatistics: .empty, computeSeconds: 0)
+        missing -= 1
+        return false
+    }
+
+    /// The meeting partner of `shard`, if it has one that still meets it.
+    func partner(of shard: Int) -> Int? {
+        guard let index = meetingOf[shard] else { return nil }
+        let other = shard == meetings[index].left ? meetings[index].right : meetings[index].left
+        return tasks[other].end == .whole ? nil : other
+    }
+
+    /// Whether `shard` is a meeting shard.
+    func meets(_ shard: Int) -> Bool { tasks[shard].end != .whole }
 
     var isComplete: Bool { missing == 0 }
 
@@ -62,7 +153,8 @@ struct ShardRound {
         tasks.indices.filter { assignees[$0]?.peer == peer && results[$0] == nil }.count
     }
 
-    /// Work units of the shards assigned to `peer` whose result is not in.
+    /// Work units of the shards assigned to `peer` whose result is not in (a meeting shard's
+    /// whole shared range: it may take all of it).
     func openUnits(of peer: PeerID) -> Int {
         tasks.indices.filter { assignees[$0]?.peer == peer && results[$0] == nil }.reduce(0) { $0 + Int(tasks[$1].unitCount) }
     }
@@ -108,10 +200,20 @@ struct ShardRound {
     ) -> Verdict {
         let shard = Int(envelope.shardID)
         guard envelope.jobID == jobID, Int(envelope.step) == step, shard < tasks.count,
-              assignees[shard]?.peer == peer, results[shard] == nil, result.taskKind == kind,
-              result.firstUnit == tasks[shard].firstUnit, result.unitCount == tasks[shard].unitCount
+              assignees[shard]?.peer == peer, results[shard] == nil, result.taskKind == kind
         else { return .ignored }
-        if let problem = problem(result, tasks[shard]) { return .invalid(problem) }
+        let units = units(of: shard)
+        guard result.firstUnit == units.lowerBound || units.isEmpty, result.unitCount == units.count else {
+            return meets(shard)
+                ? .invalid("a result for units \(result.firstUnit)..<\(result.firstUnit + result.unitCount), it was granted \(units.lowerBound)..<\(units.upperBound)")
+                : .ignored
+        }
+        if meets(shard), let index = meetingOf[shard], !meetings[index].open.isEmpty {
+            return .invalid("a result before its shared units ran out (\(meetings[index].open.count) not granted yet)")
+        }
+        var task = tasks[shard]
+        (task.firstUnit, task.unitCount) = (result.firstUnit, result.unitCount)
+        if let problem = problem(result, task) { return .invalid(problem) }
         results[shard] = result
         missing -= 1
         return .accepted

@@ -98,6 +98,8 @@ public final class Worker {
     /// Malformed messages, at most one line per interval (see RepeatedReports).
     private var reports = RepeatedReports()
     private var coordinatorTimeout = 30.0
+    /// Messages that arrived while a task waited for a GRANT, handled after it.
+    private var pending: [WireEnvelope] = []
 
     /// A worker of the ZeroMQ coordinator at `options.endpoint`.
     public convenience init(options: WorkerOptions) throws {
@@ -131,7 +133,7 @@ public final class Worker {
     private func hello(on channel: (any ClientTransport)? = nil) throws {
         try send(.hello(HelloMessage(
             jobID: identity?.jobID ?? .zero, dataFingerprint: identity?.dataFingerprint ?? .zero,
-            capabilities: [.train, .evaluate], lanes: UInt32(clamping: max(backend?.lanes ?? options.threads, 1)), blasCore: blasCore,
+            capabilities: backend?.canMeet == true ? [.train, .evaluate, .meet] : [.train, .evaluate], lanes: UInt32(clamping: max(backend?.lanes ?? options.threads, 1)), blasCore: blasCore,
             workerName: name, processID: UInt32(getpid()))), on: channel)
     }
 
@@ -257,18 +259,16 @@ public final class Worker {
                 }
             }
             try backend?.idle()
-            guard let frames = try transport.receive(timeout: .milliseconds(200)) else { continue }
-            heartbeat?.heard()
-            if lostReported {
-                log("worker \(name): the coordinator is back")
-                lostReported = false
-            }
             let envelope: WireEnvelope
-            do {
-                envelope = try WireProtocol.decode(frames)
-            } catch let error as WireError {
-                dropped(error)
-                continue
+            if !pending.isEmpty {
+                envelope = pending.removeFirst()
+            } else {
+                guard let received = try receive(on: transport) else { continue }
+                envelope = received
+                if lostReported {
+                    log("worker \(name): the coordinator is back")
+                    lostReported = false
+                }
             }
             switch envelope.message {
             case .task(let task):
@@ -279,6 +279,9 @@ public final class Worker {
                 } catch let error as WorkerTaskError {
                     try? send(.error(ErrorMessage(code: .configInvalid, message: error.description)))
                     throw error
+                } catch let abandoned as TaskAbandoned {
+                    // Its units were never summed into a result; the coordinator re-issues what it needs.
+                    log("worker \(name): \(abandoned.description)")
                 }
             case .shutdown(let shutdown):
                 log("worker \(name): shutting down (\(shutdown.reason))")
@@ -307,7 +310,12 @@ public final class Worker {
             guard task.sampleIndices.allSatisfy({ $0 >= 0 && Int($0) < limit }) else {
                 throw WorkerTaskError(description: "train task names samples outside this worker's training set of \(limit)")
             }
-            result = try backend.train(task, step: step)
+            guard task.end == .whole || backend.canMeet else {
+                throw WorkerTaskError(description: "the coordinator sent a task that meets another, and this worker did not offer to (it has several lane groups or hands its shards on)")
+            }
+            result = try backend.train(task, step: step, claim: task.end == .whole ? nil : { count in
+                try self.claim(count, step: step, shard: shard)
+            })
         case .evaluate:
             guard task.parameters.count == network.parameterCount + network.state.count else {
                 throw WorkerTaskError(description: "evaluation task carries \(task.parameters.count) values, the model needs \(network.parameterCount + network.state.count)")
@@ -322,6 +330,43 @@ public final class Worker {
         try send(.result(result), step: step, shard: shard)
     }
 
+    /// The next message on the main channel within 200 ms (nil: none, or one dropped as malformed).
+    private func receive(on transport: any ClientTransport) throws -> WireEnvelope? {
+        guard let frames = try transport.receive(timeout: .milliseconds(200)) else { return nil }
+        heartbeat?.heard()
+        do {
+            return try WireProtocol.decode(frames)
+        } catch let error as WireError {
+            dropped(error)
+            return nil
+        }
+    }
+
+    /// Asks the coordinator for at most `count` more units of the task (step, shard) and waits
+    /// for its GRANT; nil when none are left. Whatever else arrives meanwhile is kept for later;
+    /// a SHUTDOWN, an ERROR or silence beyond the coordinator timeout abandons the task.
+    private func claim(_ count: Int, step: UInt64, shard: UInt32) throws -> Range<Int>? {
+        guard let transport else { throw TransportError.closed }
+        try send(.claim(ClaimMessage(count: UInt32(clamping: count))), step: step, shard: shard)
+        let deadline = MonotonicClock.now() + coordinatorTimeout
+        while MonotonicClock.now() < deadline {
+            guard let envelope = try receive(on: transport) else { continue }
+            switch envelope.message {
+            case .grant(let grant) where envelope.step == step && envelope.shardID == shard:
+                let first = Int(grant.firstUnit)
+                return grant.unitCount == 0 ? nil : first..<(first + Int(grant.unitCount))
+            case .grant:
+                continue  // a late answer for a task this worker no longer computes
+            case .shutdown, .error:
+                pending.append(envelope)
+                throw TaskAbandoned(description: "step \(step) shard \(shard) abandoned: the coordinator sent \(envelope.kind) while it waited for units")
+            default:
+                pending.append(envelope)
+            }
+        }
+        throw TaskAbandoned(description: "step \(step) shard \(shard) abandoned: no units granted within \(Int(coordinatorTimeout)) s (coordinator_timeout)")
+    }
+
     public func close() {
         backend?.shutdown(reason: "its parent worker stopped")
         reports.flush(at: MonotonicClock.now(), all: true).forEach(log)
@@ -330,5 +375,10 @@ public final class Worker {
 }
 
 struct WorkerTaskError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// A task given up without a result (the coordinator went away or moved on while it waited).
+struct TaskAbandoned: Error, CustomStringConvertible {
     var description: String
 }

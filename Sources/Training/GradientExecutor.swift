@@ -33,6 +33,9 @@ public struct StepStatistics: Sendable {
     public var liveWorkers = 1
     /// Bytes sent and received for this step (0 in process).
     public var bytesMoved = 0
+    /// Units each worker computed, by name, when they were not cut equally (workers cut by
+    /// measured speed, or meeting within the step); empty otherwise and in process.
+    public var unevenUnits: [(worker: String, units: Int)] = []
 
     public init() {}
 

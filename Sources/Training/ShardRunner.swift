@@ -199,13 +199,13 @@ public final class ShardRunner {
     /// the units taken, with their sums (valid until this group trains again), and their
     /// outcomes, both in unit order.
     public func train(
-        step: Int, epoch: Int, taking cursor: MeetingCursor, from end: MeetingCursor.End, firstUnit: Int,
+        step: Int, epoch: Int, taking cursor: any UnitSource, from end: MeetingCursor.End, firstUnit: Int,
         indices: UnsafeBufferPointer<Int32>
     ) throws -> (blocks: [(UnitBlock, UnsafeMutablePointer<Float>)], outcomes: UnitOutcomes) {
         accumulator.begin(from: end)
         lastUnits.removeAll(keepingCapacity: true)
         var outcomes = UnitOutcomes()
-        while let unit = cursor.take(from: end) {
+        while let unit = try cursor.take(from: end) {
             // The previous unit's gradient, if it is still borrowed, leaves the buffer this one overwrites.
             accumulator.settle()
             let local = unit - firstUnit

@@ -309,6 +309,8 @@ struct ProgressWindow {
     var reduce = 0.0
     var workers = 0
     var bytes = 0
+    /// The last step's units per worker, when they were not equal.
+    var unevenUnits: [(worker: String, units: Int)] = []
     /// Wall time of the steps themselves (not of evaluations or checkpoints between them).
     var seconds = 0.0
 
@@ -323,6 +325,7 @@ struct ProgressWindow {
         reduce += statistics.reduceSeconds
         workers = statistics.liveWorkers
         bytes += statistics.bytesMoved
+        unevenUnits = statistics.unevenUnits
     }
 
     var meanLoss: Double { samples > 0 ? lossSum / Double(samples) : 0 }
@@ -335,6 +338,9 @@ struct ProgressWindow {
                           seconds > 0 ? Double(samples) / seconds : 0, workers, seconds / perStep,
                           compute / perStep, transfer / perStep, reduce / perStep)
         if bytes > 0 { line += String(format: " | %.2f MB moved per step", Double(bytes) / perStep / 1e6) }
+        if !unevenUnits.isEmpty {
+            line += " | units " + unevenUnits.map { "\($0.worker) \($0.units)" }.joined(separator: ", ")
+        }
         return line
     }
 }

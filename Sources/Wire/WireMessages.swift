@@ -170,6 +170,8 @@ public enum WireKind: UInt16, Sendable, CaseIterable {
     case heartbeat = 5
     case shutdown = 6
     case error = 7
+    case claim = 8
+    case grant = 9
 }
 
 /// Capabilities a worker announces (unknown bits are carried, not rejected; bit 2 was version
@@ -179,6 +181,9 @@ public struct WorkerCapabilities: OptionSet, Hashable, Sendable {
     public init(rawValue: UInt64) { self.rawValue = rawValue }
     public static let train = WorkerCapabilities(rawValue: 1 << 0)
     public static let evaluate = WorkerCapabilities(rawValue: 1 << 1)
+    /// Takes a train task's units from one end of a range it shares with another worker,
+    /// claiming them one at a time (CLAIM / GRANT), until the two meet.
+    public static let meet = WorkerCapabilities(rawValue: 1 << 3)
 }
 
 /// Worker → coordinator, first message on a connection.
@@ -236,10 +241,21 @@ public enum DataSplit: UInt8, Sendable, CaseIterable {
     case test = 1
 }
 
+/// Which units of its range a train task computes: all of them, or those it claims from one end
+/// of a range it shares with another worker's task (the two take units until they meet).
+public enum TaskEnd: UInt16, Sendable, CaseIterable {
+    case whole = 0
+    case left = 1
+    case right = 2
+}
+
 /// Coordinator → worker: compute units `firstUnit ..< firstUnit + unitCount` of the step in the
-/// header. Units are `unitSize` samples each; only an evaluate task's last unit may be short.
+/// header (or, for a task with an `end`, the units it is granted from that end of them). Units
+/// are `unitSize` samples each; only an evaluate task's last unit may be short.
 public struct TaskMessage: Equatable, Sendable {
     public var kind: TaskKind
+    /// `.whole` except for a train task that meets another (see TaskEnd).
+    public var end: TaskEnd
     public var epoch: UInt64
     public var firstUnit: UInt32
     public var unitCount: UInt32
@@ -255,9 +271,10 @@ public struct TaskMessage: Equatable, Sendable {
 
     public init(
         kind: TaskKind, epoch: UInt64, firstUnit: UInt32, unitCount: UInt32, unitSize: UInt32,
-        split: DataSplit, sampleIndices: [Int32], parameters: WireFloats
+        split: DataSplit, sampleIndices: [Int32], parameters: WireFloats, end: TaskEnd = .whole
     ) {
         self.kind = kind
+        self.end = end
         self.epoch = epoch
         self.firstUnit = firstUnit
         self.unitCount = unitCount
@@ -320,6 +337,26 @@ public struct ResultMessage: Equatable, Sendable {
     }
 }
 
+/// Worker → coordinator, for the task of the step and shard in the header (one with an end): the
+/// next units from its end, at most `count`.
+public struct ClaimMessage: Equatable, Sendable {
+    public var count: UInt32
+
+    public init(count: UInt32) { self.count = count }
+}
+
+/// Coordinator → worker: the answer to a CLAIM — units `firstUnit ..< firstUnit + unitCount`,
+/// or none (`unitCount` 0: the two ends have met, the task is done once its units are).
+public struct GrantMessage: Equatable, Sendable {
+    public var firstUnit: UInt32
+    public var unitCount: UInt32
+
+    public init(firstUnit: UInt32, unitCount: UInt32) {
+        self.firstUnit = firstUnit
+        self.unitCount = unitCount
+    }
+}
+
 /// Both directions: liveness while idle or busy.
 public struct HeartbeatMessage: Equatable, Sendable {
     public var sequence: UInt64
@@ -374,9 +411,13 @@ public enum WireMessage: Equatable, Sendable {
     case heartbeat(HeartbeatMessage)
     case shutdown(ShutdownMessage)
     case error(ErrorMessage)
+    case claim(ClaimMessage)
+    case grant(GrantMessage)
 
     public var kind: WireKind {
         switch self {
+        case .claim: .claim
+        case .grant: .grant
         case .hello: .hello
         case .welcome: .welcome
         case .task: .task

@@ -1,4 +1,4 @@
-// The ssgd wire protocol, version 2: the header, the message kinds, one encoder and one decoder
+// The ssgd wire protocol, version 3: the header, the message kinds, one encoder and one decoder
 // per kind, and all validation. Payload types are in WireMessages.swift.
 //
 // Every message is a list of frames (WireFrames.swift; over ZeroMQ, one multipart message):
@@ -8,7 +8,7 @@
 // Header (frame 0), 56 + 8·n bytes:
 //   offset  size  field
 //        0     4  magic "SSGD"
-//        4     2  protocol version (UInt16) = 2
+//        4     2  protocol version (UInt16) = 3
 //        6     2  message kind (UInt16, WireKind)
 //        8    32  job id
 //       40     8  step (UInt64)
@@ -21,7 +21,8 @@
 //                        u32 lanes (≥ 1), u32 processID, u16 nameLength, u8 blasCoreLength,
 //                        name (UTF-8, ≤ 256), blasCore (UTF-8, ≤ 64: the worker's OpenBLAS core name)
 //   welcome    2 frames: [u32 workerIndex, u32 heartbeatIntervalMs], [config UTF-8, ≤ 1 MiB]
-//   task       3 frames: [u8 taskKind (1 train, 2 evaluate), u8 split, u16 0, u64 epoch,
+//   task       3 frames: [u8 taskKind (1 train, 2 evaluate), u8 split, u16 end (0 whole; 1 left,
+//                         2 right: train only), u64 epoch,
 //                         u32 firstUnit, u32 unitCount, u32 unitSize,
 //                         u32 sampleCount (≤ unitCount·unitSize ≤ 2^24)],
 //                        [Int32 × sampleCount sample indices], [f32 × P parameters (+ S BN state
@@ -34,6 +35,13 @@
 //   heartbeat  1 frame:  u64 sequence, u8 busy (0 or 1)
 //   shutdown   1 frame:  reason UTF-8 (≤ 64 KiB)
 //   error      2 frames: [u32 code], [message UTF-8 (≤ 64 KiB)]
+//   claim      1 frame:  u32 count (≥ 1)
+//   grant      1 frame:  u32 firstUnit, u32 unitCount (0: none left)
+//
+// Version 3 (against 2): a train task may name an end of its range; its worker then claims
+// units from that end (CLAIM, answered by GRANT) while another worker claims from the other end,
+// and its result covers the units it was granted — possibly none (a train result of 0 units
+// carries no gradient block). Workers that can announce the `meet` capability.
 //
 // Version 2 (against 1): HELLO carries the worker's OpenBLAS core name and names its thread
 // count `lanes`; the Hessian-vector-product task (task kind 3, its direction frame and its
@@ -175,7 +183,7 @@ public struct WireHeader: Equatable, Sendable {
 }
 
 public enum WireProtocol {
-    public static let version: UInt16 = 2
+    public static let version: UInt16 = 3
     public static let magic: [UInt8] = Array("SSGD".utf8)
     /// Header bytes before the payload-length table.
     public static let fixedHeaderBytes = 56
@@ -194,6 +202,8 @@ public enum WireProtocol {
         case .heartbeat(let message): payload = encodeHeartbeat(message)
         case .shutdown(let message): payload = try encodeShutdown(message)
         case .error(let message): payload = try encodeError(message)
+        case .claim(let message): payload = try encodeClaim(message)
+        case .grant(let message): payload = encodeGrant(message)
         }
         let header = WireHeader(
             kind: envelope.kind, jobID: envelope.jobID, step: envelope.step, shardID: envelope.shardID,
@@ -226,6 +236,8 @@ public enum WireProtocol {
         case .heartbeat: message = .heartbeat(try decodeHeartbeat(payload))
         case .shutdown: message = .shutdown(try decodeShutdown(payload))
         case .error: message = .error(try decodeError(payload))
+        case .claim: message = .claim(try decodeClaim(payload))
+        case .grant: message = .grant(try decodeGrant(payload))
         }
         return WireEnvelope(jobID: header.jobID, step: header.step, shardID: header.shardID, message: message)
     }
@@ -361,7 +373,7 @@ public enum WireProtocol {
         var spec = WireWriter(capacity: taskSpecBytes)
         spec.u8(task.kind.rawValue)
         spec.u8(task.split.rawValue)
-        spec.u16(0)
+        spec.u16(task.end.rawValue)
         spec.u64(task.epoch)
         spec.u32(task.firstUnit)
         spec.u32(task.unitCount)
@@ -374,7 +386,7 @@ public enum WireProtocol {
 
     static func decodeTask(_ frames: [any IncomingFrame]) throws -> TaskMessage {
         try expectFrames(.task, frames, "3", frames.count == 3)
-        let (kind, split, epoch, firstUnit, unitCount, unitSize, sampleCount) = try frames[0].withUnsafeBytes { raw in
+        let (kind, split, end, epoch, firstUnit, unitCount, unitSize, sampleCount) = try frames[0].withUnsafeBytes { raw in
             try expectLength(.task, "spec", raw.count, taskSpecBytes)
             var reader = WireReader(raw, kind: .task)
             let rawKind = try reader.u8("taskKind")
@@ -385,10 +397,12 @@ public enum WireProtocol {
             guard let split = DataSplit(rawValue: rawSplit) else {
                 throw WireError.valueOutOfRange(.task, field: "split", value: Int64(rawSplit), allowed: "0...1")
             }
-            let reserved = try reader.u16("reserved")
-            try expectRange(.task, "reserved", Int(reserved), 0...0)
+            let rawEnd = try reader.u16("end")
+            guard let end = TaskEnd(rawValue: rawEnd) else {
+                throw WireError.valueOutOfRange(.task, field: "end", value: Int64(rawEnd), allowed: "0...2")
+            }
             return (
-                kind, split, try reader.u64("epoch"), try reader.u32("firstUnit"), try reader.u32("unitCount"),
+                kind, split, end, try reader.u64("epoch"), try reader.u32("firstUnit"), try reader.u32("unitCount"),
                 try reader.u32("unitSize"), try reader.u32("sampleCount")
             )
         }
@@ -405,7 +419,7 @@ public enum WireProtocol {
         let parameters = try floats(.task, "parameters", frames[2])
         let task = TaskMessage(
             kind: kind, epoch: epoch, firstUnit: firstUnit, unitCount: unitCount, unitSize: unitSize,
-            split: split, sampleIndices: indices, parameters: parameters)
+            split: split, sampleIndices: indices, parameters: parameters, end: end)
         try task.validate()
         return task
     }
@@ -508,6 +522,46 @@ public enum WireProtocol {
             let busy = try reader.u8("busy")
             try expectRange(.heartbeat, "busy", Int(busy), 0...1)
             return HeartbeatMessage(sequence: sequence, busy: busy == 1)
+        }
+    }
+
+    // MARK: claim and grant
+
+    static func encodeClaim(_ claim: ClaimMessage) throws -> [OutgoingFrame] {
+        try claim.validate()
+        var writer = WireWriter(capacity: 4)
+        writer.u32(claim.count)
+        return [.bytes(writer.output)]
+    }
+
+    static func decodeClaim(_ frames: [any IncomingFrame]) throws -> ClaimMessage {
+        try expectFrames(.claim, frames, "1", frames.count == 1)
+        let claim = try frames[0].withUnsafeBytes { raw in
+            try expectLength(.claim, "frame", raw.count, 4)
+            var reader = WireReader(raw, kind: .claim)
+            return ClaimMessage(count: try reader.u32("count"))
+        }
+        try claim.validate()
+        return claim
+    }
+
+    static func encodeGrant(_ grant: GrantMessage) -> [OutgoingFrame] {
+        var writer = WireWriter(capacity: 8)
+        writer.u32(grant.firstUnit)
+        writer.u32(grant.unitCount)
+        return [.bytes(writer.output)]
+    }
+
+    static func decodeGrant(_ frames: [any IncomingFrame]) throws -> GrantMessage {
+        try expectFrames(.grant, frames, "1", frames.count == 1)
+        return try frames[0].withUnsafeBytes { raw in
+            try expectLength(.grant, "frame", raw.count, 8)
+            var reader = WireReader(raw, kind: .grant)
+            let grant = GrantMessage(firstUnit: try reader.u32("firstUnit"), unitCount: try reader.u32("unitCount"))
+            guard UInt64(grant.firstUnit) + UInt64(grant.unitCount) <= UInt64(UInt32.max) else {
+                throw WireError.invalidValue(.grant, field: "firstUnit", reason: "firstUnit + unitCount overflows UInt32")
+            }
+            return grant
         }
     }
 
@@ -631,6 +685,9 @@ extension TaskMessage {
                     reason: "\(samples) samples, an evaluate task needs \(full - Int(unitSize) + 1)…\(full)")
             }
         }
+        if kind == .evaluate && end != .whole {
+            throw WireError.invalidValue(.task, field: "end", reason: "an evaluate task computes its whole range")
+        }
         if let negative = sampleIndices.first(where: { $0 < 0 }) {
             throw WireError.valueOutOfRange(.task, field: "sampleIndices", value: Int64(negative), allowed: "≥ 0")
         }
@@ -660,8 +717,9 @@ extension ResultMessage {
                 throw WireError.invalidValue(.result, field: "gradientBlocks", reason: "an evaluate result carries none")
             }
         case .train:
-            // The blocks tile firstUnit ..< firstUnit + unitCount in order.
-            guard !gradientBlocks.isEmpty else {
+            // The blocks tile firstUnit ..< firstUnit + unitCount in order (none for no units:
+            // a task that met another may be granted none).
+            guard !gradientBlocks.isEmpty || unitCount == 0 else {
                 throw WireError.invalidValue(.result, field: "gradientBlocks", reason: "a \(taskKind) result needs at least one")
             }
             var next = UInt64(firstUnit)
@@ -677,7 +735,7 @@ extension ResultMessage {
                 throw WireError.invalidValue(
                     .result, field: "gradientBlocks", reason: "blocks end at unit \(next), the range at \(firstUnit + unitCount)")
             }
-            let length = gradientBlocks[0].gradient.count
+            let length = gradientBlocks.first?.gradient.count ?? 0
             guard gradientBlocks.allSatisfy({ $0.gradient.count == length }) else {
                 throw WireError.invalidValue(.result, field: "gradientBlocks", reason: "gradients of different lengths")
             }
@@ -693,6 +751,12 @@ extension ResultMessage {
         guard computeSeconds.isFinite && computeSeconds >= 0 else {
             throw WireError.invalidValue(.result, field: "computeSeconds", reason: "\(computeSeconds) is not a duration")
         }
+    }
+}
+
+extension ClaimMessage {
+    func validate() throws {
+        try WireProtocol.expectRange(.claim, "count", Int(count), 1...Int(WireLimits.maxUnits))
     }
 }
 

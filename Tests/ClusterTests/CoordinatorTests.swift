@@ -229,10 +229,12 @@ final class InProcessScene {
     }
 
     /// Workers that said HELLO and got WELCOME, in joining order.
-    func join(_ names: [String]) throws -> [ScriptedWorker] {
+    /// `meeting`: they offer to take a task's units from one end as granted (TaskEnd).
+    func join(_ names: [String], meeting: Bool = false) throws -> [ScriptedWorker] {
         let workers = try names.map { name in
             let worker = try ScriptedWorker(transport, name: name, job: identity.jobID)
-            try worker.hello(identity, parameters: network.parameterCount, statisticsPerUnit: statisticsPerUnit)
+            try worker.hello(identity, parameters: network.parameterCount, statisticsPerUnit: statisticsPerUnit,
+                             capabilities: meeting ? [.train, .evaluate, .meet] : [.train, .evaluate])
             return worker
         }
         try executor.waitForWorkers(executor.liveWorkers + names.count)
@@ -322,11 +324,13 @@ final class ScriptedWorker {
         try main.send(try WireProtocol.encode(WireEnvelope(jobID: job, step: step, shardID: shard, message: message)))
     }
 
-    func hello(_ identity: JobIdentity, parameters: Int, statisticsPerUnit: Int) throws {
+    func hello(
+        _ identity: JobIdentity, parameters: Int, statisticsPerUnit: Int, capabilities: WorkerCapabilities = [.train, .evaluate]
+    ) throws {
         parameterCount = parameters
         self.statisticsPerUnit = statisticsPerUnit
         try send(.hello(HelloMessage(
-            jobID: identity.jobID, dataFingerprint: identity.dataFingerprint, capabilities: [.train, .evaluate],
+            jobID: identity.jobID, dataFingerprint: identity.dataFingerprint, capabilities: capabilities,
             lanes: 1, blasCore: BLASThreads.coreName, workerName: name, processID: 1)))
     }
 
@@ -373,6 +377,17 @@ final class ScriptedWorker {
             batchStatistics: WireFloats(units.flatMap { Self.statistics(unit: $0, count: statisticsPerUnit) }),
             computeSeconds: computeSeconds)
         try send(.result(result), step: envelope.step, shard: envelope.shardID)
+    }
+
+    /// Claims the next unit of the task of `envelope` and returns the coordinator's grant (nil:
+    /// none left).
+    func claim(_ envelope: WireEnvelope) throws -> Range<Int>? {
+        try send(.claim(ClaimMessage(count: 1)), step: envelope.step, shard: envelope.shardID)
+        let reply = try next()
+        guard case .grant(let grant) = reply.message, reply.step == envelope.step, reply.shardID == envelope.shardID else {
+            throw ClusterError("\(name) got \(reply.kind) for step \(reply.step) shard \(reply.shardID), not its grant")
+        }
+        return grant.unitCount == 0 ? nil : Int(grant.firstUnit)..<Int(grant.firstUnit + grant.unitCount)
     }
 
     /// A block's gradient: values that differ by block and position.

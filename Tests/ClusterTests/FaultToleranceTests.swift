@@ -42,9 +42,11 @@ import TestSupport
         let endpoint = ClusterFixtures.ipcEndpoint()
         let run = Fixtures.temporaryDirectory("ssgd-kill") + "/run"
         let coordinator = try coordinator(config, endpoint, run, workers: 2)
-        let victim = try worker(endpoint, "victim", faults: ["SSGD_TEST_WORKER_STALL_AT_STEP": "6"])
+        // It stalls inside a unit it claimed: the units it was granted are computed again by the
+        // survivor, which also takes every unit the victim did not claim.
+        let victim = try worker(endpoint, "victim", faults: ["SSGD_TEST_WORKER_STALL_IN_STEP": "6"])
         let survivor = try worker(endpoint, "survivor")
-        #expect(victim.waitForOutput("stalling at step 6", timeout: 90), "\(victim.output)")
+        #expect(victim.waitForOutput("of step 6 (test hook", timeout: 90), "\(victim.output)")
         let killedAt = Date()
         kill(victim.processID, SIGKILL)
         #expect(coordinator.waitForOutput("declared dead", timeout: 30))
@@ -68,11 +70,11 @@ import TestSupport
         let endpoint = ClusterFixtures.ipcEndpoint()
         let run = Fixtures.temporaryDirectory("ssgd-hung") + "/run"
         let coordinator = try coordinator(config, endpoint, run, workers: 2)
-        let hung = try worker(endpoint, "hung", faults: ["SSGD_TEST_WORKER_STALL_AT_STEP": "6"])
+        let hung = try worker(endpoint, "hung", faults: ["SSGD_TEST_WORKER_STALL_IN_STEP": "6"])
         defer { hung.wait(timeout: 0) }  // it never comes back by itself
         let other = try worker(endpoint, "other")
         #expect(coordinator.wait(timeout: 120) == 0, "\(coordinator.output)")
-        #expect(hung.output.contains("stalling at step 6"))
+        #expect(hung.output.contains("of step 6 (test hook SSGD_TEST_WORKER_STALL_IN_STEP)"))
         #expect(coordinator.output.contains("worker hung declared dead: shard"), "\(coordinator.output)")
         #expect(coordinator.output.contains("step deadline"))
         #expect(coordinator.output.contains("re-issued to other (its worker missed the step deadline)"))

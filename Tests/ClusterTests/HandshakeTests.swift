@@ -5,7 +5,7 @@ import Testing
 import Transport
 import Wire
 
-/// Wire protocol version 2 at the handshake, with real processes: a version-1 peer gets the
+/// Wire protocol version 3 at the handshake, with real processes: a version-1 peer gets the
 /// version error on either side, and a worker whose OpenBLAS kernel differs from the
 /// coordinator's is refused with the fix unless the operator allows mixed kernels. The other
 /// kernel is faked: `ssgd-faults` workers report SSGD_TEST_BLAS_CORE as their core name.
@@ -117,11 +117,11 @@ import Wire
             return
         }
         #expect(error.code == .versionMismatch)
-        #expect(error.message == "worker speaks wire protocol version 1, this coordinator speaks 2: run the same ssgd build on every node")
+        #expect(error.message == "worker speaks wire protocol version 1, this coordinator speaks 3: run the same ssgd build on every node")
         #expect(coordinator.waitForOutput("refused a worker: worker speaks wire protocol version 1", timeout: 10), "\(coordinator.output)")
     }
 
-    /// A fake version-1 coordinator answers the worker's (version 2) HELLO: the worker says so and exits.
+    /// A fake version-1 coordinator answers the worker's (version 3) HELLO: the worker says so and exits.
     @Test func aWorkerOfAVersionOneCoordinatorExitsWithTheVersionError() throws {
         let endpoint = ClusterFixtures.ipcEndpoint()
         let fake = try ZMQSocket(.router)
@@ -145,6 +145,6 @@ import Wire
         }
         try fake.send(to: routingID, welcome)
         #expect(worker.wait(timeout: 30) == 1, "\(worker.output)")
-        #expect(worker.output.contains("the coordinator speaks wire protocol version 1, this worker speaks 2: run the same ssgd build on every node"), "\(worker.output)")
+        #expect(worker.output.contains("the coordinator speaks wire protocol version 1, this worker speaks 3: run the same ssgd build on every node"), "\(worker.output)")
     }
 }

@@ -6,6 +6,8 @@
 //   SSGD_TEST_WORKER_EXIT_AT_STEP=N   exit with status 3 on receiving step N's train task
 //   SSGD_TEST_WORKER_STALL_AT_STEP=N  stop computing at step N's train task (mid-step; heartbeats
 //                                     still flow), so a test can kill the worker there
+//   SSGD_TEST_WORKER_STALL_IN_STEP=N  stop computing inside the first unit of step N this process
+//                                     computes (a worker that meets another has claimed it by then)
 //   SSGD_TEST_WORKER_DELAY_MS=N       every train task takes N ms longer (every worker; outside
 //                                     the compute time a worker reports)
 //   SSGD_TEST_UNIT_DELAY_MS=N         every train unit this process computes takes N ms longer
@@ -42,10 +44,15 @@ func faultHooks(_ environment: [String: String]) -> WorkerFaultHooks {
     }
     let nanAtStep = step("SSGD_TEST_NAN_AT_STEP").map { Int($0) }
     let unitDelayMilliseconds = step("SSGD_TEST_UNIT_DELAY_MS")
-    if nanAtStep != nil || unitDelayMilliseconds != nil {
-        hooks.shardInput = { step, _, input in
+    let stallInStep = step("SSGD_TEST_WORKER_STALL_IN_STEP").map { Int($0) }
+    if nanAtStep != nil || unitDelayMilliseconds != nil || stallInStep != nil {
+        hooks.shardInput = { step, unit, input in
             if step == nanAtStep { input[0] = .nan }
             if let unitDelayMilliseconds { usleep(UInt32(unitDelayMilliseconds * 1000)) }
+            if step == stallInStep {
+                Console.line("stalling in unit \(unit) of step \(step) (test hook SSGD_TEST_WORKER_STALL_IN_STEP)")
+                while true { sleep(3600) }
+            }
         }
     }
     hooks.reportedBLASCore = environment["SSGD_TEST_BLAS_CORE"]

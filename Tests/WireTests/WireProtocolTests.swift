@@ -24,7 +24,7 @@ struct WireProtocolTests {
         #expect(frames.count == 2)
         #expect(header.count == 56 + 8)
         #expect(Array(header[0..<4]) == Array("SSGD".utf8))
-        #expect(Array(header[4..<8]) == [2, 0, 5, 0])
+        #expect(Array(header[4..<8]) == [3, 0, 5, 0])
         #expect(Array(header[8..<40]) == WireSamples.jobID.bytes)
         #expect(Array(header[40..<48]) == [8, 7, 6, 5, 4, 3, 2, 1])
         #expect(Array(header[48..<52]) == [0x0D, 0x0C, 0x0B, 0x0A])
@@ -42,7 +42,7 @@ struct WireProtocolTests {
         #expect(frames.count == 2)
         let payload = frames[1]
         #expect(payload.count == 85 + 2 + 3)
-        #expect(Array(payload[0..<2]) == [2, 0])
+        #expect(Array(payload[0..<2]) == [3, 0])
         #expect(Array(payload[2..<34]) == WireSamples.jobID.bytes)
         #expect(Array(payload[34..<66]) == WireSamples.fingerprint.bytes)
         #expect(Array(payload[66..<74]) == [3, 0, 0, 0, 0, 0, 0, 0])
@@ -119,13 +119,13 @@ struct WireProtocolTests {
 
     @Test("another protocol version is rejected, version 1 with a message naming both versions")
     func wrongVersion() throws {
-        for version: UInt16 in [0, 1, 3, 99] {
+        for version: UInt16 in [0, 1, 2, 99] {
             var message = try heartbeat
             WireSamples.patch(&message[0], at: 4, version)
             #expect(throws: WireError.unsupportedVersion(version)) { try WireSamples.decode(message) }
         }
         #expect(WireError.unsupportedVersion(1).description
-            == "protocol version 1, this build speaks 2 — run the same ssgd version everywhere")
+            == "protocol version 1, this build speaks 3 — run the same ssgd version everywhere")
     }
 
     @Test("version 1's Hessian-vector-product task is gone: task kind 3 and a fourth task frame are rejected")
@@ -146,6 +146,43 @@ struct WireProtocolTests {
         #expect(throws: WireError.valueOutOfRange(.result, field: "taskKind", value: 3, allowed: "1...2")) {
             try WireSamples.decode(result)
         }
+    }
+
+    @Test("a task's end is 0, 1 or 2 at offset 2 of its spec, and only a train task has one other than 0")
+    func taskEnd() throws {
+        let right = try WireSamples.bytes(of: WireSamples.all()[9])
+        #expect(right[1][2] == 2 && right[1][3] == 0, "little-endian u16 after taskKind and split")
+        var beyond = right
+        beyond[1][2] = 3
+        #expect(throws: WireError.valueOutOfRange(.task, field: "end", value: 3, allowed: "0...2")) { try WireSamples.decode(beyond) }
+        var evaluate = try WireSamples.bytes(of: WireSamples.all()[3])
+        evaluate[1][2] = 1
+        #expect(throws: WireError.invalidValue(.task, field: "end", reason: "an evaluate task computes its whole range")) {
+            try WireSamples.decode(evaluate)
+        }
+    }
+
+    @Test("a claim asks for at least one unit; a grant of none is allowed, one past UInt32 is not")
+    func claimAndGrant() throws {
+        var none = try WireSamples.bytes(of: WireSamples.all()[11])
+        WireSamples.patch(&none[1], at: 0, UInt32(0))
+        #expect(throws: WireError.valueOutOfRange(.claim, field: "count", value: 0, allowed: "1...\(WireLimits.maxUnits)")) {
+            try WireSamples.decode(none)
+        }
+        var overflow = try WireSamples.bytes(of: WireSamples.all()[12])
+        WireSamples.patch(&overflow[1], at: 0, UInt32.max)
+        #expect(throws: WireError.invalidValue(.grant, field: "firstUnit", reason: "firstUnit + unitCount overflows UInt32")) {
+            try WireSamples.decode(overflow)
+        }
+        var short = try WireSamples.bytes(of: WireSamples.all()[12])
+        short[1].removeLast()
+        WireSamples.fixLengths(&short)
+        #expect(throws: WireError.self) { try WireSamples.decode(short) }
+        // A train result of no units carries no block; one with statistics or blocks is refused.
+        var statistics = try WireSamples.bytes(of: WireSamples.all()[10])
+        statistics[2] = [0, 0, 0, 0, 0, 0, 0, 0]
+        WireSamples.fixLengths(&statistics)
+        #expect(throws: WireError.self) { try WireSamples.decode(statistics) }
     }
 
     @Test("an unknown message kind is rejected")

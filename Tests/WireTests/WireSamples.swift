@@ -43,6 +43,19 @@ enum WireSamples {
             .heartbeat(HeartbeatMessage(sequence: 1 << 40, busy: true)),
             .shutdown(ShutdownMessage(reason: "training finished")),
             .error(ErrorMessage(code: .dataMismatch, message: "dataset fingerprint differs")),
+            // Version 3: a task that meets another from the right, a result of no units, and the claims.
+            .task(TaskMessage(
+                kind: .train, epoch: 1, firstUnit: 2, unitCount: 2, unitSize: 2, split: .train,
+                sampleIndices: [3, 8, 6, 1], parameters: floats(parameterCount), end: .right)),
+            .result(ResultMessage(
+                taskKind: .train, firstUnit: 4, unitCount: 0, lossSums: [], correctCounts: [], sampleCounts: [],
+                gradientBlocks: [], statisticsPerUnit: 2, batchStatistics: .empty, computeSeconds: 0.5)),
+            .claim(ClaimMessage(count: 1)),
+            .grant(GrantMessage(firstUnit: 7, unitCount: 1)),
+            .grant(GrantMessage(firstUnit: 0, unitCount: 0)),
+            .hello(HelloMessage(
+                jobID: jobID, dataFingerprint: fingerprint, capabilities: [.train, .evaluate, .meet],
+                lanes: 1, blasCore: "Zen", workerName: "w", processID: 7)),
         ]
         return messages.enumerated().map { index, message in
             WireEnvelope(jobID: jobID, step: UInt64(100 + index), shardID: UInt32(index), message: message)

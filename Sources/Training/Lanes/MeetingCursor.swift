@@ -7,7 +7,13 @@ import Synchronization
 // the end of the step (a vCPU that another process or VM slows for a while no longer makes the
 // other lane idle).
 
-public final class MeetingCursor: Sendable {
+/// Where a lane group takes its units from, one at a time, until it says there are none.
+public protocol UnitSource {
+    /// The next unit from `end`, or nil once there is none left for this taker.
+    func take(from end: MeetingCursor.End) throws -> Int?
+}
+
+public final class MeetingCursor: Sendable, UnitSource {
     public enum End: Sendable { case left, right }
 
     /// The units not taken yet: [left, right).
