@@ -201,7 +201,7 @@ parameters_hash() {
 
 # Per-step values (steps 2 and later) of a log's step lines: "step compute transfer MB" per line.
 step_values() {
-    sed -nE 's/^step ([0-9]+)\/[0-9]+ .*\| step ([0-9.]+)s = compute ([0-9.]+)s \+ transfer ([0-9.]+)s \+ reduce\/update [0-9.]+s( \| ([0-9.]+) MB moved per step)?$/\1 \2 \3 \4 \6/p' "$1" |
+    sed -nE 's/^step ([0-9]+)\/[0-9]+ .*\| step ([0-9.]+)s = compute ([0-9.]+)s \+ transfer ([0-9.]+)s \+ reduce\/update [0-9.]+s( \| ([0-9.]+) MB moved per step)?( \|.*)?$/\1 \2 \3 \4 \6/p' "$1" |
         awk '$1 >= 2 { print $2, $3, $4, ($5 == "" ? 0 : $5) }'
 }
 

@@ -71,7 +71,8 @@ import TestSupport
             #expect(launched.status == 0, "\(launched.output)")
             let lines = launched.output.split(separator: "\n").filter { $0.hasPrefix("step ") && $0.contains("MB moved per step") }
             let last = try #require(lines.last, "no step line with traffic in \(launched.output)")
-            let field = try #require(last.split(separator: "|").last?.split(separator: " ").first)
+            let traffic = try #require(last.split(separator: "|").first { $0.contains("MB moved per step") })
+            let field = try #require(traffic.split(separator: " ").first)
             return try #require(Double(field))
         }
         let star = try megabytesPerStep(0)
