@@ -91,7 +91,7 @@ public final class AggregatingShardBackend: ShardBackend {
     /// Its shards go on to workers of its own, whole.
     public var canMeet: Bool { false }
 
-    public func train(_ task: TaskMessage, step: UInt64, claim: ((Int) throws -> Range<Int>?)?) throws -> ResultMessage {
+    public func train(_ task: TaskMessage, step: UInt64, claims: UnitClaims?) throws -> ResultMessage {
         try executor.computeShard(task, step: step, blockBuffers: blockBuffers)
     }
 

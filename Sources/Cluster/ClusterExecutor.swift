@@ -294,6 +294,9 @@ public final class ClusterExecutor: GradientExecutor {
     /// a shard whose worker dies. Results come back in shard order.
     func run(tasks: [TaskMessage], step: Int, kind: TaskKind) throws -> [ResultMessage] {
         var round = ShardRound(tasks: tasks, step: step, kind: kind, jobID: identity.jobID)
+        for member in membership.members where laneGroups(of: member) == 1 {
+            if let seconds = balance.roundSeconds(of: member.peer) { round.unitSeconds[member.peer] = seconds }
+        }
 
         /// Sends `shard` to its planned worker, or (re-issue, `reason` given) to the least busy.
         func assign(_ shard: Int, planned: Int?, reason: String?) throws {
@@ -334,8 +337,9 @@ public final class ClusterExecutor: GradientExecutor {
                     let granted = envelope.jobID == identity.jobID && Int(envelope.step) == step
                         ? round.grant(Int(envelope.shardID), to: peer, count: Int(claim.count)) : nil
                     if let granted {
-                        try? send(.grant(GrantMessage(firstUnit: UInt32(granted.lowerBound), unitCount: UInt32(granted.count))),
-                                  to: PeerAddress(peer), step: step, shard: envelope.shardID)
+                        try? send(.grant(GrantMessage(
+                            firstUnit: UInt32(granted.units.lowerBound), unitCount: UInt32(granted.units.count),
+                            claimAhead: granted.claimAhead)), to: PeerAddress(peer), step: step, shard: envelope.shardID)
                     } else {
                         grantNone(envelope, to: peer)
                     }

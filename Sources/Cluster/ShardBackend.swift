@@ -17,8 +17,8 @@ public protocol ShardBackend: AnyObject {
     /// Whether it can take a train task's units from one end as they are granted (TaskEnd).
     var canMeet: Bool { get }
     /// The result of a train task (already checked against the model and data). A task with
-    /// an end gets its units from `claim` (at most the count asked for; nil: none left).
-    func train(_ task: TaskMessage, step: UInt64, claim: ((Int) throws -> Range<Int>?)?) throws -> ResultMessage
+    /// an end gets its units through `claims`.
+    func train(_ task: TaskMessage, step: UInt64, claims: UnitClaims?) throws -> ResultMessage
     /// The result of an evaluate task (already checked against the model and data).
     func evaluate(_ task: TaskMessage, step: UInt64) throws -> ResultMessage
     /// Called between tasks, often: keep anything this backend serves alive.
@@ -43,7 +43,7 @@ public final class LaneShardBackend: ShardBackend {
     /// contiguous run of their own.
     public var canMeet: Bool { runner.groups.count == 1 }
 
-    public func train(_ task: TaskMessage, step: UInt64, claim: ((Int) throws -> Range<Int>?)?) throws -> ResultMessage {
+    public func train(_ task: TaskMessage, step: UInt64, claims: UnitClaims?) throws -> ResultMessage {
         let started = MonotonicClock.now()
         let network = runner.network
         blockBuffers.reclaim()
@@ -61,10 +61,10 @@ public final class LaneShardBackend: ShardBackend {
                 return try runner.train(step: Int(step), epoch: Int(task.epoch), firstUnit: range.lowerBound,
                                         unitCount: range.count, indices: indices, emit: emit)
             }
-            guard let claim, canMeet else {
+            guard let claims, canMeet else {
                 throw WorkerTaskError(description: "a task that meets another needs a worker with one lane group")
             }
-            let units = ClaimedUnits(range: range, end: task.end == .left ? .left : .right, claim: claim)
+            let units = ClaimedUnits(range: range, end: task.end == .left ? .left : .right, claims: claims)
             let (taken, outcomes) = try runner.groups[0].train(
                 step: Int(step), epoch: Int(task.epoch), taking: units, from: units.end, firstUnit: range.lowerBound, indices: indices)
             for (block, sum) in taken { emit(block, sum) }

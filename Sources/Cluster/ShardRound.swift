@@ -89,20 +89,37 @@ struct ShardRound {
             ? meeting.range.lowerBound..<meeting.open.lowerBound : meeting.open.upperBound..<meeting.range.upperBound
     }
 
+    /// Seconds per unit of each worker as measured in earlier steps (ShardBalance), for claiming ahead.
+    var unitSeconds: [PeerID: Double] = [:]
+
     /// The next (at most `count`) units for meeting shard `shard` from its end, claimed by
-    /// `peer` (empty once the two ends have met); nil if `peer` has no such claim to make
-    /// (not its assignee, not a meeting shard, or its result is in).
-    mutating func grant(_ shard: Int, to peer: PeerID, count: Int) -> Range<Int>? {
+    /// `peer` (empty once the two ends have met), and whether it should claim its next unit
+    /// before computing these: only while, at both workers' measured pace, the units still open
+    /// would last the partner more than two of this worker's units — so a worker's claim's round
+    /// trip overlaps its unit far from the meeting point, and near it (or with a partner much
+    /// faster) the last units still go to whoever is free first. nil if `peer` has no such claim
+    /// to make (not its assignee, not a meeting shard, or its result is in).
+    mutating func grant(_ shard: Int, to peer: PeerID, count: Int) -> (units: Range<Int>, claimAhead: Bool)? {
         guard shard < tasks.count, let index = meetingOf[shard], tasks[shard].end != .whole,
               assignees[shard]?.peer == peer, results[shard] == nil else { return nil }
-        let open = meetings[index].open
+        let meeting = meetings[index]
+        let open = meeting.open
         let n = min(max(count, 1), open.count)
-        if shard == meetings[index].left {
+        let granted: Range<Int>
+        if shard == meeting.left {
             meetings[index].open = (open.lowerBound + n)..<open.upperBound
-            return open.lowerBound..<(open.lowerBound + n)
+            granted = open.lowerBound..<(open.lowerBound + n)
+        } else {
+            meetings[index].open = open.lowerBound..<(open.upperBound - n)
+            granted = (open.upperBound - n)..<open.upperBound
         }
-        meetings[index].open = open.lowerBound..<(open.upperBound - n)
-        return (open.upperBound - n)..<open.upperBound
+        let partner = shard == meeting.left ? meeting.right : meeting.left
+        var claimAhead = false
+        if let mine = unitSeconds[peer], let theirs = assignees[partner].flatMap({ unitSeconds[$0.peer] }), mine > 0, theirs > 0 {
+            // Open units at both paces last open · mine · theirs / (mine + theirs) seconds.
+            claimAhead = Double(open.count - n) * theirs / (mine + theirs) > 2
+        }
+        return (granted, claimAhead)
     }
 
     /// Turns meeting shard `shard`, whose worker was lost, into a whole task over the units it

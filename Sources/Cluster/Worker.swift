@@ -313,9 +313,9 @@ public final class Worker {
             guard task.end == .whole || backend.canMeet else {
                 throw WorkerTaskError(description: "the coordinator sent a task that meets another, and this worker did not offer to (it has several lane groups or hands its shards on)")
             }
-            result = try backend.train(task, step: step, claim: task.end == .whole ? nil : { count in
-                try self.claim(count, step: step, shard: shard)
-            })
+            result = try backend.train(task, step: step, claims: task.end == .whole ? nil : UnitClaims(
+                ask: { try self.send(.claim(ClaimMessage(count: 1)), step: step, shard: shard) },
+                answer: { try self.awaitGrant(step: step, shard: shard) }))
         case .evaluate:
             guard task.parameters.count == network.parameterCount + network.state.count else {
                 throw WorkerTaskError(description: "evaluation task carries \(task.parameters.count) values, the model needs \(network.parameterCount + network.state.count)")
@@ -342,19 +342,19 @@ public final class Worker {
         }
     }
 
-    /// Asks the coordinator for at most `count` more units of the task (step, shard) and waits
-    /// for its GRANT; nil when none are left. Whatever else arrives meanwhile is kept for later;
-    /// a SHUTDOWN, an ERROR or silence beyond the coordinator timeout abandons the task.
-    private func claim(_ count: Int, step: UInt64, shard: UInt32) throws -> Range<Int>? {
+    /// Waits for the coordinator's GRANT to this worker's CLAIM for the task (step, shard): the
+    /// units granted and whether to claim ahead, nil when none are left. Whatever else arrives
+    /// meanwhile is kept for later; a SHUTDOWN, an ERROR or silence beyond the coordinator
+    /// timeout abandons the task.
+    private func awaitGrant(step: UInt64, shard: UInt32) throws -> (units: Range<Int>, claimAhead: Bool)? {
         guard let transport else { throw TransportError.closed }
-        try send(.claim(ClaimMessage(count: UInt32(clamping: count))), step: step, shard: shard)
         let deadline = MonotonicClock.now() + coordinatorTimeout
         while MonotonicClock.now() < deadline {
             guard let envelope = try receive(on: transport) else { continue }
             switch envelope.message {
             case .grant(let grant) where envelope.step == step && envelope.shardID == shard:
                 let first = Int(grant.firstUnit)
-                return grant.unitCount == 0 ? nil : first..<(first + Int(grant.unitCount))
+                return grant.unitCount == 0 ? nil : (first..<(first + Int(grant.unitCount)), grant.claimAhead)
             case .grant:
                 continue  // a late answer for a task this worker no longer computes
             case .shutdown, .error:

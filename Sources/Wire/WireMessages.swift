@@ -346,14 +346,18 @@ public struct ClaimMessage: Equatable, Sendable {
 }
 
 /// Coordinator → worker: the answer to a CLAIM — units `firstUnit ..< firstUnit + unitCount`,
-/// or none (`unitCount` 0: the two ends have met, the task is done once its units are).
+/// or none (`unitCount` 0: the two ends have met, the task is done once its units are) — and
+/// whether the meeting point is far enough that the worker should claim its next unit before it
+/// computes these (`claimAhead`).
 public struct GrantMessage: Equatable, Sendable {
     public var firstUnit: UInt32
     public var unitCount: UInt32
+    public var claimAhead: Bool
 
-    public init(firstUnit: UInt32, unitCount: UInt32) {
+    public init(firstUnit: UInt32, unitCount: UInt32, claimAhead: Bool = false) {
         self.firstUnit = firstUnit
         self.unitCount = unitCount
+        self.claimAhead = claimAhead
     }
 }
 

@@ -36,7 +36,8 @@
 //   shutdown   1 frame:  reason UTF-8 (≤ 64 KiB)
 //   error      2 frames: [u32 code], [message UTF-8 (≤ 64 KiB)]
 //   claim      1 frame:  u32 count (≥ 1)
-//   grant      1 frame:  u32 firstUnit, u32 unitCount (0: none left)
+//   grant      1 frame:  u32 firstUnit, u32 unitCount (0: none left), u32 flags (bit 0: claim the
+//                        next unit before computing these; other bits 0)
 //
 // Version 3 (against 2): a train task may name an end of its range; its worker then claims
 // units from that end (CLAIM, answered by GRANT) while another worker claims from the other end,
@@ -546,18 +547,21 @@ public enum WireProtocol {
     }
 
     static func encodeGrant(_ grant: GrantMessage) -> [OutgoingFrame] {
-        var writer = WireWriter(capacity: 8)
+        var writer = WireWriter(capacity: 12)
         writer.u32(grant.firstUnit)
         writer.u32(grant.unitCount)
+        writer.u32(grant.claimAhead ? 1 : 0)
         return [.bytes(writer.output)]
     }
 
     static func decodeGrant(_ frames: [any IncomingFrame]) throws -> GrantMessage {
         try expectFrames(.grant, frames, "1", frames.count == 1)
         return try frames[0].withUnsafeBytes { raw in
-            try expectLength(.grant, "frame", raw.count, 8)
+            try expectLength(.grant, "frame", raw.count, 12)
             var reader = WireReader(raw, kind: .grant)
-            let grant = GrantMessage(firstUnit: try reader.u32("firstUnit"), unitCount: try reader.u32("unitCount"))
+            let (firstUnit, unitCount, flags) = (try reader.u32("firstUnit"), try reader.u32("unitCount"), try reader.u32("flags"))
+            try expectRange(.grant, "flags", Int(flags), 0...1)
+            let grant = GrantMessage(firstUnit: firstUnit, unitCount: unitCount, claimAhead: flags == 1)
             guard UInt64(grant.firstUnit) + UInt64(grant.unitCount) <= UInt64(UInt32.max) else {
                 throw WireError.invalidValue(.grant, field: "firstUnit", reason: "firstUnit + unitCount overflows UInt32")
             }

@@ -387,8 +387,12 @@ final class ScriptedWorker {
         guard case .grant(let grant) = reply.message, reply.step == envelope.step, reply.shardID == envelope.shardID else {
             throw ClusterError("\(name) got \(reply.kind) for step \(reply.step) shard \(reply.shardID), not its grant")
         }
+        lastClaimAhead = grant.claimAhead
         return grant.unitCount == 0 ? nil : Int(grant.firstUnit)..<Int(grant.firstUnit + grant.unitCount)
     }
+
+    /// Whether the last grant said to claim the next unit ahead.
+    var lastClaimAhead = false
 
     /// A block's gradient: values that differ by block and position.
     static func gradient(_ block: UnitBlock, count: Int) -> [Float] {

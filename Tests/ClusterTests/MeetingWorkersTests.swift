@@ -40,6 +40,7 @@ import Wire
         #expect(left.firstUnit == 0 && left.unitCount == 6 && right.firstUnit == 0 && right.unitCount == 6)
         #expect(scene.lines.contains { $0.contains("a and b meet within each step") }, "\(scene.lines)")
         #expect(try a.claim(leftEnvelope) == 0..<1)
+        #expect(!a.lastClaimAhead, "no worker is measured yet")
         #expect(try b.claim(rightEnvelope) == 5..<6)
         #expect(try a.claim(leftEnvelope) == 1..<2)
         #expect(try a.claim(leftEnvelope) == 2..<3)
@@ -56,6 +57,44 @@ import Wire
         #expect(statistics.batchStatistics == scene.expectedNormalization(units: 6))
         #expect(scene.gradient.toArray() == (try scene.expectedGradient([Self.task(left, 0..<4), Self.task(right, 4..<6)])))
         #expect(scene.executor.ignoredResults == 0)
+    }
+
+    /// Once each worker's pace is measured (three steps: a 1 s a unit, b 10 s), a is told to
+    /// claim its next unit ahead while the open units would last b more than two of a's units,
+    /// and b — slow beside a — never is.
+    @Test func farFromTheMeetingPointAWorkerIsToldToClaimAhead() throws {
+        let scene = try InProcessScene()
+        defer { scene.executor.shutdown() }
+        let workers = try scene.join(["a", "b"], meeting: true)
+        let (a, b) = (workers[0], workers[1])
+        for step in 0..<3 {
+            let outcome = scene.computeStepInBackground(step: step)
+            let (left, leftEnvelope) = try a.nextTask()
+            let (right, rightEnvelope) = try b.nextTask()
+            for _ in 0..<5 { _ = try a.claim(leftEnvelope) }
+            _ = try b.claim(rightEnvelope)
+            #expect(try a.claim(leftEnvelope) == nil && b.claim(rightEnvelope) == nil)
+            try a.answer(Self.task(left, 0..<5), leftEnvelope, unitLoss: nil, computeSeconds: 5)
+            try b.answer(Self.task(right, 5..<6), rightEnvelope, unitLoss: nil, computeSeconds: 10)
+            _ = try outcome.wait()
+        }
+        let outcome = scene.computeStepInBackground(step: 3)
+        let (left, leftEnvelope) = try a.nextTask()
+        let (right, rightEnvelope) = try b.nextTask()
+        var ahead = [Bool]()
+        for _ in 0..<4 {
+            _ = try a.claim(leftEnvelope)
+            ahead.append(a.lastClaimAhead)
+        }
+        // Open after each grant: 5, 4, 3, 2 units, lasting b 5·10/11 = 4.5, 3.6, 2.7, 1.8 of a's units.
+        #expect(ahead == [true, true, true, false])
+        #expect(try b.claim(rightEnvelope) == 5..<6)
+        #expect(!b.lastClaimAhead, "one open unit lasts a a tenth of b's")
+        #expect(try a.claim(leftEnvelope) == 4..<5 && a.claim(leftEnvelope) == nil && b.claim(rightEnvelope) == nil)
+        try a.answer(Self.task(left, 0..<5), leftEnvelope, unitLoss: nil, computeSeconds: 5)
+        try b.answer(Self.task(right, 5..<6), rightEnvelope, unitLoss: nil, computeSeconds: 10)
+        _ = try outcome.wait()
+        #expect(scene.gradient.toArray() == (try scene.expectedGradient([Self.task(left, 0..<5), Self.task(right, 5..<6)])))
     }
 
     /// A worker granted nothing (the other took every unit) answers with no units, and the

@@ -162,7 +162,7 @@ struct WireProtocolTests {
         }
     }
 
-    @Test("a claim asks for at least one unit; a grant of none is allowed, one past UInt32 is not")
+    @Test("a claim asks for at least one unit; a grant of none is allowed, one past UInt32 or with unknown flags is not")
     func claimAndGrant() throws {
         var none = try WireSamples.bytes(of: WireSamples.all()[11])
         WireSamples.patch(&none[1], at: 0, UInt32(0))
@@ -174,6 +174,10 @@ struct WireProtocolTests {
         #expect(throws: WireError.invalidValue(.grant, field: "firstUnit", reason: "firstUnit + unitCount overflows UInt32")) {
             try WireSamples.decode(overflow)
         }
+        var flags = try WireSamples.bytes(of: WireSamples.all()[12])
+        WireSamples.patch(&flags[1], at: 8, UInt32(2))
+        #expect(throws: WireError.valueOutOfRange(.grant, field: "flags", value: 2, allowed: "0...1")) { try WireSamples.decode(flags) }
+        #expect(try WireSamples.bytes(of: WireSamples.all()[12])[1] == [7, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0], "first, count, flags")
         var short = try WireSamples.bytes(of: WireSamples.all()[12])
         short[1].removeLast()
         WireSamples.fixLengths(&short)

@@ -51,7 +51,7 @@ enum WireSamples {
                 taskKind: .train, firstUnit: 4, unitCount: 0, lossSums: [], correctCounts: [], sampleCounts: [],
                 gradientBlocks: [], statisticsPerUnit: 2, batchStatistics: .empty, computeSeconds: 0.5)),
             .claim(ClaimMessage(count: 1)),
-            .grant(GrantMessage(firstUnit: 7, unitCount: 1)),
+            .grant(GrantMessage(firstUnit: 7, unitCount: 1, claimAhead: true)),
             .grant(GrantMessage(firstUnit: 0, unitCount: 0)),
             .hello(HelloMessage(
                 jobID: jobID, dataFingerprint: fingerprint, capabilities: [.train, .evaluate, .meet],
