@@ -5,9 +5,11 @@ import Wire
 // each takes units from its end, claiming them one at a time from the coordinator, until the two
 // meet — so the faster worker computes more and neither waits for the other at the end of the
 // step, as two lane groups of one process do (MeetingCursor). Far from the meeting point a
-// worker claims its next unit while it computes one, when its grant says so. This is the worker's side: the
-// units granted must continue this task's run of units from its end, within its range; any
-// other grant is a coordinator fault, refused with the reason rather than summed out of order.
+// worker claims its next unit while it computes one, when its grant says so.
+//
+// This is the worker's side: the units granted must continue this task's run of units from its
+// end, within its range; any other grant is a coordinator fault, refused with the reason rather
+// than summed out of order.
 
 /// A worker's way to claim units of its task: `ask` sends a CLAIM for one unit, `answer` waits
 /// for its GRANT (nil: none left), which says whether to claim the next unit ahead.

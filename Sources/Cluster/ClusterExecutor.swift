@@ -434,16 +434,20 @@ public final class ClusterExecutor: GradientExecutor {
     /// One task per range of `ranges` (member order): two neighbouring workers that can meet
     /// (one lane group each, TaskEnd) share their two ranges, one taking units from the left,
     /// the other from the right, until they meet within the step — so a worker slowed for a
-    /// while does not hold the step back by what the cut could not foresee. `--equal-shards`
-    /// keeps each worker to its own range. The log says which workers meet when that changes.
+    /// while does not hold the step back by what the cut could not foresee. Only workers whose
+    /// large frames move in memory (shared memory on this host) meet: where they meet is rarely
+    /// an aligned node of the unit tree, so each returns a gradient block or two more, which is
+    /// a copy here but seconds of a slow link. `--equal-shards` keeps each worker to its own
+    /// range. The log says which workers meet when that changes.
     func meetingPlan(_ ranges: [Range<Int>], step: Int) -> [(Range<Int>, TaskEnd)] {
         let members = membership.members
+        func canMeet(_ member: Member) -> Bool { member.canMeet && transport.movesLargeFramesInMemory(with: member.peer) }
         var plan = [(Range<Int>, TaskEnd)]()
         var pairs = [String]()
         var shard = 0
         while shard < ranges.count {
             if settings.balanceShards, shard + 1 < ranges.count, shard + 1 < members.count,
-               members[shard].canMeet, members[shard + 1].canMeet {
+               canMeet(members[shard]), canMeet(members[shard + 1]) {
                 let shared = ranges[shard].lowerBound..<ranges[shard + 1].upperBound
                 plan += [(shared, .left), (shared, .right)]
                 pairs.append("\(members[shard].name) and \(members[shard + 1].name)")

@@ -133,7 +133,8 @@ public final class Worker {
     private func hello(on channel: (any ClientTransport)? = nil) throws {
         try send(.hello(HelloMessage(
             jobID: identity?.jobID ?? .zero, dataFingerprint: identity?.dataFingerprint ?? .zero,
-            capabilities: backend?.canMeet == true ? [.train, .evaluate, .meet] : [.train, .evaluate], lanes: UInt32(clamping: max(backend?.lanes ?? options.threads, 1)), blasCore: blasCore,
+            capabilities: backend?.canMeet == true ? [.train, .evaluate, .meet] : [.train, .evaluate],
+            lanes: UInt32(clamping: max(backend?.lanes ?? options.threads, 1)), blasCore: blasCore,
             workerName: name, processID: UInt32(getpid()))), on: channel)
     }
 

@@ -32,7 +32,7 @@ struct Launch: ParsableCommand {
     @Flag(help: "Admit workers whose OpenBLAS kernel (core name) differs from the coordinator's; results then depend on which worker computed what. Without it they are refused: pin one kernel with OPENBLAS_CORETYPE instead.")
     var allowMixedKernels = false
 
-    @Flag(help: "Give every worker exactly its equal share of each step's units. By default the units are cut by measured speed and neighbouring 1-lane-group workers meet within the step (each takes units from its end of their shared range), so a slower or busier worker holds the step back less. Either way the result has the same bits.")
+    @Flag(help: "Give every worker exactly its equal share of each step's units. By default the units are cut by measured speed and neighbouring 1-lane-group workers on this host meet within the step (each takes units from its end of their shared range), so a slower or busier worker holds the step back less. Either way the result has the same bits.")
     var equalShards = false
 
     func validate() throws {

@@ -112,6 +112,9 @@ public final class InProcessServer: ServerTransport {
     public private(set) var trafficBytes = 0
     private var closed = false
 
+    /// Every frame is a copy in this process's memory.
+    public func movesLargeFramesInMemory(with peer: PeerID) -> Bool { true }
+
     fileprivate init(board: Switchboard) { self.board = board }
 
     public func send(_ frames: [OutgoingFrame], to address: PeerAddress) throws {

@@ -326,6 +326,9 @@ public final class SharedMemoryServerTransport: ServerTransport {
     /// Whether `peer`'s large frames go through shared memory (it offered and was accepted).
     public func usesSharedMemory(with peer: PeerID) -> Bool { links[peer]?.usable == true }
 
+    /// Through shared memory a large frame is a copy into a slot; otherwise it crosses the link.
+    public func movesLargeFramesInMemory(with peer: PeerID) -> Bool { usesSharedMemory(with: peer) }
+
     /// Segments made to send through, over all peers.
     public var sendSegments: Int { links.values.reduce(0) { $0 + $1.sendSegments } }
 

@@ -11,6 +11,7 @@
 //                                                         // nil: nothing within the timeout
 //       func close()                                      // idempotent
 //       func forget(_ peer: PeerID)                       // optional: per-peer state may go
+//       func movesLargeFramesInMemory(with: PeerID) -> Bool // optional (false): frames are copies, not link time
 //   protocol ClientConnector: Sendable                    // a worker's way to its coordinator
 //       func connect(_ channel: Channel, maximumFrameBytes: Int?) throws -> any ClientTransport
 //   protocol ClientTransport: AnyObject                   // one channel; used by one thread
@@ -117,11 +118,16 @@ public protocol ServerTransport: AnyObject {
     /// The coordinator no longer counts on `peer` (declared dead or gone): state kept for it
     /// alone may go. It may still send and be answered; nothing else changes.
     func forget(_ peer: PeerID)
+    /// Whether a large frame to or from `peer` costs a copy in memory rather than time on a
+    /// link (so an extra gradient block is cheap).
+    func movesLargeFramesInMemory(with peer: PeerID) -> Bool
 }
 
 extension ServerTransport {
     /// Nothing is kept per peer.
     public func forget(_ peer: PeerID) {}
+    /// A network transport: large frames cross a link.
+    public func movesLargeFramesInMemory(with peer: PeerID) -> Bool { false }
 }
 
 /// One channel of a worker to its coordinator; used by the thread that connected it.

@@ -97,6 +97,22 @@ import Wire
         #expect(scene.gradient.toArray() == (try scene.expectedGradient([Self.task(left, 0..<5), Self.task(right, 5..<6)])))
     }
 
+    /// Workers whose frames cross a link (here a wrapper that says so) keep a range each: where
+    /// two meet is rarely an aligned node of the unit tree, and the extra gradient block each
+    /// would return costs link time.
+    @Test func workersAcrossALinkDoNotMeet() throws {
+        let scene = try InProcessScene(through: { HoldingServer($0) })
+        defer { scene.executor.shutdown() }
+        let workers = try scene.join(["a", "b"], meeting: true)
+        let outcome = scene.computeStepInBackground()
+        let tasks = try workers.map { try $0.nextTask() }
+        #expect(tasks.map(\.task.end) == [.whole, .whole])
+        #expect(tasks.map(\.task.unitCount) == [3, 3])
+        for (worker, (task, envelope)) in zip(workers, tasks) { try worker.answer(task, envelope, unitLoss: nil) }
+        _ = try outcome.wait()
+        #expect(!scene.lines.contains { $0.contains("meet within each step") }, "\(scene.lines)")
+    }
+
     /// A worker granted nothing (the other took every unit) answers with no units, and the
     /// step is the other's.
     @Test func aWorkerGrantedNothingAnswersWithNoUnits() throws {
