@@ -32,9 +32,13 @@ import TestSupport
         return (coordinator.output, SSGDProcess.parametersHash(runDirectory: run) == expected)
     }
 
+    /// The cut moves at step 3, after three results from each — or at step 4 when the fast
+    /// worker, meeting the slow one, took every unit of the first step, so the slow one had a
+    /// result fewer (a worker granted nothing is not measured).
     @Test func aSlowerWorkerGetsFewerUnitsAndTheBitsStayTheSame() throws {
         let (output, sameBits) = try Self.runWithASlowWorker(steps: 5)
-        #expect(output.contains("step 3: units per worker fast 5, slow 1 (cut by measured speed"), "\(output)")
+        let cut = "units per worker fast 5, slow 1 (cut by measured speed"
+        #expect(output.contains("step 3: " + cut) || output.contains("step 4: " + cut), "\(output)")
         #expect(sameBits, "a cut by measured speed changed the result")
     }
 
