@@ -29,9 +29,10 @@ package final class ClaimedUnits: UnitSource {
     private let claims: UnitClaims
     /// Whether a CLAIM is out whose GRANT has not been read.
     private var asked = false
-    /// Units granted so far, contiguous from this task's end.
+    /// Units handed out so far, contiguous from this task's end.
     private(set) var taken = 0
-    private var granted: [Int] = []
+    /// Units granted and not handed out yet.
+    private var granted = 0..<0
 
     package init(range: Range<Int>, end: MeetingCursor.End, claims: UnitClaims) {
         self.range = range
@@ -57,7 +58,7 @@ package final class ClaimedUnits: UnitSource {
                     + "this task takes \(end == .left ? "from the left of" : "from the right of") \(range.lowerBound)..<\(range.upperBound) "
                     + "and has \(taken) unit(s) already")
             }
-            granted = end == .left ? Array(grant) : grant.reversed()
+            granted = grant
             // Far from the meeting point (the coordinator judges), the next claim's round trip
             // — a wake-up of the coordinator's process, milliseconds on a busy host — overlaps
             // this unit.
@@ -67,6 +68,11 @@ package final class ClaimedUnits: UnitSource {
             }
         }
         taken += 1
-        return granted.removeFirst()
+        if end == .left {
+            defer { granted = granted.dropFirst() }
+            return granted.lowerBound
+        }
+        defer { granted = granted.dropLast() }
+        return granted.upperBound - 1
     }
 }

@@ -373,12 +373,7 @@ public final class ClusterExecutor: GradientExecutor {
                 let missed = round.assignees[shard].map { late.contains($0.peer) } ?? false
                 // A meeting shard keeps the units it was granted (its partner, if still at work,
                 // takes the rest); they are computed again as a whole task.
-                if round.meets(shard) {
-                    let partnerComputing = round.partner(of: shard).map { other in
-                        round.results[other] == nil && round.assignees[other].map { membership.contains($0.peer) } == true
-                    } ?? false
-                    guard round.settle(shard, partnerComputing: partnerComputing) else { continue }
-                }
+                guard round.settle(shard, in: membership) else { continue }
                 try assign(shard, planned: nil, reason: missed ? "its worker missed the step deadline" : "its worker died")
             }
         }

@@ -123,11 +123,15 @@ struct ShardRound {
     }
 
     /// Turns meeting shard `shard`, whose worker was lost, into a whole task over the units it
-    /// was granted — and, unless `partnerComputing` (its partner still claims units), the units
-    /// neither was granted. Returns false when that leaves it nothing to compute: it is then
-    /// complete with an empty result.
-    mutating func settle(_ shard: Int, partnerComputing: Bool) -> Bool {
+    /// was granted — and, unless its partner still claims units (a member of `membership`
+    /// whose result is not in), the units neither was granted. Returns false when that leaves
+    /// it nothing to compute: it is then complete with an empty result. A shard that does not
+    /// meet is left as it is (true).
+    mutating func settle(_ shard: Int, in membership: Membership) -> Bool {
         guard let index = meetingOf[shard], tasks[shard].end != .whole else { return true }
+        let other = shard == meetings[index].left ? meetings[index].right : meetings[index].left
+        let partnerComputing = tasks[other].end != .whole && results[other] == nil
+            && assignees[other].map { membership.contains($0.peer) } == true
         var range = units(of: shard)
         let open = meetings[index].open
         if !partnerComputing {
@@ -148,13 +152,6 @@ struct ShardRound {
             gradientBlocks: [], statisticsPerUnit: 0, batchStatistics: .empty, computeSeconds: 0)
         missing -= 1
         return false
-    }
-
-    /// The meeting partner of `shard`, if it has one that still meets it.
-    func partner(of shard: Int) -> Int? {
-        guard let index = meetingOf[shard] else { return nil }
-        let other = shard == meetings[index].left ? meetings[index].right : meetings[index].left
-        return tasks[other].end == .whole ? nil : other
     }
 
     /// Whether `shard` is a meeting shard.
